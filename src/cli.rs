@@ -1,0 +1,85 @@
+//! The command line (clap) and dispatch to the commands.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+use crate::commands;
+use crate::ui::Ui;
+
+/// Bring up a Python data-science workspace in one command.
+#[derive(Debug, Parser)]
+#[command(name = "labup", version, propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    /// Only print errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Show the commands labup runs and their output.
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    /// Project folder (default: the nearest folder upwards with a labup.toml, else the current one).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the venv and make it exactly the lock (nothing to do: returns in milliseconds).
+    Sync {
+        /// Fail instead of resolving when the lock is missing or out of date (for CI).
+        #[arg(long)]
+        locked: bool,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// (Re)write the lock file from the requirement sources.
+    Lock {
+        /// Take the newest allowed versions instead of keeping the current pins.
+        #[arg(long)]
+        upgrade: bool,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command with the workspace environment (syncs first).
+    Run {
+        /// Do not sync before running.
+        #[arg(long)]
+        no_sync: bool,
+        /// The command and its arguments, after `--`.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
+    /// Print the environment labup gives the programs it starts.
+    Env {
+        /// Say why each variable and each path entry is there.
+        #[arg(long)]
+        explain: bool,
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
+    let start = match &cli.project {
+        Some(dir) => std::path::absolute(dir)?,
+        None => std::env::current_dir()?,
+    };
+    let root = if cli.project.is_some() { start } else { crate::project::find_root(&start) };
+    match cli.command {
+        Command::Sync { locked, json } => commands::sync(&root, locked, json, ui),
+        Command::Lock { upgrade, json } => commands::lock(&root, upgrade, json, ui),
+        Command::Run { no_sync, command } => commands::run(&root, !no_sync, &command, ui),
+        Command::Env { explain, json } => commands::env(&root, explain, json),
+    }
+}

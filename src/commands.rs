@@ -1,0 +1,79 @@
+//! The commands: thin glue between the command line and the modules that do the work.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use crate::config::{display_path, Config};
+use crate::env::ChildEnv;
+use crate::error::Fail;
+use crate::python::sync;
+use crate::ui::{format_duration, Ui};
+
+/// `labup sync`.
+pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    let outcome = sync::sync(&config, locked, ui)?;
+    if json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    } else if outcome.action == "noop" {
+        ui.info(format!(
+            "{} {} is up to date (Python {}) in {}",
+            ui.paint("✓", "32"),
+            display_path(&outcome.venv),
+            outcome.python,
+            format_duration(std::time::Duration::from_millis(outcome.duration_ms as u64))
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `labup lock`.
+pub fn lock(root: &Path, upgrade: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    let outcome = sync::lock(&config, upgrade, ui)?;
+    if json {
+        println!("{}", serde_json::to_string(&outcome)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `labup run -- CMD…`: replaces labup with the command, in the workspace environment.
+pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Result<ExitCode> {
+    use std::os::unix::process::CommandExt;
+    let config = Config::load(root)?;
+    if sync_first {
+        sync::sync(&config, false, ui)?;
+    }
+    let (program, args) = command.split_first().context("no command given")?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    ChildEnv::workspace(&config, &parent_env()).apply(&mut cmd);
+    let err = cmd.exec();
+    let name = program.to_string_lossy();
+    if err.kind() == std::io::ErrorKind::NotFound {
+        return Err(Fail::new(format!("command not found: `{name}`"))
+            .hint(format!("is it installed in the venv? add it to your requirements, then `labup run -- {name}`"))
+            .into());
+    }
+    Err(anyhow::Error::new(err).context(format!("failed to run `{name}`")))
+}
+
+/// `labup env`.
+pub fn env(root: &Path, explain: bool, json: bool) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    let env = ChildEnv::workspace(&config, &parent_env());
+    if json {
+        println!("{}", serde_json::to_string_pretty(&env)?);
+    } else {
+        print!("{}", env.render(explain));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parent_env() -> BTreeMap<String, String> {
+    std::env::vars().collect()
+}

@@ -1,0 +1,347 @@
+//! `labup.toml`: the typed configuration every command works from.
+
+mod load;
+pub mod raw;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+pub use load::{display_path, kind_name, nearest, FILE_NAMES};
+pub use raw::{Cuda, Installer, Port, Ready, Restart, ServiceKind};
+use serde::Serialize;
+
+use crate::error::Fail;
+
+/// The whole configuration, merged and validated, with paths made absolute.
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    /// The project folder.
+    pub root: PathBuf,
+    /// The configuration files that were read (none: the embedded default).
+    pub files: Vec<PathBuf>,
+    /// `[project]`.
+    pub project: Project,
+    /// `[python]`.
+    pub python: Python,
+    /// `[gpu]`.
+    pub gpu: Gpu,
+    /// Declared services in `after` order (dependencies first), disabled ones included.
+    pub services: Vec<Service>,
+    /// `[shell]`.
+    pub shell: Shell,
+    /// `[nix]`.
+    pub nix: Nix,
+}
+
+/// `[project]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Project {
+    /// Banner and window title; default: the folder name.
+    pub name: String,
+}
+
+/// `[python]`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Python {
+    /// Required interpreter version prefix (`3.12`), if any.
+    pub version: Option<String>,
+    /// The venv folder.
+    pub venv: PathBuf,
+    /// Requirement files named in the config; `None`: auto-detect.
+    pub requirements: Option<Vec<PathBuf>>,
+    /// Extra packages always installed.
+    pub packages: Vec<String>,
+    /// The lock labup keeps.
+    pub lock: PathBuf,
+    /// uv, pip, or whichever is found.
+    pub installer: Installer,
+    /// PyTorch wheel index choice.
+    pub torch: String,
+}
+
+/// `[gpu]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Gpu {
+    /// Whether to wire the GPU.
+    pub cuda: Cuda,
+    /// Extra driver library folders.
+    pub driver_dirs: Vec<PathBuf>,
+}
+
+/// One `[services.NAME]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    /// The table name.
+    pub name: String,
+    /// Built-in kind or a plain command.
+    pub kind: ServiceKind,
+    /// Command line for `kind = "command"`.
+    pub command: Vec<String>,
+    /// Port, if the service listens.
+    pub port: Option<Port>,
+    /// Notebook root for Jupyter.
+    pub root: Option<PathBuf>,
+    /// Open in the browser after `labup up`.
+    pub open: bool,
+    /// Readiness probe.
+    pub ready: Option<Ready>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Services that must be ready first.
+    pub after: Vec<String>,
+    /// Restart policy.
+    pub restart: Restart,
+    /// `false` switches the service off.
+    pub enabled: bool,
+    /// Ollama models to pull.
+    pub models: Vec<String>,
+}
+
+/// `[shell]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Shell {
+    /// Start services on shell entry.
+    pub autostart: bool,
+    /// Print the banner.
+    pub banner: bool,
+}
+
+/// `[nix]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Nix {
+    /// Extra nixpkgs attributes for the flake.
+    pub packages: Vec<String>,
+}
+
+impl Config {
+    /// Loads the configuration of the project at `root`.
+    pub fn load(root: &Path) -> Result<Config, Fail> {
+        let loaded = load::load(root)?;
+        Ok(Config::from_raw(root, loaded.raw, loaded.files))
+    }
+
+    /// The enabled services, in `after` order.
+    pub fn enabled_services(&self) -> impl Iterator<Item = &Service> {
+        self.services.iter().filter(|s| s.enabled)
+    }
+
+    fn from_raw(root: &Path, raw: raw::RawFile, files: Vec<PathBuf>) -> Config {
+        let abs = |p: &str| root.join(p);
+        let py = raw.python.unwrap_or_default();
+        let gpu = raw.gpu.unwrap_or_default();
+        let shell = raw.shell.unwrap_or_default();
+        let mut services: Vec<Service> = raw
+            .services
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, svc)| {
+                let s = svc.into_inner();
+                let kind = s.kind.unwrap_or_default();
+                let port = s.port.or(match kind {
+                    ServiceKind::Jupyter => Some(Port::Fixed(8888)),
+                    ServiceKind::Ollama => Some(Port::Fixed(11434)),
+                    ServiceKind::Command => None,
+                });
+                Service {
+                    kind,
+                    command: s.command.unwrap_or_default(),
+                    port,
+                    root: match kind {
+                        ServiceKind::Jupyter => Some(abs(s.root.as_deref().unwrap_or("."))),
+                        _ => None,
+                    },
+                    open: s.open.unwrap_or(kind == ServiceKind::Jupyter),
+                    ready: s.ready,
+                    env: s.env.unwrap_or_default(),
+                    after: s.after.unwrap_or_default().into_iter().map(|a| a.into_inner()).collect(),
+                    restart: s.restart.unwrap_or_default(),
+                    enabled: s.enabled.unwrap_or(true),
+                    models: s.models.unwrap_or_default(),
+                    name,
+                }
+            })
+            .collect();
+        services = after_order(services);
+        Config {
+            root: root.to_path_buf(),
+            files,
+            project: Project {
+                name: raw.project.and_then(|p| p.name).unwrap_or_else(|| {
+                    root.file_name().map_or_else(|| "labup".into(), |n| n.to_string_lossy().into_owned())
+                }),
+            },
+            python: Python {
+                version: py.version.map(|v| v.0),
+                venv: abs(py.venv.as_deref().unwrap_or(".venv")),
+                requirements: py.requirements.map(|r| r.iter().map(|p| abs(p)).collect()),
+                packages: py.packages.unwrap_or_default(),
+                lock: abs(py.lock.as_deref().unwrap_or("requirements.lock")),
+                installer: py.installer.unwrap_or_default(),
+                torch: py.torch.unwrap_or_default().0,
+            },
+            gpu: Gpu {
+                cuda: gpu.cuda.unwrap_or_default(),
+                driver_dirs: gpu.driver_dirs.unwrap_or_default().iter().map(|p| abs(p)).collect(),
+            },
+            services,
+            shell: Shell { autostart: shell.autostart.unwrap_or(false), banner: shell.banner.unwrap_or(true) },
+            nix: Nix { packages: raw.nix.and_then(|n| n.packages).unwrap_or_default() },
+        }
+    }
+}
+
+/// Dependencies first; ties by name. The loader already refused cycles.
+fn after_order(mut services: Vec<Service>) -> Vec<Service> {
+    services.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut placed = BTreeSet::new();
+    let mut out = Vec::with_capacity(services.len());
+    while !services.is_empty() {
+        let ready = services.iter().position(|s| s.after.iter().all(|d| placed.contains(d))).unwrap_or(0);
+        let svc = services.remove(ready);
+        placed.insert(svc.name.clone());
+        out.push(svc);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        dir
+    }
+
+    fn names(c: &Config) -> Vec<&str> {
+        c.services.iter().map(|s| s.name.as_str()).collect()
+    }
+
+    #[test]
+    fn embedded_default_without_server_py_is_jupyter_only() {
+        let dir = project(&[]);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(names(&c), ["jupyter"]);
+        assert_eq!(c.services[0].port, Some(Port::Fixed(8888)));
+        assert!(c.services[0].open);
+        assert_eq!(c.python.venv, dir.path().join(".venv"));
+        assert_eq!(c.python.lock, dir.path().join("requirements.lock"));
+        assert!(c.files.is_empty());
+    }
+
+    #[test]
+    fn embedded_default_with_server_py_adds_app() {
+        let dir = project(&[("server.py", "")]);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(names(&c), ["app", "jupyter"]);
+        let app = &c.services[0];
+        assert_eq!(app.command, ["python", "server.py"]);
+        assert_eq!(app.port, Some(Port::Fixed(5001)));
+        assert_eq!(app.ready, Some(Ready::Http("/".into())));
+    }
+
+    #[test]
+    fn declared_services_replace_the_default_set() {
+        let dir = project(&[("server.py", ""), ("labup.toml", "[services.web]\ncommand=[\"x\"]\n")]);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(names(&c), ["web"]);
+    }
+
+    #[test]
+    fn local_file_merges_key_by_key() {
+        let dir = project(&[
+            (
+                "labup.toml",
+                "[python]\nversion=\"3.11\"\npackages=[\"a\"]\n[services.web]\ncommand=[\"x\"]\nport=1000\nenv={A=\"1\"}\n",
+            ),
+            ("labup.local.toml", "[python]\npackages=[\"b\"]\n[services.web]\nport=2000\nenv={B=\"2\"}\n"),
+        ]);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.python.version.as_deref(), Some("3.11"));
+        assert_eq!(c.python.packages, ["b"]);
+        let web = &c.services[0];
+        assert_eq!(web.command, ["x"]);
+        assert_eq!(web.port, Some(Port::Fixed(2000)));
+        assert_eq!(web.env.len(), 2);
+        assert_eq!(c.files.len(), 2);
+    }
+
+    #[test]
+    fn local_file_can_disable_a_default_service() {
+        let dir = project(&[("labup.local.toml", "[services.jupyter]\nenabled = false\n")]);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(names(&c), ["jupyter"]);
+        assert_eq!(c.enabled_services().count(), 0);
+    }
+
+    #[test]
+    fn errors_in_the_local_file_name_it() {
+        let dir = project(&[("labup.toml", ""), ("labup.local.toml", "[gpu]\ncuda = \"maybe\"\n")]);
+        let e = Config::load(dir.path()).unwrap_err();
+        assert!(e.message.contains("labup.local.toml:2:8: unknown value `maybe`"), "{}", e.message);
+    }
+
+    #[test]
+    fn services_come_in_after_order() {
+        let dir = project(&[(
+            "labup.toml",
+            "[services.a]\ncommand=[\"x\"]\nafter=[\"c\"]\n[services.b]\ncommand=[\"x\"]\n[services.c]\ncommand=[\"x\"]\nafter=[\"b\"]\n",
+        )]);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(names(&c), ["b", "c", "a"]);
+    }
+
+    #[test]
+    fn full_schema_parses() {
+        let dir = project(&[(
+            "labup.toml",
+            r#"
+[project]
+name = "demo"
+[python]
+version = "3.12"
+venv = ".venv"
+requirements = ["requirements.txt"]
+packages = []
+lock = "requirements.lock"
+installer = "auto"
+torch = "auto"
+[gpu]
+cuda = "auto"
+driver-dirs = ["/opt/nvidia"]
+[services.jupyter]
+kind = "jupyter"
+port = 8888
+root = "notebooks"
+open = true
+[services.app]
+command = ["python", "server.py"]
+port = 5001
+ready = { http = "/" }
+env = { DEBUG = "1" }
+after = ["ollama"]
+restart = "on-failure"
+open = false
+[services.ollama]
+kind = "ollama"
+port = 11434
+models = ["llama3.2:1b"]
+[shell]
+autostart = false
+banner = true
+[nix]
+packages = ["ffmpeg"]
+"#,
+        )]);
+        let c = Config::load(dir.path()).unwrap();
+        assert_eq!(c.project.name, "demo");
+        assert_eq!(names(&c), ["jupyter", "ollama", "app"]);
+        assert_eq!(c.services[0].root, Some(dir.path().join("notebooks")));
+        assert_eq!(c.services[1].models, ["llama3.2:1b"]);
+        assert_eq!(c.gpu.driver_dirs, [PathBuf::from("/opt/nvidia")]);
+        assert_eq!(c.nix.packages, ["ffmpeg"]);
+    }
+}

@@ -1,0 +1,340 @@
+//! The shape of one `labup.toml` file as written: every key optional, unknown keys refused.
+//!
+//! Values are validated while they are deserialized, so a bad value's error carries the
+//! span of that value; `load` turns spans into file:line:column.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+use toml::Spanned;
+
+/// One parsed file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFile {
+    pub project: Option<RawProject>,
+    pub python: Option<RawPython>,
+    pub gpu: Option<RawGpu>,
+    pub services: Option<BTreeMap<String, Spanned<RawService>>>,
+    pub shell: Option<RawShell>,
+    pub nix: Option<RawNix>,
+}
+
+/// `[project]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProject {
+    pub name: Option<String>,
+}
+
+/// `[python]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPython {
+    pub version: Option<PythonVersion>,
+    pub venv: Option<String>,
+    pub requirements: Option<Vec<String>>,
+    pub packages: Option<Vec<String>>,
+    pub lock: Option<String>,
+    pub installer: Option<Installer>,
+    pub torch: Option<TorchBackend>,
+}
+
+/// `[gpu]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct RawGpu {
+    pub cuda: Option<Cuda>,
+    pub driver_dirs: Option<Vec<String>>,
+}
+
+/// `[services.NAME]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub kind: Option<ServiceKind>,
+    pub command: Option<Vec<String>>,
+    pub port: Option<Port>,
+    pub root: Option<String>,
+    pub open: Option<bool>,
+    pub ready: Option<Ready>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub after: Option<Vec<Spanned<String>>>,
+    pub restart: Option<Restart>,
+    pub enabled: Option<bool>,
+    pub models: Option<Vec<String>>,
+    /// Index of the file that declared the service (set by the loader, for error locations).
+    #[serde(skip)]
+    pub origin: usize,
+    /// Index of the file the `after` list came from.
+    #[serde(skip)]
+    pub after_origin: usize,
+}
+
+/// `[shell]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawShell {
+    pub autostart: Option<bool>,
+    pub banner: Option<bool>,
+}
+
+/// `[nix]`: read by the flake, kept here so a typo in it is still caught.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNix {
+    pub packages: Option<Vec<String>>,
+}
+
+/// Which installer drives the venv.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Installer {
+    /// uv when it can be found, else pip.
+    #[default]
+    Auto,
+    /// uv, an error when missing.
+    Uv,
+    /// pip run from the interpreter.
+    Pip,
+}
+
+/// `[gpu] cuda`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cuda {
+    /// Use the GPU when one is found.
+    #[default]
+    Auto,
+    /// Require a GPU.
+    On,
+    /// Never wire the GPU.
+    Off,
+}
+
+/// A service's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceKind {
+    /// Any command the user declares (the default).
+    #[default]
+    Command,
+    /// JupyterLab from the venv.
+    Jupyter,
+    /// An Ollama server.
+    Ollama,
+}
+
+/// Restart policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Restart {
+    /// Never restart.
+    Never,
+    /// Restart after a non-zero exit or a signal.
+    #[default]
+    OnFailure,
+    /// Restart whenever it exits.
+    Always,
+}
+
+/// A service port: a number in 1..=65535 or `"auto"` for a free one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Port {
+    /// A fixed port.
+    Fixed(u16),
+    /// Any free port, chosen at start.
+    Auto,
+}
+
+impl<'de> Deserialize<'de> for Port {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PortVisitor;
+        impl Visitor<'_> for PortVisitor {
+            type Value = Port;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port number (1-65535) or \"auto\"")
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Port, E> {
+                match u16::try_from(v) {
+                    Ok(p) if p > 0 => Ok(Port::Fixed(p)),
+                    _ => Err(E::custom(format!("port {v} is out of range: use 1-65535, or \"auto\" for a free port"))),
+                }
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Port, E> {
+                self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Port, E> {
+                if v == "auto" {
+                    Ok(Port::Auto)
+                } else {
+                    Err(E::custom(format!("invalid port \"{v}\": use a number (1-65535) or \"auto\"")))
+                }
+            }
+        }
+        d.deserialize_any(PortVisitor)
+    }
+}
+
+/// A readiness probe: exactly one of `http`, `tcp`, `log`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Ready {
+    /// GET this path on 127.0.0.1:port; any 2xx/3xx is ready.
+    Http(String),
+    /// The port accepts a TCP connection.
+    Tcp,
+    /// A log line matches this regex.
+    Log(String),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReady {
+    http: Option<String>,
+    tcp: Option<bool>,
+    log: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Ready {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = RawReady::deserialize(d)?;
+        let probe = match (raw.http, raw.tcp, raw.log) {
+            (Some(path), None, None) if path.starts_with('/') => Ready::Http(path),
+            (Some(path), None, None) => {
+                return Err(de::Error::custom(format!("`http` must be a path starting with `/`, got \"{path}\"")))
+            }
+            (None, Some(true), None) => Ready::Tcp,
+            (None, Some(false), None) => {
+                return Err(de::Error::custom("`tcp = false` is not a probe: remove `ready` to use the default"))
+            }
+            (None, None, Some(re)) => {
+                regex::Regex::new(&re).map_err(|e| de::Error::custom(format!("`log` is not a valid regex: {e}")))?;
+                Ready::Log(re)
+            }
+            _ => {
+                return Err(de::Error::custom(
+                    "`ready` takes exactly one of `http = \"/path\"`, `tcp = true`, `log = \"regex\"`",
+                ))
+            }
+        };
+        Ok(probe)
+    }
+}
+
+/// `[python] version`: `3.12` or `3.12.4`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PythonVersion(pub String);
+
+impl<'de> Deserialize<'de> for PythonVersion {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let parts: Vec<&str> = s.split('.').collect();
+        let numeric = parts.iter().all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !(2..=3).contains(&parts.len()) || !numeric {
+            return Err(de::Error::custom(format!(
+                "invalid Python version \"{s}\": write it like \"3.12\" or \"3.12.4\""
+            )));
+        }
+        Ok(PythonVersion(s))
+    }
+}
+
+/// `[python] torch`: `auto`, `cpu`, `cuXYZ`, `rocmX.Y`, `xpu`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TorchBackend(pub String);
+
+impl Default for TorchBackend {
+    fn default() -> Self {
+        TorchBackend("auto".into())
+    }
+}
+
+impl<'de> Deserialize<'de> for TorchBackend {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        let ok = matches!(s.as_str(), "auto" | "cpu" | "xpu")
+            || s.strip_prefix("cu").is_some_and(|t| t.len() == 3 && digits(t) && !t.contains('.'))
+            || s.strip_prefix("rocm").is_some_and(digits);
+        if !ok {
+            return Err(de::Error::custom(format!(
+                "invalid torch backend \"{s}\": use \"auto\", \"cpu\", a CUDA index like \"cu126\", or \"rocm6.3\""
+            )));
+        }
+        Ok(TorchBackend(s))
+    }
+}
+
+/// Later files win, key by key; services merge by name.
+pub fn merge(base: RawFile, over: RawFile) -> RawFile {
+    RawFile {
+        project: merge_opt(base.project, over.project, |b, o| RawProject { name: o.name.or(b.name) }),
+        python: merge_opt(base.python, over.python, |b, o| RawPython {
+            version: o.version.or(b.version),
+            venv: o.venv.or(b.venv),
+            requirements: o.requirements.or(b.requirements),
+            packages: o.packages.or(b.packages),
+            lock: o.lock.or(b.lock),
+            installer: o.installer.or(b.installer),
+            torch: o.torch.or(b.torch),
+        }),
+        gpu: merge_opt(base.gpu, over.gpu, |b, o| RawGpu {
+            cuda: o.cuda.or(b.cuda),
+            driver_dirs: o.driver_dirs.or(b.driver_dirs),
+        }),
+        services: merge_opt(base.services, over.services, |mut b, o| {
+            for (name, svc) in o {
+                let merged = match b.remove(&name) {
+                    Some(old) => {
+                        let span = old.span();
+                        Spanned::new(span, merge_service(old.into_inner(), svc.into_inner()))
+                    }
+                    None => svc,
+                };
+                b.insert(name, merged);
+            }
+            b
+        }),
+        shell: merge_opt(base.shell, over.shell, |b, o| RawShell {
+            autostart: o.autostart.or(b.autostart),
+            banner: o.banner.or(b.banner),
+        }),
+        nix: merge_opt(base.nix, over.nix, |b, o| RawNix { packages: o.packages.or(b.packages) }),
+    }
+}
+
+fn merge_service(b: RawService, o: RawService) -> RawService {
+    let after_origin = if o.after.is_some() { o.after_origin } else { b.after_origin };
+    RawService {
+        kind: o.kind.or(b.kind),
+        command: o.command.or(b.command),
+        port: o.port.or(b.port),
+        root: o.root.or(b.root),
+        open: o.open.or(b.open),
+        ready: o.ready.or(b.ready),
+        env: match (b.env, o.env) {
+            (Some(mut b), Some(o)) => {
+                b.extend(o);
+                Some(b)
+            }
+            (b, o) => o.or(b),
+        },
+        after: o.after.or(b.after),
+        restart: o.restart.or(b.restart),
+        enabled: o.enabled.or(b.enabled),
+        models: o.models.or(b.models),
+        origin: b.origin,
+        after_origin,
+    }
+}
+
+fn merge_opt<T>(base: Option<T>, over: Option<T>, f: impl FnOnce(T, T) -> T) -> Option<T> {
+    match (base, over) {
+        (Some(b), Some(o)) => Some(f(b, o)),
+        (b, o) => o.or(b),
+    }
+}

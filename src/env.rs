@@ -1,0 +1,173 @@
+//! The environment each child gets (services, `labup run`, venv tools), every entry with its
+//! reason. The parent's environment is never changed: this is applied to a child command only.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::envvars;
+
+/// One part of a `:`-separated path variable, with why it is there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Part {
+    /// The folder(s).
+    pub value: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// One variable labup sets or removes for children.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    /// Variable name.
+    pub name: String,
+    /// New value; `None` removes it.
+    pub value: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// For path variables, each part and its reason.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub parts: Vec<Part>,
+}
+
+/// The changes labup makes to the inherited environment for a child.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChildEnv {
+    /// Set or removed variables, in a stable order.
+    pub entries: Vec<Entry>,
+}
+
+impl ChildEnv {
+    /// The workspace environment for children, computed from the config and the parent's
+    /// environment (passed in, so this is pure).
+    pub fn workspace(config: &Config, parent: &BTreeMap<String, String>) -> ChildEnv {
+        let venv = &config.python.venv;
+        let mut entries = vec![Entry {
+            name: "VIRTUAL_ENV".into(),
+            value: Some(venv.display().to_string()),
+            reason: "the workspace venv".into(),
+            parts: Vec::new(),
+        }];
+        entries.push(path_entry(
+            "PATH",
+            vec![Part {
+                value: venv.join("bin").display().to_string(),
+                reason: "the venv's python and tools first".into(),
+            }],
+            parent,
+        ));
+        let libs: Vec<Part> = parent
+            .get(envvars::LABUP_LIBRARY_PATH)
+            .map(|v| v.split(':').filter(|p| !p.is_empty()).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|p| Part {
+                value: p.to_string(),
+                reason: format!("from {}: native libraries PyPI wheels need under Nix", envvars::LABUP_LIBRARY_PATH),
+            })
+            .collect();
+        if !libs.is_empty() {
+            entries.push(path_entry("LD_LIBRARY_PATH", libs, parent));
+        }
+        if parent.contains_key("PYTHONHOME") {
+            entries.push(Entry {
+                name: "PYTHONHOME".into(),
+                value: None,
+                reason: "it would point Python away from the venv".into(),
+                parts: Vec::new(),
+            });
+        }
+        ChildEnv { entries }
+    }
+
+    /// Applies the changes to a command about to be spawned.
+    pub fn apply(&self, cmd: &mut std::process::Command) {
+        for e in &self.entries {
+            match &e.value {
+                Some(v) => cmd.env(&e.name, v),
+                None => cmd.env_remove(&e.name),
+            };
+        }
+    }
+
+    /// `NAME=value` lines for set variables, `unset NAME` for removed ones.
+    pub fn render(&self, explain: bool) -> String {
+        let mut out = String::new();
+        for e in &self.entries {
+            match &e.value {
+                Some(v) => out.push_str(&format!("{}={v}\n", e.name)),
+                None => out.push_str(&format!("unset {}\n", e.name)),
+            }
+            if explain {
+                if e.parts.is_empty() {
+                    out.push_str(&format!("    # {}\n", e.reason));
+                }
+                for p in &e.parts {
+                    out.push_str(&format!("    {}  # {}\n", p.value, p.reason));
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A path variable: labup's parts first, then what the parent had.
+fn path_entry(name: &str, mut parts: Vec<Part>, parent: &BTreeMap<String, String>) -> Entry {
+    if let Some(inherited) = parent.get(name).filter(|v| !v.is_empty()) {
+        parts.push(Part { value: inherited.clone(), reason: "inherited from your environment".into() });
+    }
+    let value = parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(":");
+    Entry { name: name.into(), value: Some(value), reason: format!("{name} for the workspace"), parts }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parent(vars: &[(&str, &str)]) -> BTreeMap<String, String> {
+        vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    fn config() -> (tempfile::TempDir, Config) {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Config::load(dir.path()).unwrap();
+        (dir, c)
+    }
+
+    fn get<'a>(env: &'a ChildEnv, name: &str) -> Option<&'a Entry> {
+        env.entries.iter().find(|e| e.name == name)
+    }
+
+    #[test]
+    fn venv_bin_goes_first_on_path() {
+        let (dir, c) = config();
+        let env = ChildEnv::workspace(&c, &parent(&[("PATH", "/usr/bin:/bin")]));
+        let path = get(&env, "PATH").unwrap();
+        assert_eq!(path.value.as_deref(), Some(format!("{}/.venv/bin:/usr/bin:/bin", dir.path().display()).as_str()));
+        assert_eq!(get(&env, "VIRTUAL_ENV").unwrap().value, Some(format!("{}/.venv", dir.path().display())));
+    }
+
+    #[test]
+    fn library_path_only_from_labup_library_path() {
+        let (_dir, c) = config();
+        let env = ChildEnv::workspace(&c, &parent(&[("PATH", "/bin")]));
+        assert!(get(&env, "LD_LIBRARY_PATH").is_none(), "nothing added without LABUP_LIBRARY_PATH");
+        let env = ChildEnv::workspace(
+            &c,
+            &parent(&[("LABUP_LIBRARY_PATH", "/nix/store/a-gcc-lib/lib:/nix/store/b-zlib/lib")]),
+        );
+        let ld = get(&env, "LD_LIBRARY_PATH").unwrap();
+        assert_eq!(ld.value.as_deref(), Some("/nix/store/a-gcc-lib/lib:/nix/store/b-zlib/lib"));
+        assert_eq!(ld.parts.len(), 2);
+    }
+
+    #[test]
+    fn pythonhome_is_removed_and_explained() {
+        let (_dir, c) = config();
+        let env = ChildEnv::workspace(&c, &parent(&[("PYTHONHOME", "/x")]));
+        assert_eq!(get(&env, "PYTHONHOME").unwrap().value, None);
+        let text = env.render(true);
+        assert!(text.contains("unset PYTHONHOME\n    # it would point Python away from the venv\n"), "{text}");
+    }
+}

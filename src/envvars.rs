@@ -1,0 +1,48 @@
+//! The one registry of environment variables labup reads; the README documents each.
+
+/// Interpreter to build the venv from (set by the Nix wrapper).
+pub const LABUP_PYTHON: &str = "LABUP_PYTHON";
+/// uv binary (set by the Nix wrapper).
+pub const LABUP_UV: &str = "LABUP_UV";
+/// ollama binary (set by the Nix wrapper).
+pub const LABUP_OLLAMA: &str = "LABUP_OLLAMA";
+/// Native libraries PyPI wheels need under Nix, `:`-separated store paths.
+pub const LABUP_LIBRARY_PATH: &str = "LABUP_LIBRARY_PATH";
+/// Extra driver library directories.
+pub const LABUP_DRIVER_DIRS: &str = "LABUP_DRIVER_DIRS";
+/// Overrides the detected NVIDIA driver version.
+pub const LABUP_CUDA_DRIVER_VERSION: &str = "LABUP_CUDA_DRIVER_VERSION";
+/// Prefix for every host path GPU detection reads (tests).
+pub const LABUP_FS_ROOT: &str = "LABUP_FS_ROOT";
+/// State folder instead of `.labup`.
+pub const LABUP_STATE_DIR: &str = "LABUP_STATE_DIR";
+/// Never open a browser.
+pub const LABUP_NO_BROWSER: &str = "LABUP_NO_BROWSER";
+/// Never draw progress bars.
+pub const LABUP_NO_PROGRESS: &str = "LABUP_NO_PROGRESS";
+/// Turns colour off (<https://no-color.org>).
+pub const NO_COLOR: &str = "NO_COLOR";
+
+/// Every variable with who sets it and what it means, for docs and `labup env --explain`.
+pub const ALL: &[(&str, &str, &str)] = &[
+    (LABUP_PYTHON, "Nix wrapper", "interpreter to build the venv from"),
+    (LABUP_UV, "Nix wrapper", "uv binary"),
+    (LABUP_OLLAMA, "Nix wrapper", "ollama binary"),
+    (
+        LABUP_LIBRARY_PATH,
+        "Nix wrapper",
+        "native libraries PyPI wheels need under Nix (libstdc++, zlib, …), store paths only",
+    ),
+    (LABUP_DRIVER_DIRS, "user", "extra driver library directories"),
+    (LABUP_CUDA_DRIVER_VERSION, "user/tests", "override the detected driver version"),
+    (LABUP_FS_ROOT, "tests", "prefix for every host path GPU detection reads"),
+    (LABUP_STATE_DIR, "user/tests", "state folder instead of `.labup`"),
+    (LABUP_NO_BROWSER, "user", "never open a browser"),
+    (LABUP_NO_PROGRESS, "user", "never draw progress bars"),
+    (NO_COLOR, "user", "no colour in output"),
+];
+
+/// A variable's value when it is set and not empty.
+pub fn get(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}

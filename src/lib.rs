@@ -1,0 +1,28 @@
+//! labup: bring up a Python data-science workspace in one command.
+
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod env;
+pub mod envvars;
+pub mod error;
+pub mod fsutil;
+pub mod project;
+pub mod python;
+pub mod ui;
+
+use clap::Parser;
+
+/// Entry point for the binary: parse, run, render errors, pick the exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    let ui = ui::Ui::new(cli.quiet, cli.verbose);
+    match cli::run(cli, &ui) {
+        Ok(code) => code,
+        Err(err) => {
+            let (exit, text) = error::render(&err, ui.color);
+            eprint!("{text}");
+            std::process::ExitCode::from(exit as u8)
+        }
+    }
+}

@@ -1,0 +1,336 @@
+//! The installers: uv (preferred) and pip (fallback). Command lines are built as values here
+//! and run by [`run`], which turns a failure into an error with the tool's own words.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::interpreter::{venv_python, Interpreter};
+use crate::config::Installer;
+use crate::envvars;
+use crate::error::Fail;
+use crate::ui::Ui;
+
+/// Which tool installs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Engine {
+    /// uv at this path.
+    Uv(PathBuf),
+    /// pip, run by the base interpreter against the venv.
+    Pip,
+}
+
+/// A command line as a value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    /// Program.
+    pub program: PathBuf,
+    /// Arguments.
+    pub args: Vec<String>,
+    /// Extra environment.
+    pub env: BTreeMap<String, String>,
+    /// Working directory.
+    pub cwd: Option<PathBuf>,
+}
+
+impl Cmd {
+    fn new(program: impl Into<PathBuf>) -> Cmd {
+        Cmd { program: program.into(), args: Vec::new(), env: BTreeMap::new(), cwd: None }
+    }
+
+    fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Cmd {
+        self.args.push(a.as_ref().to_string_lossy().into_owned());
+        self
+    }
+
+    fn args<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(mut self, a: I) -> Cmd {
+        for x in a {
+            self = self.arg(x);
+        }
+        self
+    }
+
+    /// The command as a shell-like line, for `-v` and errors.
+    pub fn display(&self) -> String {
+        std::iter::once(self.program.display().to_string())
+            .chain(self.args.iter().cloned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
+    fn expression(&self) -> duct::Expression {
+        let mut e = duct::cmd(&self.program, &self.args);
+        for (k, v) in &self.env {
+            e = e.env(k, v);
+        }
+        if let Some(dir) = &self.cwd {
+            e = e.dir(dir);
+        }
+        e
+    }
+}
+
+impl Engine {
+    /// Picks the installer: `LABUP_UV` or `uv` on PATH, else pip, as `[python] installer` allows.
+    pub fn detect(choice: Installer) -> Result<Engine, Fail> {
+        let uv = || {
+            envvars::get(envvars::LABUP_UV)
+                .map(PathBuf::from)
+                .filter(|p| p.is_file())
+                .or_else(|| super::interpreter::search_path("uv"))
+        };
+        match choice {
+            Installer::Pip => Ok(Engine::Pip),
+            Installer::Auto => Ok(uv().map_or(Engine::Pip, Engine::Uv)),
+            Installer::Uv => uv().map(Engine::Uv).ok_or_else(|| {
+                Fail::new("`[python] installer = \"uv\"` but uv was not found (LABUP_UV or PATH)")
+                    .hint("install uv (`pip install uv`), set `LABUP_UV`, or use `installer = \"auto\"`")
+            }),
+        }
+    }
+
+    /// `uv` or `pip`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Engine::Uv(_) => "uv",
+            Engine::Pip => "pip",
+        }
+    }
+
+    fn uv(path: &Path) -> Cmd {
+        let mut c = Cmd::new(path);
+        c.env.insert("UV_PYTHON_DOWNLOADS".into(), "never".into());
+        c
+    }
+
+    /// Creates an empty venv (no pip, no seed packages) at `dest`.
+    pub fn create_venv(&self, interp: &Interpreter, dest: &Path) -> Cmd {
+        match self {
+            Engine::Uv(uv) => {
+                Engine::uv(uv).args(["venv", "--quiet", "--no-project", "--python"]).arg(&interp.path).arg(dest)
+            }
+            Engine::Pip => Cmd::new(&interp.path).args(["-m", "venv", "--without-pip"]).arg(dest),
+        }
+    }
+
+    /// Resolves `inputs` into pins with hashes at `out` (uv: universal, keeping pins already in
+    /// `out` unless `upgrade`). pip writes a JSON report that [`pip_report_to_lock`] converts.
+    pub fn compile(&self, interp: &Interpreter, python_minor: &str, inputs: &Path, out: &Path, upgrade: bool) -> Cmd {
+        match self {
+            Engine::Uv(uv) => {
+                let c = Engine::uv(uv)
+                    .args([
+                        "pip",
+                        "compile",
+                        "--quiet",
+                        "--universal",
+                        "--generate-hashes",
+                        "--no-header",
+                        "--no-annotate",
+                    ])
+                    .args(["--python-version", python_minor, "--python"])
+                    .arg(&interp.path)
+                    .arg("--output-file")
+                    .arg(out)
+                    .arg(inputs);
+                if upgrade {
+                    c.arg("--upgrade")
+                } else {
+                    c
+                }
+            }
+            Engine::Pip => Cmd::new(&interp.path)
+                .args(["-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet"])
+                .args(["--disable-pip-version-check", "--no-input", "--report"])
+                .arg(out)
+                .arg("-r")
+                .arg(inputs),
+        }
+    }
+
+    /// Exports a `uv.lock` as exact pins (the project itself left out).
+    pub fn export_uv_lock(&self, uv_lock: &Path, out: &Path) -> Result<Cmd, Fail> {
+        let Engine::Uv(uv) = self else {
+            return Err(Fail::new("this project has a uv.lock, which only uv can read")
+                .hint("install uv (`pip install uv`) or set `LABUP_UV`"));
+        };
+        let mut c = Engine::uv(uv)
+            .args(["export", "--quiet", "--frozen", "--format", "requirements-txt", "--no-header", "--no-hashes"])
+            .args(["--no-emit-project", "--no-emit-workspace", "--output-file"])
+            .arg(out);
+        c.cwd = uv_lock.parent().map(Path::to_path_buf);
+        Ok(c)
+    }
+
+    /// Makes the venv exactly the lock (uv); pip installs here and removes extras separately.
+    pub fn sync(&self, interp: &Interpreter, venv: &Path, lock: &Path) -> Cmd {
+        match self {
+            Engine::Uv(uv) => Engine::uv(uv)
+                .args(["pip", "sync", "--quiet", "--allow-empty-requirements", "--python"])
+                .arg(venv_python(venv))
+                .arg(lock),
+            Engine::Pip => Cmd::new(&interp.path)
+                .args(["-m", "pip", "--python"])
+                .arg(venv_python(venv))
+                .args(["install", "--no-deps", "--quiet", "--disable-pip-version-check", "--no-input", "-r"])
+                .arg(lock),
+        }
+    }
+
+    /// pip: removes distributions that the lock does not name.
+    pub fn pip_uninstall(interp: &Interpreter, venv: &Path, names: &[String]) -> Cmd {
+        Cmd::new(&interp.path)
+            .args(["-m", "pip", "--python"])
+            .arg(venv_python(venv))
+            .args(["uninstall", "--yes", "--quiet", "--disable-pip-version-check"])
+            .args(names)
+    }
+}
+
+/// Runs a command, capturing its output; `-v` echoes the line and the output.
+pub fn run(ui: &Ui, cmd: &Cmd, what: &str) -> Result<String> {
+    ui.debug(format!("$ {}", cmd.display()));
+    let out = cmd
+        .expression()
+        .stdout_capture()
+        .stderr_capture()
+        .unchecked()
+        .run()
+        .with_context(|| format!("failed to start `{}`", cmd.program.display()))?;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !stderr.trim().is_empty() {
+        ui.debug(stderr.trim_end());
+    }
+    if !out.status.success() {
+        let code = out.status.code().map_or("a signal".to_string(), |c| format!("exit code {c}"));
+        let tail: Vec<&str> = stderr.trim().lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(anyhow::Error::new(Fail::new(format!("{what} failed ({code}):\n{}", tail.join("\n")))));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Why an installer failed, in a hint: a missing package or no network.
+pub fn classify(message: &str) -> Option<&'static str> {
+    let m = message.to_lowercase();
+    if [
+        "failed to fetch",
+        "dns error",
+        "connection refused",
+        "could not connect",
+        "network is unreachable",
+        "error sending request",
+        "connecterror",
+        "newconnectionerror",
+        "temporary failure in name resolution",
+        "max retries exceeded",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+    {
+        Some("network")
+    } else if [
+        "not found in the package registry",
+        "no solution found",
+        "no matching distribution",
+        "could not find a version",
+        "were not found in the provided package locations",
+        "not found in the provided package locations",
+    ]
+    .iter()
+    .any(|s| m.contains(s))
+    {
+        Some("resolution")
+    } else {
+        None
+    }
+}
+
+/// Converts pip's `--report` JSON into lock lines `name==version --hash=sha256:…`.
+pub fn pip_report_to_lock(report: &str) -> Result<String> {
+    let json: serde_json::Value = serde_json::from_str(report).context("pip wrote an unreadable --report")?;
+    let mut entries = Vec::new();
+    for item in json["install"].as_array().into_iter().flatten() {
+        let name = item["metadata"]["name"].as_str().context("pip report entry without a name")?;
+        let version = item["metadata"]["version"].as_str().context("pip report entry without a version")?;
+        let sha = item["download_info"]["archive_info"]["hashes"]["sha256"].as_str();
+        entries.push((super::venv::normalize(name), version.to_string(), sha.map(str::to_string)));
+    }
+    entries.sort();
+    // pip's hash-checking mode needs a hash on every line or none.
+    let hashed = entries.iter().all(|(_, _, h)| h.is_some());
+    Ok(entries
+        .into_iter()
+        .map(|(name, version, sha)| match sha.filter(|_| hashed) {
+            Some(sha) => format!("{name}=={version} \\\n    --hash=sha256:{sha}\n"),
+            None => format!("{name}=={version}\n"),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interp() -> Interpreter {
+        Interpreter { path: "/py/bin/python3".into(), resolved: "/py/bin/python3.11".into(), stamp: (0, 0) }
+    }
+
+    #[test]
+    fn uv_never_downloads_pythons_and_targets_the_venv() {
+        let e = Engine::Uv("/bin/uv".into());
+        let c = e.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/requirements.lock"));
+        assert_eq!(c.env.get("UV_PYTHON_DOWNLOADS").map(String::as_str), Some("never"));
+        assert_eq!(
+            c.display(),
+            "/bin/uv pip sync --quiet --allow-empty-requirements --python /p/.venv/bin/python /p/requirements.lock"
+        );
+        let v = e.create_venv(&interp(), Path::new("/p/.x"));
+        assert_eq!(v.display(), "/bin/uv venv --quiet --no-project --python /py/bin/python3 /p/.x");
+    }
+
+    #[test]
+    fn uv_compile_is_universal_with_hashes_and_upgrade_on_request() {
+        let e = Engine::Uv("/bin/uv".into());
+        let c = e.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), false);
+        for flag in ["--universal", "--generate-hashes", "--python-version", "3.11"] {
+            assert!(c.args.iter().any(|a| a == flag), "{flag} in {}", c.display());
+        }
+        assert!(!c.args.iter().any(|a| a == "--upgrade"));
+        let up = e.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), true);
+        assert!(up.args.iter().any(|a| a == "--upgrade"));
+    }
+
+    #[test]
+    fn pip_venv_has_no_pip_and_pip_runs_from_outside() {
+        let c = Engine::Pip.create_venv(&interp(), Path::new("/p/.x"));
+        assert_eq!(c.display(), "/py/bin/python3 -m venv --without-pip /p/.x");
+        let s = Engine::Pip.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"));
+        assert!(s.display().starts_with("/py/bin/python3 -m pip --python /p/.venv/bin/python install --no-deps"));
+    }
+
+    #[test]
+    fn uv_lock_needs_uv() {
+        let e = Engine::Pip.export_uv_lock(Path::new("/p/uv.lock"), Path::new("/t/x")).unwrap_err();
+        assert!(e.message.contains("uv.lock"));
+    }
+
+    #[test]
+    fn classifies_failures() {
+        assert_eq!(classify("Because nopkg was not found in the package registry"), Some("resolution"));
+        assert_eq!(classify("ERROR: No matching distribution found for nopkg"), Some("resolution"));
+        assert_eq!(classify("error: Failed to fetch: `https://pypi.org/simple/x/`"), Some("network"));
+        assert_eq!(classify("disk full"), None);
+    }
+
+    #[test]
+    fn pip_report_becomes_sorted_hashed_pins() {
+        let report = r#"{"install": [
+            {"metadata": {"name": "Beta", "version": "1.0"}, "download_info": {"archive_info": {"hashes": {"sha256": "bb"}}}},
+            {"metadata": {"name": "alpha", "version": "2.0"}, "download_info": {"dir_info": {}}}
+        ]}"#;
+        assert_eq!(pip_report_to_lock(report).unwrap(), "alpha==2.0\nbeta==1.0\n");
+        let all = r#"{"install": [{"metadata": {"name": "Beta", "version": "1.0"}, "download_info": {"archive_info": {"hashes": {"sha256": "bb"}}}}]}"#;
+        assert_eq!(pip_report_to_lock(all).unwrap(), "beta==1.0 \\\n    --hash=sha256:bb\n");
+    }
+}

@@ -1,0 +1,171 @@
+//! Finding the base interpreter without running it, and asking it about itself when needed.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::envvars;
+use crate::error::Fail;
+use crate::fsutil;
+
+/// An interpreter as found on disk; finding it starts no Python.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interpreter {
+    /// The path as found (a Nix store path, a PATH entry): what the venv's `home` records.
+    pub path: PathBuf,
+    /// The file it resolves to.
+    pub resolved: PathBuf,
+    /// Size and mtime of the resolved file.
+    pub stamp: (u64, i128),
+}
+
+/// What the interpreter says about itself (costs one Python start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Info {
+    /// `3.12.4`.
+    pub version: String,
+    /// `cpython`.
+    pub implementation: String,
+    /// `sys.executable`: through a wrapper or shim, the real interpreter a venv's `home` names.
+    pub executable: PathBuf,
+}
+
+/// Where the interpreter choice came from, for messages.
+fn wanted(version: Option<&str>) -> (String, &'static str) {
+    if let Some(p) = envvars::get(envvars::LABUP_PYTHON) {
+        return (p, "LABUP_PYTHON");
+    }
+    match version {
+        Some(v) => (format!("python{}", minor_of(v)), "[python] version"),
+        None => ("python3".into(), "default"),
+    }
+}
+
+/// `3.12` of `3.12.4`.
+pub fn minor_of(version: &str) -> &str {
+    match version.match_indices('.').nth(1) {
+        Some((i, _)) => &version[..i],
+        None => version,
+    }
+}
+
+/// Finds the interpreter: `LABUP_PYTHON`, else `python<version>`, else `python3` on PATH.
+pub fn find(version: Option<&str>) -> Result<Interpreter> {
+    let (name, origin) = wanted(version);
+    let path = if name.contains('/') {
+        let p = PathBuf::from(&name);
+        if p.is_file() {
+            Some(std::path::absolute(&p)?)
+        } else {
+            None
+        }
+    } else {
+        search_path(&name)
+    };
+    let Some(path) = path else {
+        let hint = match origin {
+            "LABUP_PYTHON" => format!("`LABUP_PYTHON={name}` does not name an interpreter: fix it or unset it"),
+            _ => {
+                format!("install {name} or set `LABUP_PYTHON` to an interpreter; with Nix, `nix run .#up` provides one")
+            }
+        };
+        return Err(Fail::new(format!("no Python interpreter found: looked for `{name}` ({origin})"))
+            .hint(hint)
+            .into());
+    };
+    let resolved = std::fs::canonicalize(&path).with_context(|| format!("failed to resolve {}", path.display()))?;
+    let stamp = fsutil::stamp(&resolved).unwrap_or_default();
+    Ok(Interpreter { path, resolved, stamp })
+}
+
+/// The first executable file called `name` on PATH.
+pub fn search_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+const PROBE: &str =
+    "import sys, platform; print(platform.python_version()); print(sys.implementation.name); print(sys.executable)";
+
+impl Interpreter {
+    /// Runs the interpreter once to learn its version.
+    pub fn query(&self) -> Result<Info> {
+        let out = duct::cmd(&self.path, ["-I", "-c", PROBE])
+            .stdout_capture()
+            .stderr_capture()
+            .unchecked()
+            .run()
+            .with_context(|| format!("failed to run {}", self.path.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        match (out.status.success(), lines.next(), lines.next(), lines.next()) {
+            (true, Some(version), Some(implementation), Some(executable)) => Ok(Info {
+                version: version.trim().into(),
+                implementation: implementation.trim().into(),
+                executable: executable.trim().into(),
+            }),
+            _ => Err(Fail::new(format!(
+                "{} is not a working Python interpreter: {}",
+                self.path.display(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
+            .hint("set `LABUP_PYTHON` to a working interpreter")
+            .into()),
+        }
+    }
+}
+
+/// Checks the interpreter's version against `[python] version` (`3.12` matches `3.12.x`).
+pub fn check_version(interp: &Interpreter, info: &Info, required: Option<&str>) -> Result<(), Fail> {
+    let Some(required) = required else {
+        return Ok(());
+    };
+    let ok = info.version == required || info.version.starts_with(&format!("{required}."));
+    if ok {
+        return Ok(());
+    }
+    Err(Fail::new(format!(
+        "Python {} at {} does not match `[python] version = \"{required}\"`",
+        info.version,
+        interp.path.display()
+    ))
+    .hint(format!("set `LABUP_PYTHON` to a Python {required} interpreter, or change `[python] version` in labup.toml")))
+}
+
+/// The venv's interpreter path.
+pub fn venv_python(venv: &Path) -> PathBuf {
+    venv.join("bin").join("python")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn interp() -> Interpreter {
+        Interpreter { path: "/x/python3".into(), resolved: "/x/python3.12".into(), stamp: (1, 2) }
+    }
+
+    fn info(v: &str) -> Info {
+        Info { version: v.into(), implementation: "cpython".into() }
+    }
+
+    #[test]
+    fn version_prefix_matches_whole_components() {
+        assert!(check_version(&interp(), &info("3.12.4"), Some("3.12")).is_ok());
+        assert!(check_version(&interp(), &info("3.12.4"), Some("3.12.4")).is_ok());
+        assert!(check_version(&interp(), &info("3.12.4"), None).is_ok());
+        let e = check_version(&interp(), &info("3.1.2"), Some("3.12")).unwrap_err();
+        assert!(e.message.contains("Python 3.1.2 at /x/python3 does not match"), "{}", e.message);
+        assert!(check_version(&interp(), &info("3.120.0"), Some("3.12")).is_err());
+    }
+
+    #[test]
+    fn minor_of_strips_patch() {
+        assert_eq!(minor_of("3.12.4"), "3.12");
+        assert_eq!(minor_of("3.12"), "3.12");
+    }
+}

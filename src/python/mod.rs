@@ -1,0 +1,9 @@
+//! The Python workspace: interpreter, venv, requirement sources, lock and sync.
+
+pub mod engine;
+pub mod fingerprint;
+pub mod interpreter;
+pub mod lockfile;
+pub mod sources;
+pub mod sync;
+pub mod venv;

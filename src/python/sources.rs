@@ -1,0 +1,396 @@
+//! Where the Python requirements come from: requirement files, `pyproject.toml`, `uv.lock`,
+//! `pylock.toml` and `[python] packages`.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::config::{display_path, Config};
+use crate::error::Fail;
+
+/// The requirement inputs of a project.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// `requirements*.txt` files (absolute).
+    pub requirement_files: Vec<PathBuf>,
+    /// `pyproject.toml` whose `[project] dependencies` are inputs (when it has no `uv.lock`).
+    pub pyproject: Option<PathBuf>,
+    /// `uv.lock`, exported as exact pins.
+    pub uv_lock: Option<PathBuf>,
+    /// `pylock.toml` files (PEP 751), taken as exact pins.
+    pub pylocks: Vec<PathBuf>,
+    /// `[python] packages`.
+    pub packages: Vec<String>,
+}
+
+/// Index and link options in requirement files, which the lock must carry to install.
+const CARRIED_OPTIONS: [&str; 7] =
+    ["--index-url", "-i", "--extra-index-url", "--find-links", "-f", "--no-index", "--trusted-host"];
+
+impl Sources {
+    /// Finds the inputs: `[python] requirements` when set, else what the project folder has.
+    pub fn detect(config: &Config) -> Result<Sources, Fail> {
+        let root = &config.root;
+        let mut sources = Sources { packages: config.python.packages.clone(), ..Sources::default() };
+        let listed = match &config.python.requirements {
+            Some(list) => {
+                for path in list {
+                    if !path.is_file() {
+                        return Err(Fail::usage(format!(
+                            "`[python] requirements` names {}, which does not exist",
+                            display_path(path)
+                        ))
+                        .hint("fix the path in labup.toml, or remove `requirements` to auto-detect"));
+                    }
+                }
+                list.clone()
+            }
+            None => auto_detect(root),
+        };
+        for path in listed {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            if name == "uv.lock" {
+                sources.uv_lock = Some(path);
+            } else if name == "pyproject.toml" {
+                let lock = path.with_file_name("uv.lock");
+                if lock.is_file() {
+                    sources.uv_lock = Some(lock);
+                } else if !pyproject_dependencies(&path)?.is_empty() {
+                    sources.pyproject = Some(path);
+                }
+            } else if name.starts_with("pylock.") && name.ends_with(".toml") {
+                sources.pylocks.push(path);
+            } else {
+                sources.requirement_files.push(path);
+            }
+        }
+        Ok(sources)
+    }
+
+    /// Whether nothing at all is asked for.
+    pub fn is_empty(&self) -> bool {
+        self.requirement_files.is_empty()
+            && self.pyproject.is_none()
+            && self.uv_lock.is_none()
+            && self.pylocks.is_empty()
+            && self.packages.is_empty()
+    }
+
+    /// Every file whose content is an input, with the files requirement files include.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let mut out = self.requirement_texts();
+        let mut seen: BTreeSet<PathBuf> = out.iter().cloned().collect();
+        for f in self.pyproject.iter().chain(&self.uv_lock).chain(&self.pylocks) {
+            if seen.insert(f.clone()) {
+                out.push(f.clone());
+            }
+        }
+        if let Some(lock) = &self.uv_lock {
+            let pyproject = lock.with_file_name("pyproject.toml");
+            if seen.insert(pyproject.clone()) {
+                out.push(pyproject);
+            }
+        }
+        out
+    }
+
+    /// The requirement files and every file they include with `-r` or `-c`.
+    fn requirement_texts(&self) -> Vec<PathBuf> {
+        let mut seen = BTreeSet::new();
+        let mut out = Vec::new();
+        for f in &self.requirement_files {
+            collect_includes(f, &mut seen, &mut out);
+        }
+        out
+    }
+
+    /// Short description for progress lines: `requirements.txt, pyproject.toml`.
+    pub fn describe(&self, root: &Path) -> String {
+        let mut parts: Vec<String> = self
+            .requirement_files
+            .iter()
+            .chain(&self.pyproject)
+            .chain(&self.uv_lock)
+            .chain(&self.pylocks)
+            .map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string())
+            .collect();
+        if !self.packages.is_empty() {
+            parts.push("[python] packages".into());
+        }
+        parts.join(", ")
+    }
+
+    /// Index options from the requirement files, with relative paths rebased onto `lock_dir`.
+    pub fn carried_options(&self, lock_dir: &Path) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for file in self.requirement_texts() {
+            let Ok(text) = fs::read_to_string(&file) else {
+                continue;
+            };
+            let dir = file.parent().unwrap_or(Path::new("."));
+            for line in logical_lines(&text) {
+                let Some((opt, value)) = split_option(&line) else {
+                    continue;
+                };
+                if !CARRIED_OPTIONS.contains(&opt.as_str()) {
+                    continue;
+                }
+                let long = match opt.as_str() {
+                    "-i" => "--index-url",
+                    "-f" => "--find-links",
+                    o => o,
+                };
+                let rendered = match value {
+                    None => long.to_string(),
+                    Some(v) if long == "--find-links" && !v.contains("://") => {
+                        let abs = lexical(&dir.join(&v));
+                        let rel = abs.strip_prefix(lock_dir).map(Path::to_path_buf);
+                        format!("{long} {}", rel.map_or(abs.display().to_string(), |r| format!("./{}", r.display())))
+                    }
+                    Some(v) => format!("{long} {v}"),
+                };
+                if !out.contains(&rendered) {
+                    out.push(rendered);
+                }
+            }
+        }
+        out
+    }
+}
+
+/// Removes `.` and `..` components without touching the file system.
+fn lexical(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if out.file_name().is_some() => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn auto_detect(root: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            (name.starts_with("requirements") && name.ends_with(".txt"))
+                || name == "pyproject.toml"
+                || (name.starts_with("pylock.") && name.ends_with(".toml"))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// `[project] dependencies` of a `pyproject.toml`.
+pub fn pyproject_dependencies(path: &Path) -> Result<Vec<String>, Fail> {
+    let text = fs::read_to_string(path).map_err(|e| Fail::usage(format!("cannot read {}: {e}", display_path(path))))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| Fail::usage(format!("{} is not valid TOML: {}", display_path(path), e.message())))?;
+    let deps = table.get("project").and_then(|p| p.get("dependencies"));
+    let Some(deps) = deps else {
+        return Ok(Vec::new());
+    };
+    let Some(list) = deps.as_array() else {
+        return Err(Fail::usage(format!(
+            "`[project] dependencies` in {} must be a list of strings",
+            display_path(path)
+        )));
+    };
+    list.iter()
+        .map(|d| {
+            d.as_str().map(str::to_string).ok_or_else(|| {
+                Fail::usage(format!("`[project] dependencies` in {} must be a list of strings", display_path(path)))
+            })
+        })
+        .collect()
+}
+
+/// Exact pins (`name==version ; marker`) from a PEP 751 `pylock.toml`.
+pub fn pylock_pins(path: &Path) -> Result<Vec<String>, Fail> {
+    let text = fs::read_to_string(path).map_err(|e| Fail::usage(format!("cannot read {}: {e}", display_path(path))))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| Fail::usage(format!("{} is not valid TOML: {}", display_path(path), e.message())))?;
+    let packages = table.get("packages").and_then(toml::Value::as_array).cloned().unwrap_or_default();
+    let mut pins = Vec::new();
+    for pkg in packages {
+        let name = pkg.get("name").and_then(toml::Value::as_str);
+        let version = pkg.get("version").and_then(toml::Value::as_str);
+        let (Some(name), Some(version)) = (name, version) else {
+            return Err(Fail::usage(format!(
+                "{}: every [[packages]] entry needs `name` and `version` for labup to install it",
+                display_path(path)
+            )));
+        };
+        let marker = pkg.get("marker").and_then(toml::Value::as_str);
+        pins.push(match marker {
+            Some(m) => format!("{name}=={version} ; {m}"),
+            None => format!("{name}=={version}"),
+        });
+    }
+    Ok(pins)
+}
+
+/// Joins backslash continuations and drops comments and blank lines.
+pub fn logical_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for raw in text.lines() {
+        let line = match raw.find(" #").or_else(|| raw.trim_start().starts_with('#').then_some(0)) {
+            Some(i) => &raw[..i],
+            None => raw,
+        };
+        if let Some(stripped) = line.trim_end().strip_suffix('\\') {
+            current.push_str(stripped);
+            current.push(' ');
+            continue;
+        }
+        current.push_str(line);
+        let done = current.trim().to_string();
+        if !done.is_empty() {
+            out.push(done);
+        }
+        current.clear();
+    }
+    if !current.trim().is_empty() {
+        out.push(current.trim().to_string());
+    }
+    out
+}
+
+/// `--opt value`, `--opt=value`, `-r value` → (opt, value).
+fn split_option(line: &str) -> Option<(String, Option<String>)> {
+    if !line.starts_with('-') {
+        return None;
+    }
+    Some(match line.find(['=', ' ', '\t']) {
+        Some(i) => (line[..i].to_string(), Some(line[i + 1..].trim().to_string()).filter(|v| !v.is_empty())),
+        None => (line.to_string(), None),
+    })
+}
+
+fn collect_includes(file: &Path, seen: &mut BTreeSet<PathBuf>, out: &mut Vec<PathBuf>) {
+    if !seen.insert(file.to_path_buf()) {
+        return;
+    }
+    out.push(file.to_path_buf());
+    let Ok(text) = fs::read_to_string(file) else {
+        return;
+    };
+    let dir = file.parent().unwrap_or(Path::new("."));
+    for line in logical_lines(&text) {
+        if let Some((opt, Some(value))) = split_option(&line) {
+            if matches!(opt.as_str(), "-r" | "--requirement" | "-c" | "--constraint") {
+                collect_includes(&dir.join(value), seen, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> Config {
+        Config::load(dir).unwrap()
+    }
+
+    #[test]
+    fn auto_detects_requirement_files_and_pyproject() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("requirements.txt"), "a\n").unwrap();
+        fs::write(d.join("requirements-dev.txt"), "b\n").unwrap();
+        fs::write(d.join("pyproject.toml"), "[project]\nname='x'\ndependencies=['c>=1']\n").unwrap();
+        fs::write(d.join("notes.txt"), "").unwrap();
+        let s = Sources::detect(&config(d)).unwrap();
+        assert_eq!(s.requirement_files, [d.join("requirements-dev.txt"), d.join("requirements.txt")]);
+        assert_eq!(s.pyproject, Some(d.join("pyproject.toml")));
+        assert_eq!(s.describe(d), "requirements-dev.txt, requirements.txt, pyproject.toml");
+    }
+
+    #[test]
+    fn uv_lock_takes_over_pyproject() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::write(d.join("pyproject.toml"), "[project]\nname='x'\ndependencies=['c']\n").unwrap();
+        fs::write(d.join("uv.lock"), "version = 1\n").unwrap();
+        let s = Sources::detect(&config(d)).unwrap();
+        assert_eq!(s.pyproject, None);
+        assert_eq!(s.uv_lock, Some(d.join("uv.lock")));
+        assert_eq!(s.files(), [d.join("uv.lock"), d.join("pyproject.toml")]);
+    }
+
+    #[test]
+    fn pyproject_without_dependencies_is_not_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("pyproject.toml"), "[tool.black]\nline-length = 90\n").unwrap();
+        assert!(Sources::detect(&config(dir.path())).unwrap().is_empty());
+    }
+
+    #[test]
+    fn listed_file_must_exist() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("labup.toml"), "[python]\nrequirements=['reqs/base.txt']\n").unwrap();
+        let e = Sources::detect(&config(dir.path())).unwrap_err();
+        assert!(e.message.contains("reqs/base.txt"), "{}", e.message);
+    }
+
+    #[test]
+    fn includes_are_followed_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("reqs")).unwrap();
+        fs::write(d.join("requirements.txt"), "-r reqs/base.txt\n--constraint=reqs/c.txt\n").unwrap();
+        fs::write(d.join("reqs/base.txt"), "-r base.txt\nnumpy\n").unwrap();
+        fs::write(d.join("reqs/c.txt"), "numpy<3\n").unwrap();
+        let s = Sources { requirement_files: vec![d.join("requirements.txt")], ..Sources::default() };
+        assert_eq!(s.files(), [d.join("requirements.txt"), d.join("reqs/base.txt"), d.join("reqs/c.txt")]);
+    }
+
+    #[test]
+    fn index_options_are_carried_and_rebased() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        fs::create_dir(d.join("reqs")).unwrap();
+        fs::write(d.join("requirements.txt"), "--no-index\n-f ./wheels  # local\n-r reqs/more.txt\nalpha\n").unwrap();
+        fs::write(
+            d.join("reqs/more.txt"),
+            "--find-links=../wheels\n--extra-index-url https://example.org/simple\nbeta\n",
+        )
+        .unwrap();
+        let s = Sources { requirement_files: vec![d.join("requirements.txt")], ..Sources::default() };
+        assert_eq!(
+            s.carried_options(d),
+            ["--no-index", "--find-links ./wheels", "--extra-index-url https://example.org/simple"]
+        );
+    }
+
+    #[test]
+    fn logical_lines_join_continuations_and_drop_comments() {
+        let text = "# top\nalpha==1 \\\n    --hash=sha256:x\n\nbeta  # why\n";
+        assert_eq!(logical_lines(text), ["alpha==1      --hash=sha256:x", "beta"]);
+    }
+
+    #[test]
+    fn pylock_pins_keep_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pylock.toml");
+        fs::write(
+            &p,
+            "lock-version = '1.0'\n[[packages]]\nname='alpha'\nversion='1.0'\n[[packages]]\nname='colorama'\nversion='0.4.6'\nmarker=\"sys_platform == 'win32'\"\n",
+        )
+        .unwrap();
+        assert_eq!(pylock_pins(&p).unwrap(), ["alpha==1.0", "colorama==0.4.6 ; sys_platform == 'win32'"]);
+    }
+}

@@ -1,0 +1,426 @@
+//! `labup sync` and `labup lock`: make the venv exactly the lock, doing nothing when nothing changed.
+//!
+//! Order matters for safety: resolve into a temporary file first (a failure changes nothing),
+//! then build or reuse the venv, clear the marker, sync, commit the lock, write the marker last.
+//! All of it runs under an exclusive lock in the state folder, outside the venv.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+use super::engine::{self, Engine};
+use super::fingerprint::{self, Marker};
+use super::interpreter::{self, Info, Interpreter};
+use super::lockfile;
+use super::sources::{self, Sources};
+use super::venv;
+use crate::config::{display_path, Config};
+use crate::error::Fail;
+use crate::fsutil::{self, LockFile};
+use crate::project;
+use crate::ui::{count, Ui};
+
+/// What `labup sync` did, as printed by `--json`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Outcome {
+    /// `noop`, `created` or `synced`.
+    pub action: &'static str,
+    /// Distributions installed (an upgrade counts as one removed and one installed).
+    pub installed: usize,
+    /// Distributions removed.
+    pub removed: usize,
+    /// The interpreter's version.
+    pub python: String,
+    /// The venv folder.
+    pub venv: PathBuf,
+    /// Wall time.
+    pub duration_ms: u128,
+}
+
+/// What `labup lock` wrote, as printed by `--json`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LockOutcome {
+    /// The lock file.
+    pub lock: PathBuf,
+    /// Pins in it.
+    pub packages: usize,
+    /// Whether its content changed.
+    pub changed: bool,
+}
+
+/// Everything a slow-path run needs, found once.
+struct Workspace<'a> {
+    config: &'a Config,
+    ui: &'a Ui,
+    sources: Sources,
+    interp: Interpreter,
+    tmp: PathBuf,
+}
+
+/// The fast check: the marker's fingerprint matches and the venv is healthy.
+pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources) -> Option<Marker> {
+    let venv = &config.python.venv;
+    let marker = fingerprint::read(venv)?;
+    let venv::State::Venv(cfg) = venv::inspect(venv) else {
+        return None;
+    };
+    if !cfg.home.is_dir() || fs::metadata(venv.join("bin/python")).is_err() {
+        return None;
+    }
+    (fingerprint::compute(config, interp, sources) == marker.fingerprint).then_some(marker)
+}
+
+/// Syncs the venv; `locked` refuses to re-resolve a stale lock.
+pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
+    let started = Instant::now();
+    let sources = Sources::detect(config)?;
+    let interp = interpreter::find(config.python.version.as_deref())?;
+    let noop = |m: Marker| Outcome {
+        action: "noop",
+        installed: 0,
+        removed: 0,
+        python: m.python,
+        venv: config.python.venv.clone(),
+        duration_ms: started.elapsed().as_millis(),
+    };
+    if let Some(marker) = up_to_date(config, &interp, &sources) {
+        return Ok(noop(marker));
+    }
+    let ws = Workspace::new(config, ui, sources, interp)?;
+    let _guard = ws.lock()?;
+    if let Some(marker) = up_to_date(config, &ws.interp, &ws.sources) {
+        return Ok(noop(marker));
+    }
+    ws.sync(locked, started)
+}
+
+/// Rewrites the lock from the requirement sources (`upgrade`: ignore current pins).
+pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
+    let sources = Sources::detect(config)?;
+    let interp = interpreter::find(config.python.version.as_deref())?;
+    let ws = Workspace::new(config, ui, sources, interp)?;
+    let lock_path = &config.python.lock;
+    if ws.sources.is_empty() {
+        ui.info("no requirements found (requirements*.txt, pyproject.toml, uv.lock, pylock.toml, [python] packages): nothing to lock");
+        return Ok(LockOutcome { lock: lock_path.clone(), packages: 0, changed: false });
+    }
+    let _guard = ws.lock()?;
+    let info = ws.query_interpreter()?;
+    let engine = Engine::detect(config.python.installer)?;
+    let text = ws.resolve(&engine, &info, upgrade)?;
+    let old = fs::read_to_string(lock_path).ok();
+    let changed = old.as_deref() != Some(text.as_str());
+    if changed {
+        fsutil::atomic_write(lock_path, text.as_bytes())?;
+    }
+    let packages = lockfile::pins(&text).len();
+    ui.info(format!(
+        "{} {} {} ({})",
+        ui.paint("✓", "32"),
+        if changed { "Wrote" } else { "Unchanged:" },
+        display_path(lock_path),
+        count(packages, "package")
+    ));
+    Ok(LockOutcome { lock: lock_path.clone(), packages, changed })
+}
+
+impl<'a> Workspace<'a> {
+    fn new(config: &'a Config, ui: &'a Ui, sources: Sources, interp: Interpreter) -> Result<Workspace<'a>> {
+        let tmp = project::ensure_state_dir(&config.root, "tmp")?;
+        Ok(Workspace { config, ui, sources, interp, tmp })
+    }
+
+    /// Takes the exclusive sync lock, saying so when another labup holds it.
+    fn lock(&self) -> Result<LockFile> {
+        let path = project::state_dir(&self.config.root).join("sync.lock");
+        LockFile::acquire(&path, |pid| {
+            let who = pid.map_or("another labup".to_string(), |p| format!("another labup (pid {p})"));
+            self.ui.info(format!("waiting for {who} to finish with {}…", display_path(&self.config.python.venv)));
+        })
+    }
+
+    fn query_interpreter(&self) -> Result<Info> {
+        let step = self.ui.step(format!("Checking {}", self.interp.path.display()));
+        let info = self.interp.query();
+        step.abandon();
+        let info = info?;
+        interpreter::check_version(&self.interp, &info, self.config.python.version.as_deref())?;
+        Ok(info)
+    }
+
+    fn sync(&self, locked: bool, started: Instant) -> Result<Outcome> {
+        let (config, ui) = (self.config, self.ui);
+        let venv_dir = &config.python.venv;
+        venv::remove_leftovers(venv_dir);
+        let info = self.query_interpreter()?;
+        let engine = Engine::detect(config.python.installer)?;
+
+        let rebuild = match venv::inspect(venv_dir) {
+            venv::State::Foreign(why) => return Err(venv::refuse(venv_dir, &why).into()),
+            venv::State::Missing => Some(None),
+            venv::State::Venv(cfg) => venv::rebuild_reason(&cfg, &info.executable, &info.version, venv_dir).map(Some),
+        };
+
+        let new_lock = self.lock_text(&engine, &info, locked)?;
+
+        if let Some(reason) = &rebuild {
+            let what = if reason.is_some() { "Rebuilding" } else { "Creating" };
+            let step = ui.step(format!("{what} {}", display_path(venv_dir)));
+            if let Some(reason) = reason {
+                ui.info(format!("rebuilding {}: {reason}", display_path(venv_dir)));
+            }
+            let built = venv::build(venv_dir, |dest| {
+                engine::run(ui, &engine.create_venv(&self.interp, dest), "creating the venv").map(drop)
+            });
+            match built {
+                Ok(()) => step.done(format!(
+                    "Created {} with Python {} ({})",
+                    display_path(venv_dir),
+                    info.version,
+                    engine.name()
+                )),
+                Err(e) => {
+                    step.abandon();
+                    return Err(e);
+                }
+            }
+        }
+
+        // A new lock is written beside the real one (its relative `--find-links` must resolve
+        // the same) and renamed over it only once the sync succeeded.
+        let pending = fsutil::sibling(&config.python.lock, "labup-new");
+        let sync_from = match (&new_lock, self.sources.is_empty()) {
+            (Some(text), _) => {
+                fs::write(&pending, text).with_context(|| format!("failed to write {}", pending.display()))?;
+                pending.clone()
+            }
+            (None, true) => self.write_tmp("empty.txt", "")?,
+            (None, false) => config.python.lock.clone(),
+        };
+        let installed = self.install(&engine, &sync_from);
+        let (installed, removed) = match installed {
+            Ok(counts) => counts,
+            Err(e) => {
+                let _ = fs::remove_file(&pending);
+                return Err(e);
+            }
+        };
+        if new_lock.is_some() {
+            fs::rename(&pending, &config.python.lock)
+                .with_context(|| format!("failed to write {}", config.python.lock.display()))?;
+        }
+        let packages = venv::installed(venv_dir).len();
+        fingerprint::write(
+            venv_dir,
+            &Marker {
+                labup: env!("CARGO_PKG_VERSION").into(),
+                fingerprint: fingerprint::compute(config, &self.interp, &self.sources),
+                python: info.version.clone(),
+                interpreter: self.interp.path.clone(),
+                installer: engine.name().into(),
+                packages,
+            },
+        )?;
+        Ok(Outcome {
+            action: if rebuild.is_some() { "created" } else { "synced" },
+            installed,
+            removed,
+            python: info.version,
+            venv: venv_dir.clone(),
+            duration_ms: started.elapsed().as_millis(),
+        })
+    }
+
+    /// The new lock text when the current one is missing or stale (`None`: it is current).
+    fn lock_text(&self, engine: &Engine, info: &Info, locked: bool) -> Result<Option<String>> {
+        if self.sources.is_empty() {
+            return Ok(None);
+        }
+        let lock_path = &self.config.python.lock;
+        let digest = lockfile::inputs_digest(&self.sources, self.config);
+        let current = fs::read_to_string(lock_path).ok();
+        if current.as_deref().and_then(lockfile::digest_of) == Some(digest.as_str()) {
+            return Ok(None);
+        }
+        if locked {
+            let (what, why) = match current {
+                None => ("is missing", "there is none"),
+                Some(_) => ("is out of date", "the requirements changed since it was written"),
+            };
+            return Err(Fail::new(format!(
+                "{} {what} and `--locked` forbids resolving: {why} ({})",
+                display_path(lock_path),
+                self.sources.describe(&self.config.root)
+            ))
+            .hint("run `labup lock` and commit the lock file")
+            .into());
+        }
+        self.resolve(engine, info, false).map(Some)
+    }
+
+    /// Resolves the sources into lock text, in temporary files only.
+    fn resolve(&self, engine: &Engine, info: &Info, upgrade: bool) -> Result<String> {
+        let (config, ui) = (self.config, self.ui);
+        let lock_path = &config.python.lock;
+        let described = self.sources.describe(&config.root);
+        let step = ui.step(format!("Resolving {described}"));
+        let result = (|| -> Result<String> {
+            let mut inputs = String::new();
+            for file in &self.sources.requirement_files {
+                inputs.push_str(&format!("-r {}\n", file.display()));
+            }
+            if let Some(p) = &self.sources.pyproject {
+                for dep in sources::pyproject_dependencies(p)? {
+                    inputs.push_str(&dep);
+                    inputs.push('\n');
+                }
+            }
+            if let Some(uv_lock) = &self.sources.uv_lock {
+                let out = self.tmp.join("uv-lock-export.txt");
+                engine::run(ui, &engine.export_uv_lock(uv_lock, &out)?, "reading uv.lock (`uv export`)")?;
+                inputs.push_str(&format!("-r {}\n", out.display()));
+            }
+            for p in &self.sources.pylocks {
+                for pin in sources::pylock_pins(p)? {
+                    inputs.push_str(&pin);
+                    inputs.push('\n');
+                }
+            }
+            for p in &self.sources.packages {
+                inputs.push_str(p);
+                inputs.push('\n');
+            }
+            let inputs_file = self.write_tmp("inputs.in", &inputs)?;
+            // Beside the lock: uv reads the pins already in it, and its relative paths must resolve.
+            let out = fsutil::sibling(lock_path, "labup-resolve");
+            if !upgrade && matches!(engine, Engine::Uv(_)) {
+                // uv keeps the versions already in the output file unless told to upgrade.
+                if let Ok(current) = fs::read_to_string(lock_path) {
+                    fs::write(&out, current)?;
+                }
+            }
+            let minor = match &config.python.version {
+                Some(v) => interpreter::minor_of(v).to_string(),
+                None => interpreter::minor_of(&info.version).to_string(),
+            };
+            let compiled = engine::run(
+                ui,
+                &engine.compile(&self.interp, &minor, &inputs_file, &out, upgrade),
+                "resolving the requirements",
+            )
+            .map_err(|e| with_hint(e, &described, lock_path, "resolution"))
+            .and_then(|_| fs::read_to_string(&out).with_context(|| format!("failed to read {}", out.display())));
+            let _ = fs::remove_file(&out);
+            let raw = compiled?;
+            let body = match engine {
+                Engine::Uv(_) => raw,
+                Engine::Pip => engine::pip_report_to_lock(&raw)?,
+            };
+            let lock_dir = lock_path.parent().unwrap_or(&config.root);
+            let digest = lockfile::inputs_digest(&self.sources, config);
+            Ok(lockfile::render(&digest, &self.sources.carried_options(lock_dir), &body))
+        })();
+        match &result {
+            Ok(text) => step.done(format!("Resolved {} from {described}", count(lockfile::pins(text).len(), "package"))),
+            Err(_) => step.abandon(),
+        }
+        result
+    }
+
+    /// Makes the venv exactly `lock`; returns (installed, removed) counts.
+    fn install(&self, engine: &Engine, lock: &Path) -> Result<(usize, usize)> {
+        let (config, ui) = (self.config, self.ui);
+        let venv_dir = &config.python.venv;
+        let step = ui.step(format!("Syncing {}", display_path(venv_dir)));
+        fingerprint::clear(venv_dir)?;
+        let before = venv::installed(venv_dir);
+        let described = self.sources.describe(&config.root);
+        let result = engine::run(ui, &engine.sync(&self.interp, venv_dir, lock), "installing into the venv")
+            .map_err(|e| with_hint(e, &described, &config.python.lock, "install"))
+            .and_then(|_| {
+                if *engine != Engine::Pip {
+                    return Ok(());
+                }
+                let wanted: Vec<String> =
+                    lockfile::pins(&fs::read_to_string(lock).unwrap_or_default()).into_iter().map(|p| p.name).collect();
+                let extra: Vec<String> =
+                    venv::installed(venv_dir).into_keys().filter(|n| !wanted.contains(n)).collect();
+                if extra.is_empty() {
+                    return Ok(());
+                }
+                engine::run(
+                    ui,
+                    &Engine::pip_uninstall(&self.interp, venv_dir, &extra),
+                    "removing packages not in the lock",
+                )
+                .map(drop)
+            });
+        if let Err(e) = result {
+            step.abandon();
+            return Err(e);
+        }
+        let after = venv::installed(venv_dir);
+        let (installed, removed) = diff(&before, &after);
+        if installed + removed == 0 {
+            step.done(format!("{} matches the lock ({})", display_path(venv_dir), count(after.len(), "package")));
+        } else {
+            step.done(format!("Installed {installed}, removed {removed} ({} in the venv)", count(after.len(), "package")));
+        }
+        Ok((installed, removed))
+    }
+
+    fn write_tmp(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let path = self.tmp.join(name);
+        fs::write(&path, text).with_context(|| format!("failed to write {}", path.display()))?;
+        Ok(path)
+    }
+}
+
+/// (installed, removed) between two installed sets; a version change counts once each way.
+pub fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> (usize, usize) {
+    let installed = after.iter().filter(|(n, v)| before.get(*n) != Some(*v)).count();
+    let removed = before.iter().filter(|(n, v)| after.get(*n) != Some(*v)).count();
+    (installed, removed)
+}
+
+/// Adds the hint that fits an installer failure, saying what was left untouched.
+fn with_hint(err: anyhow::Error, sources: &str, lock: &Path, stage: &str) -> anyhow::Error {
+    let text = format!("{err:#}");
+    let kept = match stage {
+        "resolution" => format!("the venv and {} were left as they were", display_path(lock)),
+        _ => "the venv is not marked as synced, so the next `labup sync` repairs it".to_string(),
+    };
+    let hint = match engine::classify(&text) {
+        Some("network") => {
+            format!("check the network connection or the index in your requirements; {kept}")
+        }
+        Some(_) => format!("check the package names and versions in {sources}; {kept}"),
+        None => format!("run again with `-v` to see the installer's output; {kept}"),
+    };
+    match err.downcast::<Fail>() {
+        Ok(fail) => fail.hint(hint).into(),
+        Err(other) => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+        items.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn diff_counts_upgrades_both_ways() {
+        let before = set(&[("alpha", "1.0"), ("beta", "1.0"), ("gone", "1")]);
+        let after = set(&[("alpha", "2.0"), ("beta", "1.0"), ("new", "1")]);
+        assert_eq!(diff(&before, &after), (2, 2));
+        assert_eq!(diff(&after, &after), (0, 0));
+        assert_eq!(diff(&BTreeMap::new(), &after), (3, 0));
+    }
+}
