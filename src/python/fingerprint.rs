@@ -32,6 +32,8 @@ pub struct Marker {
     pub installer: String,
     /// Distributions installed.
     pub packages: usize,
+    /// Modification time of `site-packages`: an install or removal by hand changes it.
+    pub site_packages: Option<(u64, i128)>,
 }
 
 /// Hash of every input file, the lock, the interpreter identity, the Python settings,
@@ -110,6 +112,7 @@ mod tests {
             interpreter: "/x".into(),
             installer: "uv".into(),
             packages: 2,
+            site_packages: Some((1, 2)),
         };
         assert_eq!(read(dir.path()), None);
         write(dir.path(), &m).unwrap();

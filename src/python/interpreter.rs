@@ -150,7 +150,7 @@ mod tests {
     }
 
     fn info(v: &str) -> Info {
-        Info { version: v.into(), implementation: "cpython".into() }
+        Info { version: v.into(), implementation: "cpython".into(), executable: "/x/python3".into() }
     }
 
     #[test]

@@ -53,6 +53,11 @@ pub fn pins(text: &str) -> Vec<Pin> {
         .collect()
 }
 
+/// Distinct packages in a lock (a universal lock may pin one name per marker).
+pub fn package_count(text: &str) -> usize {
+    pins(text).into_iter().map(|p| p.name).collect::<std::collections::BTreeSet<_>>().len()
+}
+
 /// A digest of everything resolution depends on: input files, packages, the configured Python
 /// version and torch backend. Not the platform: a uv lock is universal.
 pub fn inputs_digest(sources: &Sources, config: &Config) -> String {
@@ -94,6 +99,8 @@ mod tests {
             ]
         );
         assert!(text.contains("--find-links ./w\nalpha==2.0"));
+        let universal = "numpy==2.4 ; python_version < '3.12'\nnumpy==2.5 ; python_version >= '3.12'\n";
+        assert_eq!(package_count(universal), 1);
     }
 
     #[test]

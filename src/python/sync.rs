@@ -71,6 +71,9 @@ pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources) -> O
     if !cfg.home.is_dir() || fs::metadata(venv.join("bin/python")).is_err() {
         return None;
     }
+    if venv::site_packages(venv).and_then(|p| fsutil::stamp(&p)) != marker.site_packages {
+        return None;
+    }
     (fingerprint::compute(config, interp, sources) == marker.fingerprint).then_some(marker)
 }
 
@@ -117,7 +120,7 @@ pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
     if changed {
         fsutil::atomic_write(lock_path, text.as_bytes())?;
     }
-    let packages = lockfile::pins(&text).len();
+    let packages = lockfile::package_count(&text);
     ui.info(format!(
         "{} {} {} ({})",
         ui.paint("✓", "32"),
@@ -223,6 +226,7 @@ impl<'a> Workspace<'a> {
                 interpreter: self.interp.path.clone(),
                 installer: engine.name().into(),
                 packages,
+                site_packages: venv::site_packages(venv_dir).and_then(|p| fsutil::stamp(&p)),
             },
         )?;
         Ok(Outcome {
@@ -325,7 +329,9 @@ impl<'a> Workspace<'a> {
             Ok(lockfile::render(&digest, &self.sources.carried_options(lock_dir), &body))
         })();
         match &result {
-            Ok(text) => step.done(format!("Resolved {} from {described}", count(lockfile::pins(text).len(), "package"))),
+            Ok(text) => {
+                step.done(format!("Resolved {} from {described}", count(lockfile::package_count(text), "package")));
+            }
             Err(_) => step.abandon(),
         }
         result
@@ -368,7 +374,10 @@ impl<'a> Workspace<'a> {
         if installed + removed == 0 {
             step.done(format!("{} matches the lock ({})", display_path(venv_dir), count(after.len(), "package")));
         } else {
-            step.done(format!("Installed {installed}, removed {removed} ({} in the venv)", count(after.len(), "package")));
+            step.done(format!(
+                "Installed {installed}, removed {removed} ({} in the venv)",
+                count(after.len(), "package")
+            ));
         }
         Ok((installed, removed))
     }

@@ -1,0 +1,94 @@
+//! Bad configuration: exit 2, `file:line:column`, and nothing written.
+
+use crate::support::Project;
+
+/// Runs `labup sync` on a project with this labup.toml (and local file) and checks the error.
+#[track_caller]
+fn rejects(toml: &str, local: Option<&str>, expect: &[&str]) {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    p.file("labup.toml", toml);
+    if let Some(l) = local {
+        p.file("labup.local.toml", l);
+    }
+    let before = p.listing();
+    let out = p.labup(&["sync"]).code(2);
+    assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
+    for e in expect {
+        assert!(out.stderr.contains(e), "stderr lacks {e:?}:\n{}", out.stderr);
+    }
+    assert_eq!(p.listing(), before, "a bad config changed files");
+}
+
+#[test]
+fn toml_syntax_error() {
+    rejects("[python]\nversion = \"3.12\n", None, &["labup.toml:2:"]);
+}
+
+#[test]
+fn unknown_key_suggests_the_nearest() {
+    rejects(
+        "[python]\nverison = \"3.12\"\n",
+        None,
+        &["labup.toml:2:1: unknown key `verison` in [python]", "hint: did you mean `version`?"],
+    );
+}
+
+#[test]
+fn wrong_type() {
+    rejects("[python]\npackages = \"numpy\"\n", None, &["labup.toml:2:12: wrong type in [python]"]);
+}
+
+#[test]
+fn unknown_service_kind() {
+    rejects("[services.nb]\nkind = \"jupyterlab\"\n", None, &["labup.toml:2:8: unknown value `jupyterlab`", "hint:"]);
+}
+
+#[test]
+fn port_out_of_range() {
+    rejects(
+        "[services.app]\ncommand = [\"python\", \"server.py\"]\nport = 99999\n",
+        None,
+        &["labup.toml:3:8: port 99999 is out of range"],
+    );
+}
+
+#[test]
+fn dependency_cycle_in_after() {
+    rejects(
+        "[services.a]\ncommand = [\"a\"]\nafter = [\"b\"]\n\n[services.b]\ncommand = [\"b\"]\nafter = [\"a\"]\n",
+        None,
+        &["labup.toml:7:10: dependency cycle in `after`: a → b → a"],
+    );
+}
+
+#[test]
+fn errors_in_the_local_file_name_it() {
+    rejects(
+        "[python]\nversion = \"3.11\"\n",
+        Some("[python]\ninstaler = \"pip\"\n"),
+        &["labup.local.toml:2:1: unknown key `instaler`", "did you mean `installer`?"],
+    );
+}
+
+#[test]
+fn usage_errors_exit_two() {
+    let p = Project::new();
+    let out = p.labup(&["sync", "--frobnicate"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    let out = p.labup(&[]);
+    assert_eq!(out.code, 2, "bare labup shows help: {}", out.stderr);
+    assert!(out.stderr.contains("Usage:"));
+}
+
+#[test]
+fn help_lists_only_working_commands() {
+    let p = Project::new();
+    let out = p.labup(&["--help"]).ok();
+    for cmd in ["sync", "lock", "run", "env"] {
+        assert!(out.stdout.contains(&format!("  {cmd} ")), "{cmd} missing:\n{}", out.stdout);
+    }
+    for later in ["  up ", "  stop ", "  doctor ", "  gpu "] {
+        assert!(!out.stdout.contains(later), "{later} is not built yet:\n{}", out.stdout);
+    }
+}

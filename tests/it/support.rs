@@ -1,0 +1,222 @@
+//! Test harness: a project in a temp folder, the labup binary run in it, and checks made
+//! with the real Python of the venv.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+/// Things every test shares: the fixture wheels, the real interpreter, uv, a cache.
+pub struct Shared {
+    /// Folder of fixture wheels (alpha 1.0/2.0, beta → alpha, gamma, delta with a script).
+    pub wheels: PathBuf,
+    /// The real interpreter (`sys.executable` of `python3`).
+    pub python: PathBuf,
+    /// The real uv.
+    pub uv: PathBuf,
+    /// uv/pip cache shared by the tests.
+    pub cache: PathBuf,
+    /// `tests/fixtures`.
+    pub fixtures: PathBuf,
+}
+
+/// Builds the shared fixtures once per test run.
+pub fn shared() -> &'static Shared {
+    static SHARED: OnceLock<Shared> = OnceLock::new();
+    SHARED.get_or_init(|| {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("labup-it");
+        let wheels = base.join(format!("wheels-{}", std::process::id()));
+        let status = Command::new("python3")
+            .arg(fixtures.join("make_wheels.py"))
+            .arg(&wheels)
+            .status()
+            .expect("python3 is needed to build the fixture wheels");
+        assert!(status.success(), "make_wheels.py failed");
+        let python = output("python3", &["-c", "import sys; print(sys.executable)"]);
+        let uv = which("uv").expect("the tests need uv on PATH (`pip install uv`)");
+        Shared { wheels, python: PathBuf::from(python), uv, cache: base.join("cache"), fixtures }
+    })
+}
+
+fn output(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// The first `name` on PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
+}
+
+/// A project folder and the environment labup runs with in it.
+pub struct Project {
+    dir: tempfile::TempDir,
+    /// Variables set for every labup run.
+    pub env: BTreeMap<String, String>,
+}
+
+/// The result of one labup run.
+#[derive(Debug)]
+pub struct Output {
+    /// Exit code.
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Asserts exit 0 and returns self.
+    #[track_caller]
+    pub fn ok(self) -> Output {
+        assert_eq!(self.code, 0, "labup failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Asserts this exit code.
+    #[track_caller]
+    pub fn code(self, code: i32) -> Output {
+        assert_eq!(self.code, code, "unexpected exit code:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
+        self
+    }
+
+    /// Stdout parsed as JSON.
+    #[track_caller]
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
+    }
+
+    /// Asserts stderr contains `text`.
+    #[track_caller]
+    pub fn stderr_has(self, text: &str) -> Output {
+        assert!(self.stderr.contains(text), "stderr lacks {text:?}:\n{}", self.stderr);
+        self
+    }
+}
+
+impl Project {
+    /// An empty project using the real interpreter and uv.
+    pub fn new() -> Project {
+        let s = shared();
+        let dir = tempfile::Builder::new().prefix("labup-it-").tempdir().expect("temp dir");
+        let mut env = BTreeMap::new();
+        env.insert("LABUP_PYTHON".into(), s.python.display().to_string());
+        env.insert("LABUP_UV".into(), s.uv.display().to_string());
+        env.insert("UV_CACHE_DIR".into(), s.cache.join("uv").display().to_string());
+        env.insert("PIP_CACHE_DIR".into(), s.cache.join("pip").display().to_string());
+        env.insert("NO_COLOR".into(), "1".into());
+        Project { dir, env }
+    }
+
+    /// The project folder.
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// A path inside the project.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Writes a file (creating folders).
+    pub fn file(&self, rel: &str, text: &str) -> &Project {
+        let p = self.path(rel);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
+        std::fs::write(p, text).expect("write");
+        self
+    }
+
+    /// Writes `requirements.txt` that installs from the fixture wheels only.
+    pub fn requirements(&self, lines: &str) -> &Project {
+        let head = format!("--no-index\n--find-links {}\n", shared().wheels.display());
+        self.file("requirements.txt", &(head + lines))
+    }
+
+    /// Sets a variable for later runs.
+    pub fn set(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Project {
+        self.env.insert(key.into(), value.as_ref().to_string_lossy().into_owned());
+        self
+    }
+
+    /// Removes a variable for later runs.
+    pub fn unset(&mut self, key: &str) -> &mut Project {
+        self.env.remove(key);
+        self
+    }
+
+    /// A labup command ready to spawn, in the project folder.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_labup"));
+        cmd.args(args).current_dir(self.root()).stdin(Stdio::null());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LABUP_") || k == "VIRTUAL_ENV") {
+            cmd.env_remove(k);
+        }
+        cmd.envs(&self.env);
+        cmd
+    }
+
+    /// Runs labup to completion.
+    pub fn labup(&self, args: &[&str]) -> Output {
+        let out = self.command(args).output().expect("run labup");
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// `labup sync --json` that must succeed; returns the JSON.
+    #[track_caller]
+    pub fn sync(&self) -> serde_json::Value {
+        self.labup(&["sync", "--json"]).ok().json()
+    }
+
+    /// What the venv's own Python says is installed (name → version).
+    pub fn installed(&self) -> BTreeMap<String, String> {
+        let script = "import importlib.metadata as m, json; \
+                      print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))";
+        let out = Command::new(self.path(".venv/bin/python")).args(["-c", script]).output().expect("venv python");
+        assert!(out.status.success(), "venv python failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("json")
+    }
+
+    /// Every path under the project (relative), to check that nothing was written.
+    pub fn listing(&self) -> Vec<String> {
+        fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                out.push(p.strip_prefix(root).unwrap_or(&p).display().to_string());
+                if p.is_dir() && !p.is_symlink() {
+                    walk(&p, root, out);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self.root(), self.root(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+/// `{"alpha": "1.0", …}` from pairs.
+pub fn pkgs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+    items.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
+}
+
+/// Wraps a program in a script that appends one line to `log` per start, then runs it:
+/// a test stub that counts how often labup starts Python or uv.
+pub fn counting_wrapper(dir: &Path, name: &str, real: &Path, log: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir");
+    let path = bin.join(name);
+    let script = format!("#!/bin/sh\necho \"$*\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), real.display());
+    std::fs::write(&path, script).expect("write wrapper");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}

@@ -1,0 +1,244 @@
+//! `labup sync` with uv: create, no-op, change, exactness, interpreter changes.
+
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{counting_wrapper, pkgs, shared, Project};
+
+#[test]
+fn creates_the_venv_and_the_lock_then_is_a_noop() {
+    let p = Project::new();
+    p.requirements("beta\n");
+    let first = p.sync();
+    assert_eq!(first["action"], "created");
+    assert_eq!(first["installed"], 2);
+    assert_eq!(first["removed"], 0);
+    assert!(first["python"].as_str().unwrap().starts_with("3."));
+    assert_eq!(first["venv"], p.path(".venv").display().to_string());
+    assert_eq!(p.installed(), pkgs(&[("alpha", "2.0"), ("beta", "1.0")]));
+    let lock = std::fs::read_to_string(p.path("requirements.lock")).unwrap();
+    assert!(lock.contains("alpha==2.0 \\\n    --hash=sha256:"), "{lock}");
+    assert!(lock.contains("--no-index\n"), "index options are carried: {lock}");
+    let marker: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(p.path(".venv/.labup.json")).unwrap()).unwrap();
+    assert_eq!(marker["installer"], "uv");
+
+    let second = p.sync();
+    assert_eq!(second["action"], "noop");
+    assert_eq!(second["installed"], 0);
+}
+
+#[test]
+fn noop_starts_no_python_and_no_uv() {
+    let mut p = Project::new();
+    p.requirements("alpha\n");
+    let tools = tempfile::tempdir().unwrap();
+    let log = tools.path().join("starts.log");
+    let python = counting_wrapper(&tools.path().join("py"), "python3", &shared().python, &log);
+    let uv = counting_wrapper(&tools.path().join("uv"), "uv", &shared().uv, &log);
+    p.set("LABUP_PYTHON", &python).set("LABUP_UV", &uv);
+    assert_eq!(p.sync()["action"], "created");
+    let starts = std::fs::read_to_string(&log).unwrap();
+    assert!(starts.lines().count() >= 3, "the first sync runs python and uv: {starts}");
+    for _ in 0..3 {
+        assert_eq!(p.sync()["action"], "noop");
+    }
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), starts, "a no-op started a process");
+}
+
+#[test]
+fn changed_requirements_resync_with_right_counts() {
+    let p = Project::new();
+    p.requirements("alpha==1.0\n");
+    assert_eq!(p.sync()["installed"], 1);
+    p.requirements("alpha==2.0\ngamma\n");
+    let out = p.sync();
+    assert_eq!(out["action"], "synced");
+    assert_eq!((out["installed"].as_u64(), out["removed"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(p.installed(), pkgs(&[("alpha", "2.0"), ("gamma", "1.0")]));
+    p.requirements("gamma\n");
+    let out = p.sync();
+    assert_eq!((out["installed"].as_u64(), out["removed"].as_u64()), (Some(0), Some(1)));
+    assert_eq!(p.installed(), pkgs(&[("gamma", "1.0")]));
+}
+
+#[test]
+fn a_package_installed_by_hand_is_removed() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    p.sync();
+    let status = std::process::Command::new(&shared().uv)
+        .args(["pip", "install", "--quiet", "--no-index", "--find-links"])
+        .arg(&shared().wheels)
+        .args(["gamma", "--python"])
+        .arg(p.path(".venv/bin/python"))
+        .env("UV_CACHE_DIR", shared().cache.join("uv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(p.installed().contains_key("gamma"));
+    let out = p.sync();
+    assert_eq!(out["action"], "synced");
+    assert_eq!(out["removed"], 1);
+    assert_eq!(p.installed(), pkgs(&[("alpha", "2.0")]));
+}
+
+#[test]
+fn empty_project_gets_an_empty_venv_and_no_lock() {
+    let p = Project::new();
+    let out = p.sync();
+    assert_eq!(out["action"], "created");
+    assert!(p.installed().is_empty());
+    assert!(!p.path("requirements.lock").exists());
+    assert_eq!(p.sync()["action"], "noop");
+}
+
+#[test]
+fn lock_keeps_pins_until_upgrade() {
+    let p = Project::new();
+    p.requirements("alpha<2\n");
+    p.sync();
+    p.requirements("alpha\n");
+    p.sync();
+    assert_eq!(p.installed()["alpha"], "1.0", "resolution prefers the version already locked");
+    let out = p.labup(&["lock", "--upgrade", "--json"]).ok().json();
+    assert_eq!(out["changed"], true);
+    assert_eq!(out["packages"], 1);
+    assert!(std::fs::read_to_string(p.path("requirements.lock")).unwrap().contains("alpha==2.0"));
+    p.sync();
+    assert_eq!(p.installed()["alpha"], "2.0");
+    let again = p.labup(&["lock", "--json"]).ok().json();
+    assert_eq!(again["changed"], false);
+}
+
+#[test]
+fn locked_refuses_a_stale_or_missing_lock() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    p.labup(&["sync", "--locked"])
+        .code(1)
+        .stderr_has("requirements.lock is missing")
+        .stderr_has("hint: run `labup lock`");
+    assert!(!p.path(".venv").exists(), "nothing built when the lock is refused");
+    p.sync();
+    p.requirements("alpha\ngamma\n");
+    let before = std::fs::read_to_string(p.path("requirements.lock")).unwrap();
+    p.labup(&["sync", "--locked"]).code(1).stderr_has("is out of date");
+    assert_eq!(std::fs::read_to_string(p.path("requirements.lock")).unwrap(), before);
+    p.labup(&["lock"]).ok();
+    assert_eq!(p.labup(&["sync", "--locked", "--json"]).ok().json()["installed"], 1);
+}
+
+#[test]
+fn console_scripts_and_activate_name_the_final_venv() {
+    let p = Project::new();
+    p.requirements("delta\n");
+    p.sync();
+    let out = std::process::Command::new(p.path(".venv/bin/delta-hello")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "delta 1.0");
+    let activate = std::fs::read_to_string(p.path(".venv/bin/activate")).unwrap();
+    assert!(activate.contains(&p.path(".venv").display().to_string()));
+    assert!(!activate.contains(".labup-new"), "build folder name left in activate");
+}
+
+/// A second interpreter with a different home: Debian's /usr/bin/python3 or a pyenv version.
+fn other_python() -> std::path::PathBuf {
+    let real = shared().python.canonicalize().unwrap();
+    let mut candidates: Vec<std::path::PathBuf> = vec!["/usr/bin/python3".into(), "/usr/local/bin/python3".into()];
+    if let Some(home) = std::env::var_os("HOME") {
+        let versions = std::path::Path::new(&home).join(".pyenv/versions");
+        for e in std::fs::read_dir(versions).into_iter().flatten().flatten() {
+            candidates.push(e.path().join("bin/python3"));
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|c| c.is_file() && c.canonicalize().ok().as_ref() != Some(&real))
+        .find(|c| {
+            std::process::Command::new(c)
+                .args(["-c", "import sys; assert sys.version_info >= (3, 8)"])
+                .status()
+                .is_ok_and(|s| s.success())
+        })
+        .expect("this test needs a second Python 3.8+ (for example `apt-get install python3`)")
+}
+
+#[test]
+fn interpreter_change_rebuilds_the_venv() {
+    let mut p = Project::new();
+    p.requirements("alpha\n");
+    let first = p.sync();
+    let other = other_python();
+    p.set("LABUP_PYTHON", &other);
+    let out = p.labup(&["sync", "--json"]).ok();
+    assert_eq!(out.json()["action"], "created", "{}", out.stderr);
+    assert!(out.stderr.contains("rebuilding .venv"), "{}", out.stderr);
+    assert_eq!(p.installed(), pkgs(&[("alpha", "2.0")]));
+    let cfg = std::fs::read_to_string(p.path(".venv/pyvenv.cfg")).unwrap();
+    let home = std::process::Command::new(&other)
+        .args(["-c", "import sys, os; print(os.path.dirname(sys.executable))"])
+        .output()
+        .unwrap();
+    assert!(cfg.contains(String::from_utf8_lossy(&home.stdout).trim()), "{cfg}");
+    let _ = first;
+}
+
+#[test]
+fn garbage_collected_interpreter_and_read_only_files_rebuild() {
+    let mut p = Project::new();
+    p.requirements("alpha\n");
+    let store = tempfile::tempdir().unwrap();
+    let make = |name: &str| {
+        let bin = store.path().join(name).join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::os::unix::fs::symlink(&shared().python, bin.join("python3")).unwrap();
+        bin.join("python3")
+    };
+    let first = make("aaa-python3");
+    p.set("LABUP_PYTHON", &first);
+    p.sync();
+    // Files copied from the Nix store are read-only, folders included.
+    let status = std::process::Command::new("chmod").args(["-R", "a-w"]).arg(p.path(".venv")).status().unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(store.path().join("aaa-python3")).unwrap();
+    let second = make("bbb-python3");
+    p.set("LABUP_PYTHON", &second);
+    let out = p.labup(&["sync", "--json"]).ok();
+    assert_eq!(out.json()["action"], "created");
+    assert!(out.stderr.contains("is gone"), "{}", out.stderr);
+    assert_eq!(p.installed(), pkgs(&[("alpha", "2.0")]));
+    let mode = std::fs::metadata(p.path(".venv")).unwrap().permissions().mode();
+    assert_ne!(mode & 0o200, 0, "the new venv is writable");
+}
+
+#[test]
+fn python_version_mismatch_is_an_error_with_a_hint() {
+    let p = Project::new();
+    p.file("labup.toml", "[python]\nversion = \"3.4\"\n");
+    p.labup(&["sync"]).code(1).stderr_has("does not match `[python] version = \"3.4\"`").stderr_has("hint:");
+    assert!(!p.path(".venv").exists());
+}
+
+#[test]
+fn finds_python3_on_path_without_labup_python() {
+    let mut p = Project::new();
+    p.unset("LABUP_PYTHON");
+    p.requirements("alpha\n");
+    assert_eq!(p.sync()["action"], "created");
+    assert_eq!(p.sync()["action"], "noop");
+}
+
+#[test]
+fn missing_interpreter_says_what_it_looked_for() {
+    let mut p = Project::new();
+    p.set("LABUP_PYTHON", "/nonexistent/python3");
+    p.labup(&["sync"]).code(1).stderr_has("looked for `/nonexistent/python3` (LABUP_PYTHON)");
+}
+
+#[test]
+fn state_dir_is_private() {
+    let p = Project::new();
+    p.sync();
+    let mode = std::fs::metadata(p.path(".labup")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert_eq!(std::fs::read_to_string(p.path(".labup/.gitignore")).unwrap(), "*\n");
+}
