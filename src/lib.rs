@@ -9,6 +9,7 @@ pub mod error;
 pub mod fsutil;
 pub mod project;
 pub mod python;
+pub mod services;
 pub mod ui;
 
 use clap::Parser;

@@ -1,0 +1,176 @@
+//! Processes labup started: who they are, whether they still run, and signalling their group.
+//!
+//! A pid alone is not an identity: after a reboot or a long time it names someone else. A
+//! process is ours when its pid, its start time (`/proc/<pid>/stat` field 22) and the boot id
+//! all match what was recorded when labup started it; labup signals nothing else.
+
+use std::fs;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+/// A process as recorded when it was started.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// Process id (also its process group id: services lead their own group).
+    pub pid: i32,
+    /// Start time in clock ticks since boot.
+    pub start_time: u64,
+    /// The boot it was started in.
+    pub boot_id: String,
+}
+
+/// The current boot's id (`/proc/sys/kernel/random/boot_id`; empty where there is none).
+pub fn boot_id() -> String {
+    fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+}
+
+/// Fields of `/proc/<pid>/stat` after the command name: (state, pgrp, start time).
+fn stat(pid: i32) -> Option<(char, i32, u64)> {
+    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&text)
+}
+
+/// Parses a stat line; the command name may contain spaces and parentheses, so split at the last `)`.
+pub fn parse_stat(text: &str) -> Option<(char, i32, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); pgrp is field 5; starttime is field 22.
+    let state = fields.first()?.chars().next()?;
+    let pgrp = fields.get(2)?.parse().ok()?;
+    let start = fields.get(19)?.parse().ok()?;
+    Some((state, pgrp, start))
+}
+
+/// The identity of a running process, now.
+pub fn identify(pid: i32) -> Option<Identity> {
+    let (state, _, start_time) = stat(pid)?;
+    (state != 'Z').then(|| Identity { pid, start_time, boot_id: boot_id() })
+}
+
+/// Whether the recorded process still runs (same pid, start time and boot, not a zombie).
+pub fn is_alive(id: &Identity) -> bool {
+    identify(id.pid).is_some_and(|now| now.start_time == id.start_time && now.boot_id == id.boot_id)
+}
+
+/// Live members of the process group that `leader` led: processes in group `leader.pid`
+/// started no earlier than the leader, in the same boot. While any member lives the group id
+/// cannot be reused, so these are the leader's own descendants.
+pub fn group_members(leader: &Identity) -> Vec<i32> {
+    if leader.boot_id != boot_id() {
+        return Vec::new();
+    }
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            stat(*pid)
+                .is_some_and(|(state, pgrp, start)| state != 'Z' && pgrp == leader.pid && start >= leader.start_time)
+        })
+        .collect()
+}
+
+/// Sends `signal` to the group of `leader` if (and only if) that group still has members that
+/// are verifiably ours. Returns whether a signal was sent.
+pub fn signal_group(leader: &Identity, signal: Signal) -> bool {
+    if group_members(leader).is_empty() {
+        return false;
+    }
+    killpg(Pid::from_raw(leader.pid), signal).is_ok()
+}
+
+/// Stops a group: SIGTERM, up to `grace` for it to empty (calling `reap` meanwhile so our own
+/// zombie children are collected), then SIGKILL. Returns true when the group is gone.
+pub fn stop_group(leader: &Identity, grace: Duration, mut reap: impl FnMut()) -> bool {
+    signal_group(leader, Signal::SIGTERM);
+    let deadline = Instant::now() + grace;
+    loop {
+        reap();
+        if group_members(leader).is_empty() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    signal_group(leader, Signal::SIGKILL);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        reap();
+        if group_members(leader).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    false
+}
+
+/// Seconds since the Unix epoch.
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The command line of a process, for messages.
+pub fn command_line(pid: i32) -> Option<String> {
+    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let text: Vec<String> =
+        raw.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
+    (!text.is_empty()).then(|| text.join(" "))
+}
+
+/// The process group of a pid.
+pub fn pgrp(pid: i32) -> Option<i32> {
+    stat(pid).map(|(_, g, _)| g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_parsing_survives_odd_command_names() {
+        let line = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0";
+        assert_eq!(parse_stat(line), Some(('S', 1234, 987654)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn our_own_process_is_alive_and_a_changed_start_time_is_not() {
+        let me = identify(std::process::id() as i32).expect("our own /proc entry");
+        assert!(is_alive(&me));
+        assert!(!is_alive(&Identity { start_time: me.start_time + 1, ..me.clone() }));
+        assert!(!is_alive(&Identity { boot_id: "another-boot".into(), ..me }));
+    }
+
+    #[test]
+    fn a_foreign_group_is_never_signalled() {
+        // pid 1 leads its own group but started long before this recorded "leader".
+        let fake = Identity { pid: 1, start_time: u64::MAX, boot_id: boot_id() };
+        assert!(group_members(&fake).is_empty());
+        assert!(!signal_group(&fake, Signal::SIGTERM));
+        let other_boot = Identity { pid: 1, start_time: 0, boot_id: "not-this-boot".into() };
+        assert!(!signal_group(&other_boot, Signal::SIGTERM));
+    }
+
+    #[test]
+    fn stops_a_real_group_with_a_child_that_ignores_sigterm() {
+        use std::os::unix::process::CommandExt;
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "trap '' TERM; sleep 30 & wait"])
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let id = identify(child.id() as i32).unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(group_members(&id).len() >= 2, "shell and sleep");
+        let gone = stop_group(&id, Duration::from_millis(300), || {
+            let _ = child.try_wait();
+        });
+        assert!(gone);
+        assert!(group_members(&id).is_empty());
+    }
+}
