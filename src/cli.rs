@@ -31,6 +31,51 @@ pub struct Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Sync, start the services under a supervisor, wait until they are ready, print their URLs.
+    Up {
+        /// Only these services (and what they start after).
+        services: Vec<String>,
+        /// Stay attached: every service's log on stdout; Ctrl-C stops everything.
+        #[arg(long)]
+        foreground: bool,
+        /// Fail instead of resolving when the lock is missing or out of date.
+        #[arg(long)]
+        locked: bool,
+        /// Print the status as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop services (all of them, and the supervisor, when none is named).
+    #[command(alias = "down")]
+    Stop {
+        /// Services to stop.
+        services: Vec<String>,
+    },
+    /// Stop and start services again.
+    Restart {
+        /// Services to restart (all when none is named).
+        services: Vec<String>,
+    },
+    /// Each service's state, pid, URL, uptime, restarts and last error.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a service's log (all services' when none is named).
+    Logs {
+        /// The service.
+        service: Option<String>,
+        /// Keep printing new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines to show from the end.
+        #[arg(short = 'n', long, default_value_t = 50)]
+        lines: usize,
+    },
+    /// The detached supervisor (started by `labup up`).
+    #[command(name = "__supervise", hide = true)]
+    Supervise,
     /// Create the venv and make it exactly the lock (nothing to do: returns in milliseconds).
     Sync {
         /// Fail instead of resolving when the lock is missing or out of date (for CI).
@@ -77,6 +122,14 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
     };
     let root = if cli.project.is_some() { start } else { crate::project::find_root(&start) };
     match cli.command {
+        Command::Up { services, foreground, locked, json } => {
+            commands::up(&root, &services, foreground, locked, json, ui)
+        }
+        Command::Stop { services } => commands::stop(&root, &services, ui),
+        Command::Restart { services } => commands::restart(&root, &services, ui),
+        Command::Status { json } => commands::status(&root, json, ui),
+        Command::Logs { service, follow, lines } => commands::show_logs(&root, service.as_deref(), follow, lines),
+        Command::Supervise => commands::supervise(&root),
         Command::Sync { locked, json } => commands::sync(&root, locked, json, ui),
         Command::Lock { upgrade, json } => commands::lock(&root, upgrade, json, ui),
         Command::Run { no_sync, command } => commands::run(&root, !no_sync, &command, ui),

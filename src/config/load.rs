@@ -405,6 +405,13 @@ mod tests {
     }
 
     #[test]
+    fn timeouts_are_whole_seconds_in_range() {
+        let e = err("[services.a]\ncommand=[\"x\"]\nstop-timeout = 0\n");
+        assert!(e.message.contains("0 seconds is out of range"), "{}", e.message);
+        assert!(parse(&src("[services.a]\ncommand=[\"x\"]\nstop-timeout = 3\nstart-timeout = 120\n"), 1).is_ok());
+    }
+
+    #[test]
     fn models_only_for_ollama() {
         let e = err("[services.a]\ncommand=[\"x\"]\nmodels=[\"m\"]\n");
         assert!(e.message.contains("`models` is only for"), "{}", e.message);

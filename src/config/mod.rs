@@ -95,6 +95,10 @@ pub struct Service {
     pub enabled: bool,
     /// Ollama models to pull.
     pub models: Vec<String>,
+    /// Grace between SIGTERM and SIGKILL.
+    pub stop_timeout: std::time::Duration,
+    /// How long a start may take to become ready.
+    pub start_timeout: std::time::Duration,
 }
 
 /// `[shell]`.
@@ -157,6 +161,8 @@ impl Config {
                     restart: s.restart.unwrap_or_default(),
                     enabled: s.enabled.unwrap_or(true),
                     models: s.models.unwrap_or_default(),
+                    stop_timeout: std::time::Duration::from_secs(s.stop_timeout.map_or(10, |t| t.0)),
+                    start_timeout: std::time::Duration::from_secs(s.start_timeout.map_or(60, |t| t.0)),
                     name,
                 }
             })

@@ -52,7 +52,7 @@ pub struct RawGpu {
 
 /// `[services.NAME]`.
 #[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct RawService {
     pub kind: Option<ServiceKind>,
     pub command: Option<Vec<String>>,
@@ -65,6 +65,10 @@ pub struct RawService {
     pub restart: Option<Restart>,
     pub enabled: Option<bool>,
     pub models: Option<Vec<String>>,
+    /// Seconds between SIGTERM and SIGKILL when stopping.
+    pub stop_timeout: Option<Seconds>,
+    /// Seconds a start may take before it counts as failed.
+    pub start_timeout: Option<Seconds>,
     /// Index of the file that declared the service (set by the loader, for error locations).
     #[serde(skip)]
     pub origin: usize,
@@ -141,13 +145,21 @@ pub enum Restart {
 }
 
 /// A service port: a number in 1..=65535 or `"auto"` for a free one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(untagged)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Port {
     /// A fixed port.
     Fixed(u16),
     /// Any free port, chosen at start.
     Auto,
+}
+
+impl serde::Serialize for Port {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Port::Fixed(p) => s.serialize_u16(*p),
+            Port::Auto => s.serialize_str("auto"),
+        }
+    }
 }
 
 impl<'de> Deserialize<'de> for Port {
@@ -180,8 +192,7 @@ impl<'de> Deserialize<'de> for Port {
 }
 
 /// A readiness probe: exactly one of `http`, `tcp`, `log`.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ready {
     /// GET this path on 127.0.0.1:port; any 2xx/3xx is ready.
     Http(String),
@@ -191,12 +202,26 @@ pub enum Ready {
     Log(String),
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 struct RawReady {
+    #[serde(skip_serializing_if = "Option::is_none")]
     http: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     tcp: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     log: Option<String>,
+}
+
+impl serde::Serialize for Ready {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = match self {
+            Ready::Http(p) => RawReady { http: Some(p.clone()), tcp: None, log: None },
+            Ready::Tcp => RawReady { http: None, tcp: Some(true), log: None },
+            Ready::Log(r) => RawReady { http: None, tcp: None, log: Some(r.clone()) },
+        };
+        raw.serialize(s)
+    }
 }
 
 impl<'de> Deserialize<'de> for Ready {
@@ -222,6 +247,20 @@ impl<'de> Deserialize<'de> for Ready {
             }
         };
         Ok(probe)
+    }
+}
+
+/// A whole number of seconds, 1 to 3600.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Seconds(pub u64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u64::try_from(n) {
+            Ok(s) if (1..=3600).contains(&s) => Ok(Seconds(s)),
+            _ => Err(de::Error::custom(format!("{n} seconds is out of range: use 1-3600"))),
+        }
     }
 }
 
@@ -327,6 +366,8 @@ fn merge_service(b: RawService, o: RawService) -> RawService {
         restart: o.restart.or(b.restart),
         enabled: o.enabled.or(b.enabled),
         models: o.models.or(b.models),
+        stop_timeout: o.stop_timeout.or(b.stop_timeout),
+        start_timeout: o.start_timeout.or(b.start_timeout),
         origin: b.origin,
         after_origin,
     }
@@ -336,5 +377,23 @@ fn merge_opt<T>(base: Option<T>, over: Option<T>, f: impl FnOnce(T, T) -> T) -> 
     match (base, over) {
         (Some(b), Some(o)) => Some(f(b, o)),
         (b, o) => o.or(b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_and_ready_round_trip_through_json() {
+        for port in [Port::Fixed(8080), Port::Auto] {
+            let json = serde_json::to_string(&port).unwrap();
+            assert_eq!(serde_json::from_str::<Port>(&json).unwrap(), port);
+        }
+        for ready in [Ready::Http("/x".into()), Ready::Tcp, Ready::Log("up".into())] {
+            let json = serde_json::to_string(&ready).unwrap();
+            assert_eq!(serde_json::from_str::<Ready>(&json).unwrap(), ready, "{json}");
+        }
+        assert_eq!(serde_json::to_string(&Ready::Tcp).unwrap(), r#"{"tcp":true}"#);
     }
 }

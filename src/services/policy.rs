@@ -50,6 +50,8 @@ pub enum Event {
     Exited(Option<i32>),
     /// The spawn itself failed.
     SpawnFailed(String),
+    /// It cannot start and retrying will not help (port taken, a dependency failed).
+    Refused(String),
     /// The user asked for it to stop.
     StopRequested,
     /// Time passed (checks backoff deadlines and health).
@@ -57,7 +59,7 @@ pub enum Event {
 }
 
 /// What the supervisor must do.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Nothing.
     None,
@@ -100,6 +102,17 @@ impl Policy {
             last_error: None,
             stop_reason: None,
         }
+    }
+
+    /// A process a previous supervisor started and that still runs: wanted, in `phase`.
+    pub fn adopted(restart: Restart, phase: Phase, restarts: u32, now: Instant) -> Policy {
+        let phase = if phase == Phase::Ready { Phase::Ready } else { Phase::Starting };
+        Policy { wanted: true, phase, healthy_since: Some(now), restarts, ..Policy::new(restart) }
+    }
+
+    /// Whether the user wants it running.
+    pub fn wanted(&self) -> bool {
+        self.wanted
     }
 
     /// The current phase.
@@ -147,7 +160,14 @@ impl Policy {
                 self.stop_reason = Some("did not become ready in time".into());
                 Action::Stop
             }
-            Event::SpawnFailed(why) => self.failed(why, now, true),
+            Event::SpawnFailed(why) => self.failed(&why, now, true),
+            Event::Refused(why) => {
+                self.wanted = false;
+                self.phase = Phase::Failed;
+                self.retry_at = None;
+                self.last_error = Some(why);
+                Action::None
+            }
             Event::Exited(code) => {
                 if !self.wanted {
                     self.phase = Phase::Stopped;
@@ -176,7 +196,7 @@ impl Policy {
                     }
                     return Action::None;
                 }
-                self.failed(why, now, !success)
+                self.failed(&why, now, !success)
             }
             Event::StopRequested => {
                 self.wanted = false;
@@ -211,11 +231,11 @@ impl Policy {
     }
 
     /// An exit (or failed spawn) that should be retried unless it keeps happening quickly.
-    fn failed(&mut self, why: String, now: Instant, is_failure: bool) -> Action {
+    fn failed(&mut self, why: &str, now: Instant, is_failure: bool) -> Action {
         let quick = self.healthy_since.is_none_or(|since| now.duration_since(since) < HEALTHY_RESET);
         self.healthy_since = None;
         if is_failure {
-            self.last_error = Some(why.clone());
+            self.last_error = Some(why.to_string());
         }
         if quick {
             self.quick_failures += 1;
@@ -431,6 +451,28 @@ mod tests {
         p.on_event(Event::Exited(None), t + secs(61));
         assert_eq!(p.phase(), Phase::Backoff);
         assert_eq!(p.last_error.as_deref(), Some("did not become ready in time"));
+    }
+
+    #[test]
+    fn refusal_fails_without_retry() {
+        let t = Instant::now();
+        let mut p = Policy::new(Restart::Always);
+        p.on_event(Event::StartRequested, t);
+        p.on_event(Event::Refused("port 5001 is in use".into()), t);
+        assert_eq!(p.phase(), Phase::Failed);
+        assert!(!p.wanted());
+        assert_eq!(p.on_event(Event::Tick, t + secs(60)), Action::None);
+    }
+
+    #[test]
+    fn adopted_process_keeps_running_and_restarts_on_exit() {
+        let t = Instant::now();
+        let mut p = Policy::adopted(Restart::OnFailure, Phase::Ready, 2, t);
+        assert_eq!(p.phase(), Phase::Ready);
+        assert_eq!(p.on_event(Event::StartRequested, t), Action::None);
+        p.on_event(Event::Exited(None), t + secs(1));
+        assert_eq!(p.phase(), Phase::Backoff);
+        assert_eq!(p.restarts, 2);
     }
 
     #[test]

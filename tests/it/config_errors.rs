@@ -85,10 +85,11 @@ fn usage_errors_exit_two() {
 fn help_lists_only_working_commands() {
     let p = Project::new();
     let out = p.labup(&["--help"]).ok();
-    for cmd in ["sync", "lock", "run", "env"] {
+    for cmd in ["up", "stop", "restart", "status", "logs", "sync", "lock", "run", "env"] {
         assert!(out.stdout.contains(&format!("  {cmd} ")), "{cmd} missing:\n{}", out.stdout);
     }
-    for later in ["  up ", "  stop ", "  doctor ", "  gpu "] {
+    assert!(!out.stdout.contains("__supervise"), "the supervisor entry point is hidden");
+    for later in ["  doctor ", "  gpu ", "  hook ", "  init "] {
         assert!(!out.stdout.contains(later), "{later} is not built yet:\n{}", out.stdout);
     }
 }

@@ -1,5 +1,9 @@
 //! The commands: thin glue between the command line and the modules that do the work.
 
+mod services;
+
+pub use services::{restart, show_logs, status, stop, supervise, up};
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;

@@ -1,0 +1,461 @@
+//! `labup up`, `stop`, `restart`, `status`, `logs`: the client side of the supervisor.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::env::ChildEnv;
+use crate::error::Fail;
+use crate::fsutil::LockFile;
+use crate::python::sync;
+use crate::services::control::{self, Request};
+use crate::services::logs;
+use crate::services::policy::Phase;
+use crate::services::proc;
+use crate::services::spec::{self, Spec};
+use crate::services::state::{Record, RunDir, RunState};
+use crate::services::supervisor;
+use crate::ui::Ui;
+
+/// `labup up [SERVICE…]`.
+pub fn up(root: &Path, names: &[String], foreground: bool, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    sync::sync(&config, locked, ui)?;
+    let env = ChildEnv::workspace(&config, &std::env::vars().collect());
+    let (specs, skipped) = spec::plan(&config, names, &env)?;
+    for s in &skipped {
+        ui.warn(format!("skipping {s}: labup runs this kind from the JupyterLab/Ollama issue on"));
+    }
+    if foreground {
+        ui.info("running in the foreground: Ctrl-C stops every service");
+        supervisor::run(root, specs, true)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = RunDir::of(root);
+    let state = run.read();
+    if run.live_supervisor(&state).is_some() && specs.iter().all(|s| is_up(&state, s)) {
+        if json {
+            println!("{}", serde_json::to_string(&status_json(&run, &state))?);
+        } else {
+            ui.info("everything is already up");
+            print_table(&state, &specs);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if specs.is_empty() {
+        ui.info("no services to start");
+        return Ok(ExitCode::SUCCESS);
+    }
+    run.create(root)?;
+    {
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        ensure_supervisor(root, &run)?;
+        control::send(&run.socket(), &Request::Start { specs: specs.clone() })?;
+    }
+    let state = wait_for(&run, &specs, ui)?;
+    if json {
+        println!("{}", serde_json::to_string(&status_json(&run, &state))?);
+    } else {
+        print_table(&state, &specs);
+    }
+    fail_if_not_ready(&run, &state, &specs)
+}
+
+/// `labup restart [SERVICE…]`.
+pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    sync::sync(&config, false, ui)?;
+    let env = ChildEnv::workspace(&config, &std::env::vars().collect());
+    let (mut specs, _) = spec::plan(&config, names, &env)?;
+    if !names.is_empty() {
+        specs.retain(|s| names.contains(&s.name));
+    }
+    let run = RunDir::of(root);
+    run.create(root)?;
+    {
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        ensure_supervisor(root, &run)?;
+        control::send(&run.socket(), &Request::Restart { specs: specs.clone() })?;
+    }
+    // Let the supervisor take the stop in before waiting for readiness again.
+    std::thread::sleep(Duration::from_millis(50));
+    let state = wait_for(&run, &specs, ui)?;
+    print_table(&state, &specs);
+    fail_if_not_ready(&run, &state, &specs)
+}
+
+fn is_up(state: &RunState, spec: &Spec) -> bool {
+    state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Ready && &r.spec == spec && r.running())
+}
+
+/// Starts the detached supervisor unless one runs, and waits until it answers.
+fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
+    if run.live_supervisor(&run.read()).is_some() && control::send(&run.socket(), &Request::Ping).is_ok() {
+        return Ok(());
+    }
+    let exe = std::env::current_exe().context("cannot find the labup executable")?;
+    let log = logs::open_append(&run.dir.join("supervisor.log"))?;
+    let mut child = std::process::Command::new(exe)
+        .arg("__supervise")
+        .arg("--project")
+        .arg(root)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .context("cannot start the supervisor")?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if control::send(&run.socket(), &Request::Ping).is_ok_and(|r| r.ok) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // It may have lost the race to a supervisor another `labup up` started.
+            if run.live_supervisor(&run.read()).is_none() && !status.success() {
+                let tail = logs::tail(&run.dir.join("supervisor.log"), 10).join("\n");
+                return Err(Fail::new(format!("the supervisor exited at once ({status}):\n{tail}")).into());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(Fail::new("the supervisor did not answer within 10 s")
+                .hint(format!("look at {}", run.dir.join("supervisor.log").display()))
+                .into());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until every spec is ready or has failed, with a spinner per service on a terminal.
+fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState> {
+    let multi = MultiProgress::with_draw_target(if ui.progress {
+        ProgressDrawTarget::stderr()
+    } else {
+        ProgressDrawTarget::hidden()
+    });
+    let style = ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg} {elapsed:.dim}")
+        .unwrap_or_else(|_| ProgressStyle::default_spinner());
+    let bars: BTreeMap<&str, ProgressBar> = specs
+        .iter()
+        .map(|s| {
+            let bar = multi.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(s.name.clone()));
+            bar.enable_steady_tick(Duration::from_millis(100));
+            (s.name.as_str(), bar)
+        })
+        .collect();
+    let limit = specs.iter().map(|s| s.start_timeout_ms).max().unwrap_or(60_000) + 60_000;
+    let deadline = Instant::now() + Duration::from_millis(limit);
+    let started = Instant::now();
+    let mut announced: BTreeMap<String, Phase> = BTreeMap::new();
+    loop {
+        let state = run.read();
+        let mut pending = false;
+        for spec in specs {
+            let rec = state.services.get(&spec.name);
+            let phase = rec.map_or(Phase::Starting, |r| r.state);
+            if let Some(bar) = bars.get(spec.name.as_str()) {
+                bar.set_message(match (phase, rec.and_then(|r| r.last_error.clone())) {
+                    (Phase::Backoff, Some(e)) => format!("restarting ({e})"),
+                    (p, _) => format!("{p:?}").to_lowercase(),
+                });
+            }
+            if announced.get(&spec.name) != Some(&phase) {
+                announced.insert(spec.name.clone(), phase);
+                if matches!(phase, Phase::Ready | Phase::Failed) {
+                    if let Some(bar) = bars.get(spec.name.as_str()) {
+                        bar.finish_and_clear();
+                    }
+                    let took = crate::ui::format_duration(started.elapsed());
+                    match phase {
+                        Phase::Ready => ui.info(format!("{} {} is ready in {took}", ui.paint("✓", "32"), spec.name)),
+                        _ => ui.info(format!("{} {} failed", ui.paint("✗", "31"), spec.name)),
+                    }
+                }
+            }
+            pending |= !matches!(phase, Phase::Ready | Phase::Failed | Phase::Stopped);
+        }
+        if !pending {
+            return Ok(state);
+        }
+        if run.live_supervisor(&state).is_none() && state.supervisor.is_some() {
+            return Err(Fail::new("the supervisor stopped while services were starting")
+                .hint(format!("look at {}", run.dir.join("supervisor.log").display()))
+                .into());
+        }
+        if Instant::now() > deadline {
+            return Ok(state);
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) -> Result<ExitCode> {
+    let failed: Vec<&Spec> = specs.iter().filter(|s| !is_up(state, s)).collect();
+    let Some(first) = failed.first() else { return Ok(ExitCode::SUCCESS) };
+    let mut message = String::new();
+    for spec in &failed {
+        let why = state
+            .services
+            .get(&spec.name)
+            .and_then(|r| r.last_error.clone())
+            .unwrap_or_else(|| "did not become ready".into());
+        message.push_str(&format!("service `{}` is not ready: {why}\n", spec.name));
+        let tail = logs::tail(&spec.log_path(&run.logs), 10);
+        if !tail.is_empty() {
+            message.push_str(&format!("last lines of its log:\n{}\n", tail.join("\n")));
+        }
+    }
+    Err(Fail::new(message.trim_end().to_string()).hint(format!("see `labup logs {}`", first.name)).into())
+}
+
+/// `labup stop [SERVICE…]`.
+pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
+    let run = RunDir::of(root);
+    let state = run.read();
+    for name in names {
+        if !state.services.contains_key(name) {
+            let known: Vec<&str> = state.services.keys().map(String::as_str).collect();
+            return Err(Fail::usage(format!("no service called `{name}` was started here"))
+                .hint(if known.is_empty() {
+                    "nothing was started: `labup up`".into()
+                } else {
+                    format!("known: {}", known.join(", "))
+                })
+                .into());
+        }
+    }
+    let targets: Vec<String> = if names.is_empty() { state.services.keys().cloned().collect() } else { names.to_vec() };
+    let supervisor = run.live_supervisor(&state);
+    if supervisor.is_some() && control::send(&run.socket(), &Request::Stop { names: names.to_vec() }).is_ok() {
+        let grace =
+            targets.iter().filter_map(|n| state.services.get(n)).map(|r| r.spec.stop_timeout_ms).max().unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_millis(grace + 10_000);
+        loop {
+            let now = run.read();
+            let running = targets.iter().any(|n| now.services.get(n).is_some_and(|r| r.process.is_some()));
+            let sup_alive = names.is_empty() && run.live_supervisor(&now).is_some();
+            if (!running && !sup_alive) || Instant::now() > deadline {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    } else {
+        // No supervisor (it was killed): stop what it left running, identity verified.
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        let mut state = run.read();
+        for name in &targets {
+            if let Some(rec) = state.services.get_mut(name) {
+                if let Some(id) = rec.process.take() {
+                    proc::stop_group(&id, Duration::from_millis(rec.spec.stop_timeout_ms), || {});
+                }
+                rec.state = Phase::Stopped;
+            }
+        }
+        state.supervisor = None;
+        run.write(&state)?;
+    }
+    if targets.is_empty() {
+        ui.info("nothing is running");
+    } else {
+        ui.info(format!("{} stopped {}", ui.paint("✓", "32"), targets.join(", ")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One service in `labup status --json`.
+#[derive(Debug, Serialize)]
+struct ServiceStatus {
+    name: String,
+    kind: String,
+    state: Phase,
+    pid: Option<i32>,
+    port: Option<u16>,
+    url: Option<String>,
+    restarts: u32,
+    uptime_s: Option<u64>,
+    last_error: Option<String>,
+}
+
+/// The status document.
+#[derive(Debug, Serialize)]
+struct Status {
+    supervisor: SupervisorStatus,
+    services: Vec<ServiceStatus>,
+}
+
+#[derive(Debug, Serialize)]
+struct SupervisorStatus {
+    pid: Option<i32>,
+    running: bool,
+}
+
+fn service_status(rec: &Record, supervised: bool) -> ServiceStatus {
+    let alive = rec.running();
+    let state = match rec.state {
+        Phase::Ready | Phase::Starting if !alive => {
+            if supervised {
+                rec.state
+            } else {
+                Phase::Stopped
+            }
+        }
+        s => s,
+    };
+    let now = proc::unix_now();
+    ServiceStatus {
+        name: rec.spec.name.clone(),
+        kind: rec.spec.kind.clone(),
+        state,
+        pid: rec.process.as_ref().filter(|_| alive).map(|p| p.pid),
+        port: rec.port,
+        url: rec.url(),
+        restarts: rec.restarts,
+        uptime_s: rec.started_at.filter(|_| alive).map(|t| now.saturating_sub(t)),
+        last_error: rec.last_error.clone(),
+    }
+}
+
+fn status_json(run: &RunDir, state: &RunState) -> Status {
+    let sup = run.live_supervisor(state);
+    Status {
+        supervisor: SupervisorStatus { pid: sup.as_ref().map(|s| s.pid), running: sup.is_some() },
+        services: state.services.values().map(|r| service_status(r, sup.is_some())).collect(),
+    }
+}
+
+/// `labup status`.
+pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
+    let run = RunDir::of(root);
+    let state = run.read();
+    let doc = status_json(&run, &state);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    match (doc.supervisor.running, state.supervisor.is_some()) {
+        (true, _) => {}
+        (false, true) => {
+            ui.warn("the supervisor is not running (it was killed?): `labup up` recovers, adopting what still runs");
+        }
+        (false, false) if state.services.is_empty() => {
+            println!("nothing is running: start with `labup up`");
+            return Ok(ExitCode::SUCCESS);
+        }
+        (false, false) => {}
+    }
+    print_rows(&doc.services);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_table(state: &RunState, specs: &[Spec]) {
+    let rows: Vec<ServiceStatus> =
+        specs.iter().filter_map(|s| state.services.get(&s.name)).map(|r| service_status(r, true)).collect();
+    print_rows(&rows);
+}
+
+fn print_rows(rows: &[ServiceStatus]) {
+    let mut table =
+        vec![["SERVICE", "STATE", "PID", "URL", "UPTIME", "RESTARTS", "LAST ERROR"].map(String::from).to_vec()];
+    for r in rows {
+        table.push(vec![
+            r.name.clone(),
+            format!("{:?}", r.state).to_lowercase(),
+            r.pid.map_or("-".into(), |p| p.to_string()),
+            r.url.clone().unwrap_or_else(|| "-".into()),
+            r.uptime_s.map_or("-".into(), format_uptime),
+            r.restarts.to_string(),
+            r.last_error.clone().unwrap_or_default(),
+        ]);
+    }
+    let widths: Vec<usize> =
+        (0..7).map(|i| table.iter().map(|row| row[i].chars().count()).max().unwrap_or(0)).collect();
+    for row in table {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+/// `42s`, `3m05s`, `2h03m`.
+fn format_uptime(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
+    }
+}
+
+/// `labup logs [SERVICE] [-f] [-n N]`.
+pub fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize) -> Result<ExitCode> {
+    let run = RunDir::of(root);
+    let mut names: Vec<String> = match service {
+        Some(s) => vec![s.to_string()],
+        None => std::fs::read_dir(&run.logs)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log").map(str::to_string))
+            .collect(),
+    };
+    names.sort();
+    if let Some(s) = service {
+        if !run.logs.join(format!("{s}.log")).is_file() {
+            return Err(Fail::usage(format!("no log for `{s}` in {}", run.logs.display()))
+                .hint("`labup status` lists the services; a service has a log once it started")
+                .into());
+        }
+    }
+    let prefix = names.len() > 1;
+    let width = names.iter().map(String::len).max().unwrap_or(0);
+    let emit = |name: &str, line: &str| {
+        if prefix {
+            println!("{name:width$} | {line}");
+        } else {
+            println!("{line}");
+        }
+    };
+    let mut offsets = Vec::new();
+    for name in &names {
+        let path = run.logs.join(format!("{name}.log"));
+        for line in logs::tail(&path, lines) {
+            emit(name, &line);
+        }
+        offsets.push((name.clone(), path.clone(), std::fs::metadata(&path).map_or(0, |m| m.len())));
+    }
+    if !follow {
+        return Ok(ExitCode::SUCCESS);
+    }
+    loop {
+        for (name, path, offset) in &mut offsets {
+            for line in logs::read_from(path, offset).lines() {
+                emit(name, line);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The hidden `labup __supervise`: the detached supervisor.
+pub fn supervise(root: &Path) -> Result<ExitCode> {
+    // A session of its own: closing the terminal that ran `labup up` does not reach it.
+    let _ = nix::unistd::setsid();
+    supervisor::run(root, Vec::new(), false)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uptime_reads_well() {
+        assert_eq!(format_uptime(0), "0s");
+        assert_eq!(format_uptime(125), "2m05s");
+        assert_eq!(format_uptime(7380), "2h03m");
+    }
+}

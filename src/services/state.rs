@@ -1,0 +1,103 @@
+//! The state registry in `.labup/run/`: the supervisor's identity and each service's record,
+//! in `state.json`, written atomically by the supervisor and read by every command.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::policy::Phase;
+use super::proc::{self, Identity};
+use super::spec::Spec;
+use crate::fsutil;
+
+/// `state.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunState {
+    /// The supervisor process.
+    pub supervisor: Option<Identity>,
+    /// Services by name.
+    pub services: BTreeMap<String, Record>,
+}
+
+/// One service as the supervisor last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// What it runs.
+    pub spec: Spec,
+    /// Current phase.
+    pub state: Phase,
+    /// The process group leader, while it runs.
+    pub process: Option<Identity>,
+    /// The port it was given (`auto` resolved).
+    pub port: Option<u16>,
+    /// Restarts so far.
+    pub restarts: u32,
+    /// Unix time it was started.
+    pub started_at: Option<u64>,
+    /// Last exit status (`None`: signal or unknown).
+    pub last_exit: Option<i32>,
+    /// Why it last failed.
+    pub last_error: Option<String>,
+}
+
+impl Record {
+    /// `http://127.0.0.1:PORT/` for services with a port.
+    pub fn url(&self) -> Option<String> {
+        self.port.map(|p| format!("http://127.0.0.1:{p}/"))
+    }
+
+    /// Whether its process is running (identity verified).
+    pub fn running(&self) -> bool {
+        self.process.as_ref().is_some_and(proc::is_alive)
+    }
+}
+
+/// Paths of the run folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    /// `.labup/run`.
+    pub dir: PathBuf,
+    /// `.labup/logs`.
+    pub logs: PathBuf,
+}
+
+impl RunDir {
+    /// The run and log folders of a project (not created).
+    pub fn of(root: &Path) -> RunDir {
+        let state = crate::project::state_dir(root);
+        RunDir { dir: state.join("run"), logs: state.join("logs") }
+    }
+
+    /// Creates them (0700 state folder).
+    pub fn create(&self, root: &Path) -> anyhow::Result<()> {
+        crate::project::ensure_state_dir(root, "run")?;
+        crate::project::ensure_state_dir(root, "logs")?;
+        Ok(())
+    }
+
+    /// `state.json`.
+    pub fn state_file(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+
+    /// The control socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("control.sock")
+    }
+
+    /// Reads `state.json` (empty when missing or unreadable).
+    pub fn read(&self) -> RunState {
+        std::fs::read(self.state_file()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// Writes `state.json` atomically.
+    pub fn write(&self, state: &RunState) -> anyhow::Result<()> {
+        fsutil::atomic_write(&self.state_file(), &serde_json::to_vec_pretty(state)?)
+    }
+
+    /// The supervisor's identity when it is running.
+    pub fn live_supervisor(&self, state: &RunState) -> Option<Identity> {
+        state.supervisor.clone().filter(proc::is_alive)
+    }
+}

@@ -1,0 +1,573 @@
+//! The supervisor: one process per project that spawns services in their own process groups,
+//! probes them, applies the restart policy and records everything in `state.json`.
+//!
+//! Services write their logs straight to their files and keep running if the supervisor is
+//! killed; a new supervisor adopts the ones whose identity still matches. Requests arrive on the
+//! control socket; the loop ticks every 20 ms so readiness is reported within a tick or two.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixListener;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use nix::sys::signal::Signal;
+
+use super::control::{self, Reply, Request};
+use super::logs;
+use super::policy::{Action, Event, Phase, Policy};
+use super::ports;
+use super::probe;
+use super::proc::{self, Identity};
+use super::spec::Spec;
+use super::state::{Record, RunDir, RunState};
+use crate::config::{Port, Ready};
+use crate::error::Fail;
+
+const TICK: Duration = Duration::from_millis(20);
+const PROBE_EVERY: Duration = Duration::from_millis(40);
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One service under supervision.
+#[derive(Debug)]
+struct Managed {
+    spec: Spec,
+    policy: Policy,
+    /// Our child, when this supervisor spawned it.
+    child: Option<Child>,
+    /// The group leader while its group lives.
+    process: Option<Identity>,
+    port: Option<u16>,
+    started_at: Option<u64>,
+    spawned: Option<Instant>,
+    last_probe: Option<Instant>,
+    probe_offset: u64,
+    last_exit: Option<i32>,
+    /// The leader exited (or a stop began): waiting for the group to empty.
+    stopping: Option<Stopping>,
+    /// Start asked for, waiting for `after` services to be ready.
+    pending_start: bool,
+    restart_after_stop: bool,
+    print_offset: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stopping {
+    deadline: Instant,
+    killed: bool,
+}
+
+impl Managed {
+    fn new(spec: Spec) -> Managed {
+        let policy = Policy::new(spec.restart);
+        Managed {
+            spec,
+            policy,
+            child: None,
+            process: None,
+            port: None,
+            started_at: None,
+            spawned: None,
+            last_probe: None,
+            probe_offset: 0,
+            last_exit: None,
+            stopping: None,
+            pending_start: false,
+            restart_after_stop: false,
+            print_offset: 0,
+        }
+    }
+
+    fn record(&self) -> Record {
+        let mut state = self.policy.phase();
+        if self.pending_start && matches!(state, Phase::Stopped | Phase::Failed) {
+            state = Phase::Starting;
+        }
+        Record {
+            spec: self.spec.clone(),
+            state,
+            process: self.process.clone(),
+            port: self.port,
+            restarts: self.policy.restarts,
+            started_at: self.process.as_ref().and(self.started_at),
+            last_exit: self.last_exit,
+            last_error: self.policy.last_error.clone(),
+        }
+    }
+}
+
+/// The running supervisor.
+#[derive(Debug)]
+struct Supervisor {
+    run: RunDir,
+    me: Identity,
+    services: BTreeMap<String, Managed>,
+    foreground: bool,
+    /// Exit once nothing runs (after `labup stop` of everything, or a signal).
+    exit_when_idle: bool,
+    last_written: Vec<u8>,
+}
+
+/// Runs the supervisor until it is told to stop everything. `initial` specs are started at once
+/// (the foreground mode); the detached mode receives them on the socket.
+pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
+    let run = RunDir::of(root);
+    run.create(root)?;
+    let lock_file = File::create(run.dir.join("supervisor.lock"))?;
+    if lock_file.try_lock().is_err() {
+        if foreground {
+            let pid = run.live_supervisor(&run.read()).map(|s| s.pid);
+            return Err(Fail::new(format!(
+                "a labup supervisor is already running for this project{}",
+                pid.map(|p| format!(" (pid {p})")).unwrap_or_default()
+            ))
+            .hint("stop it first with `labup stop`, or use `labup up` without `--foreground`")
+            .into());
+        }
+        // Another supervisor won the race: it serves this project.
+        return Ok(());
+    }
+    let me = proc::identify(std::process::id() as i32).context("cannot read our own process identity")?;
+    let mut sup =
+        Supervisor { run, me, services: BTreeMap::new(), foreground, exit_when_idle: false, last_written: Vec::new() };
+    sup.adopt();
+
+    let socket = sup.run.socket();
+    let _ = std::fs::remove_file(&socket);
+    let listener = UnixListener::bind(&socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))?;
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || control::serve(&listener, &tx));
+
+    let stop_signal = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
+        signal_hook::flag::register(sig, Arc::clone(&stop_signal))?;
+    }
+
+    if !initial.is_empty() {
+        sup.handle(Request::Start { specs: initial });
+    }
+    loop {
+        match rx.recv_timeout(TICK) {
+            Ok((request, reply)) => {
+                let answer = sup.handle(request);
+                // The client reads state.json next: it must already show what was asked.
+                sup.tick();
+                sup.write_state();
+                let _ = reply.send(answer);
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if stop_signal.swap(false, Ordering::SeqCst) {
+            sup.handle(Request::Stop { names: Vec::new() });
+        }
+        sup.tick();
+        sup.write_state();
+        if sup.foreground {
+            sup.print_logs();
+        }
+        if sup.exit_when_idle && sup.idle() {
+            break;
+        }
+    }
+    let _ = std::fs::remove_file(&socket);
+    let mut state = sup.state();
+    state.supervisor = None;
+    sup.run.write(&state)?;
+    Ok(())
+}
+
+impl Supervisor {
+    /// Takes over services a previous supervisor left running (identity verified).
+    fn adopt(&mut self) {
+        let previous = self.run.read();
+        let now = Instant::now();
+        for (name, rec) in previous.services {
+            let mut m = Managed::new(rec.spec.clone());
+            m.last_exit = rec.last_exit;
+            m.policy.restarts = rec.restarts;
+            if let Some(id) = rec.process.clone().filter(|id| !proc::group_members(id).is_empty()) {
+                self.log(&format!("adopting `{name}` (pid {}) from a previous supervisor", id.pid));
+                m.policy = Policy::adopted(rec.spec.restart, rec.state, rec.restarts, now);
+                m.process = Some(id);
+                m.port = rec.port;
+                m.started_at = rec.started_at;
+                m.spawned = Some(now);
+                m.probe_offset = std::fs::metadata(rec.spec.log_path(&self.run.logs)).map_or(0, |md| md.len());
+            }
+            m.print_offset = std::fs::metadata(m.spec.log_path(&self.run.logs)).map_or(0, |md| md.len());
+            self.services.insert(name, m);
+        }
+    }
+
+    fn log(&self, line: &str) {
+        if !self.foreground {
+            eprintln!("[{}] {line}", proc::unix_now());
+        }
+    }
+
+    fn handle(&mut self, request: Request) -> Reply {
+        let now = Instant::now();
+        match request {
+            Request::Ping => {}
+            Request::Start { specs } => {
+                self.exit_when_idle = false;
+                for spec in specs {
+                    let logs = self.run.logs.clone();
+                    let m = self.services.entry(spec.name.clone()).or_insert_with(|| {
+                        let mut m = Managed::new(spec.clone());
+                        m.print_offset = std::fs::metadata(spec.log_path(&logs)).map_or(0, |md| md.len());
+                        m
+                    });
+                    let running = m.process.is_some();
+                    if m.spec != spec && running {
+                        if !self.foreground {
+                            eprintln!("[{}] `{}` changed: restarting it", proc::unix_now(), spec.name);
+                        }
+                        m.spec = spec;
+                        m.restart_after_stop = true;
+                        let action = m.policy.on_event(Event::StopRequested, now);
+                        Self::act(&self.run, m, action, now);
+                    } else {
+                        if m.spec != spec {
+                            m.policy = Policy::new(spec.restart);
+                        }
+                        m.spec = spec;
+                        if !matches!(m.policy.phase(), Phase::Starting | Phase::Ready) || m.stopping.is_some() {
+                            m.pending_start = true;
+                        }
+                    }
+                }
+            }
+            Request::Restart { specs } => {
+                self.exit_when_idle = false;
+                for spec in specs {
+                    let Some(m) = self.services.get_mut(&spec.name) else {
+                        self.services.insert(spec.name.clone(), Managed::new(spec.clone()));
+                        if let Some(m) = self.services.get_mut(&spec.name) {
+                            m.pending_start = true;
+                        }
+                        continue;
+                    };
+                    m.spec = spec;
+                    if m.process.is_some() {
+                        m.restart_after_stop = true;
+                        let action = m.policy.on_event(Event::StopRequested, now);
+                        Self::act(&self.run, m, action, now);
+                    } else {
+                        m.policy = Policy::new(m.spec.restart);
+                        m.pending_start = true;
+                    }
+                }
+            }
+            Request::Stop { names } => {
+                let all = names.is_empty();
+                for (name, m) in &mut self.services {
+                    if all || names.contains(name) {
+                        m.pending_start = false;
+                        m.restart_after_stop = false;
+                        let action = m.policy.on_event(Event::StopRequested, now);
+                        Self::act(&self.run, m, action, now);
+                    }
+                }
+                if all || self.services.values().all(|m| !m.policy.wanted() && !m.pending_start) {
+                    self.exit_when_idle = true;
+                }
+            }
+        }
+        Reply { ok: true, message: None }
+    }
+
+    fn idle(&self) -> bool {
+        self.services.values().all(|m| m.process.is_none() && m.stopping.is_none() && !m.pending_start)
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        let names: Vec<String> = self.services.keys().cloned().collect();
+        for name in names {
+            self.start_if_deps_ready(&name, now);
+            let Some(m) = self.services.get_mut(&name) else { continue };
+            Self::watch_exit(m, now);
+            Self::watch_stop(&self.run, m, now);
+            Self::watch_ready(&self.run, m, now);
+            let action = m.policy.on_event(Event::Tick, now);
+            Self::act(&self.run, m, action, now);
+        }
+    }
+
+    /// A pending start proceeds once every `after` service is ready, and fails when one failed.
+    fn start_if_deps_ready(&mut self, name: &str, now: Instant) {
+        let Some(m) = self.services.get(name) else { return };
+        if !m.pending_start || m.process.is_some() {
+            return;
+        }
+        let mut blocked_by = None;
+        for dep in &m.spec.after {
+            match self.services.get(dep) {
+                Some(d) if d.policy.phase() == Phase::Ready => {}
+                Some(d) if d.policy.phase() == Phase::Failed && !d.pending_start => {
+                    blocked_by =
+                        Some(Err(format!("`{dep}` failed: {}", d.policy.last_error.clone().unwrap_or_default())));
+                }
+                Some(_) => blocked_by = blocked_by.or(Some(Ok(()))),
+                None => blocked_by = Some(Err(format!("`{dep}` is not started by labup"))),
+            }
+        }
+        let Some(m) = self.services.get_mut(name) else { return };
+        match blocked_by {
+            Some(Ok(())) => {}
+            Some(Err(why)) => {
+                m.pending_start = false;
+                m.policy.on_event(Event::StartRequested, now);
+                m.policy.on_event(Event::Refused(format!("cannot start: {why}")), now);
+            }
+            None => {
+                m.pending_start = false;
+                let action = m.policy.on_event(Event::StartRequested, now);
+                Self::act(&self.run, m, action, now);
+            }
+        }
+    }
+
+    fn act(run: &RunDir, m: &mut Managed, action: Action, now: Instant) {
+        match action {
+            Action::None => {}
+            Action::Spawn => Self::spawn(run, m, now),
+            Action::Stop => Self::begin_stop(m, now),
+        }
+    }
+
+    fn spawn(run: &RunDir, m: &mut Managed, now: Instant) {
+        let port = match m.spec.port {
+            None => None,
+            Some(Port::Auto) => match m.port.filter(|p| ports::is_free(*p)).map(Ok).unwrap_or_else(ports::free_port) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    m.policy.on_event(Event::SpawnFailed(format!("no free port: {e}")), now);
+                    return;
+                }
+            },
+            Some(Port::Fixed(p)) => {
+                if !ports::is_free(p) {
+                    let holder = ports::describe_holder(p);
+                    m.policy.on_event(
+                        Event::Refused(format!("port {p} is in use by {holder}: stop it, or set `port = \"auto\"`")),
+                        now,
+                    );
+                    return;
+                }
+                Some(p)
+            }
+        };
+        let log = m.spec.log_path(&run.logs);
+        let _ = logs::rotate_if_large(&log, logs::ROTATE_AT);
+        let port_note = port.map(|p| format!(" on port {p}")).unwrap_or_default();
+        logs::note(&log, &format!("starting `{}`{port_note}", m.spec.argv.join(" ")));
+        let result = (|| -> std::io::Result<Child> {
+            let out = logs::open_append(&log)?;
+            let err = out.try_clone()?;
+            let argv = expand_port(&m.spec.argv, port);
+            let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command"))?;
+            let mut cmd = Command::new(program);
+            cmd.args(args).current_dir(&m.spec.cwd).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+            for (k, v) in &m.spec.env {
+                match v {
+                    Some(v) => cmd.env(k, v),
+                    None => cmd.env_remove(k),
+                };
+            }
+            if let Some(p) = port {
+                cmd.env("PORT", p.to_string());
+            }
+            // Python buffers stdout when it is a file: unbuffered, log lines (and log probes) are timely.
+            cmd.env("PYTHONUNBUFFERED", "1");
+            cmd.spawn()
+        })();
+        match result {
+            Ok(child) => {
+                let id = proc::identify(child.id() as i32).unwrap_or(Identity {
+                    pid: child.id() as i32,
+                    start_time: 0,
+                    boot_id: proc::boot_id(),
+                });
+                m.process = Some(id);
+                m.child = Some(child);
+                m.port = port;
+                m.started_at = Some(proc::unix_now());
+                m.spawned = Some(now);
+                m.last_probe = None;
+                m.probe_offset = std::fs::metadata(&log).map_or(0, |md| md.len());
+                m.policy.on_event(Event::Spawned, now);
+            }
+            Err(e) => {
+                logs::note(&log, &format!("could not start: {e}"));
+                m.policy.on_event(Event::SpawnFailed(format!("could not start `{}`: {e}", m.spec.argv.join(" "))), now);
+            }
+        }
+    }
+
+    fn begin_stop(m: &mut Managed, now: Instant) {
+        if let Some(id) = &m.process {
+            proc::signal_group(id, Signal::SIGTERM);
+            if m.stopping.is_none() {
+                m.stopping =
+                    Some(Stopping { deadline: now + Duration::from_millis(m.spec.stop_timeout_ms), killed: false });
+            }
+        }
+    }
+
+    /// Notices the leader's exit; the rest of its group is stopped before the exit counts.
+    fn watch_exit(m: &mut Managed, now: Instant) {
+        let Some(id) = m.process.clone() else { return };
+        let exited = match &mut m.child {
+            Some(child) => match child.try_wait() {
+                Ok(Some(status)) => Some(status.code().or(status.signal().map(|_| -1))),
+                _ => None,
+            },
+            None if !proc::is_alive(&id) => Some(None),
+            None => None,
+        };
+        if let Some(code) = exited {
+            m.child = None;
+            m.last_exit = code.filter(|c| *c >= 0);
+            if m.stopping.is_none() {
+                // No orphan keeps the port: what is left of the group goes too.
+                Self::begin_stop(m, now);
+                if m.stopping.is_none() {
+                    m.stopping = Some(Stopping { deadline: now, killed: false });
+                }
+            }
+        }
+    }
+
+    /// Finishes a stop once the group is empty; escalates to SIGKILL after the grace period.
+    fn watch_stop(run: &RunDir, m: &mut Managed, now: Instant) {
+        let (Some(stopping), Some(id)) = (m.stopping, m.process.clone()) else { return };
+        if let Some(child) = &mut m.child {
+            if let Ok(Some(status)) = child.try_wait() {
+                m.last_exit = status.code();
+                m.child = None;
+            }
+        }
+        if proc::group_members(&id).is_empty() && m.child.is_none() {
+            m.process = None;
+            m.stopping = None;
+            let log = m.spec.log_path(&run.logs);
+            let how = m.last_exit.map_or("by a signal".to_string(), |c| format!("with status {c}"));
+            logs::note(&log, &format!("exited {how}"));
+            let action = m.policy.on_event(Event::Exited(m.last_exit), now);
+            Self::act(run, m, action, now);
+            if m.restart_after_stop {
+                m.restart_after_stop = false;
+                let restarts = m.policy.restarts + 1;
+                m.policy = Policy::new(m.spec.restart);
+                m.policy.restarts = restarts;
+                m.pending_start = true;
+            }
+            return;
+        }
+        if now >= stopping.deadline && !stopping.killed {
+            proc::signal_group(&id, Signal::SIGKILL);
+            m.stopping = Some(Stopping { killed: true, ..stopping });
+        }
+    }
+
+    /// Probes a starting service; a start that takes too long is stopped and counts as failed.
+    fn watch_ready(run: &RunDir, m: &mut Managed, now: Instant) {
+        if m.policy.phase() != Phase::Starting || m.process.is_none() || m.stopping.is_some() {
+            return;
+        }
+        if m.last_probe.is_some_and(|t| now.duration_since(t) < PROBE_EVERY) {
+            return;
+        }
+        m.last_probe = Some(now);
+        let leader = m.process.as_ref().map_or(0, |p| p.pid);
+        let ready = match (&m.spec.ready, m.port) {
+            (Some(Ready::Http(path)), Some(port)) => probe::http(port, path, PROBE_TIMEOUT) && ours(port, leader),
+            (Some(Ready::Tcp), Some(port)) | (None, Some(port)) => {
+                probe::tcp(port, PROBE_TIMEOUT) && ours(port, leader)
+            }
+            (Some(Ready::Log(re)), _) => {
+                let text = logs::read_from(&m.spec.log_path(&run.logs), &mut m.probe_offset);
+                regex::Regex::new(re).is_ok_and(|re| probe::log_matches(&text, &re))
+            }
+            (Some(_), None) | (None, None) => true,
+        };
+        if ready {
+            logs::note(&m.spec.log_path(&run.logs), "ready");
+            m.policy.on_event(Event::Ready, now);
+        } else if m.spawned.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(m.spec.start_timeout_ms)) {
+            let action = m.policy.on_event(Event::StartTimedOut, now);
+            Self::act(run, m, action, now);
+        }
+    }
+
+    fn state(&self) -> RunState {
+        RunState {
+            supervisor: Some(self.me.clone()),
+            services: self.services.iter().map(|(n, m)| (n.clone(), m.record())).collect(),
+        }
+    }
+
+    fn write_state(&mut self) {
+        let state = self.state();
+        let Ok(json) = serde_json::to_vec_pretty(&state) else { return };
+        if json != self.last_written && self.run.write(&state).is_ok() {
+            self.last_written = json;
+        }
+    }
+
+    /// `--foreground`: every service's new log lines on stdout, prefixed with its name.
+    fn print_logs(&mut self) {
+        let width = self.services.keys().map(String::len).max().unwrap_or(0);
+        let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
+            && crate::envvars::get(crate::envvars::NO_COLOR).is_none();
+        for (i, (name, m)) in self.services.iter_mut().enumerate() {
+            let text = logs::read_from(&m.spec.log_path(&self.run.logs), &mut m.print_offset);
+            for line in text.lines() {
+                let prefix = format!("{name:width$} |");
+                if color {
+                    let code = [36, 35, 33, 32, 34, 31][i % 6];
+                    println!("\x1b[{code}m{prefix}\x1b[0m {line}");
+                } else {
+                    println!("{prefix} {line}");
+                }
+            }
+        }
+    }
+}
+
+/// `$PORT` and `${PORT}` in the arguments become the service's port (for programs that take
+/// the port as an argument rather than from the environment).
+pub fn expand_port(argv: &[String], port: Option<u16>) -> Vec<String> {
+    let Some(port) = port else { return argv.to_vec() };
+    let p = port.to_string();
+    argv.iter().map(|a| a.replace("${PORT}", &p).replace("$PORT", &p)).collect()
+}
+
+/// Whether the listener on `port` belongs to the process group led by `leader` (when the
+/// listener can be seen at all): a probe must reach our process, not a stranger on the port.
+fn ours(port: u16, leader: i32) -> bool {
+    let pids = ports::listening_pids(port);
+    pids.is_empty() || pids.iter().any(|p| proc::pgrp(*p) == Some(leader))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_is_expanded_in_arguments() {
+        let argv: Vec<String> = ["python", "-m", "http.server", "$PORT", "--x=${PORT}"].map(String::from).to_vec();
+        assert_eq!(expand_port(&argv, Some(8000))[3..], ["8000", "--x=8000"]);
+        assert_eq!(expand_port(&argv, None), argv);
+    }
+}
