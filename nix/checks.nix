@@ -1,0 +1,96 @@
+# `nix flake check`: the package, crane's clippy/fmt/doc/nextest on the same source and
+# dependency artifacts, Nix format and lint, and a smoke test of the wrapped binary.
+# Everything runs in the sandbox: no network.
+{ lib
+, runCommand
+, craneLib
+, labup
+, uv
+, nixpkgs-fmt
+, deadnix
+  # A second interpreter for tests/it's interpreter-change test (see preCheck below).
+, otherPython
+}:
+let
+  inherit (labup.passthru) commonArgs cargoArtifacts src python;
+  root = ../.;
+
+  # Tests the sandbox cannot run, excluded by name and never silently: nextest prints the
+  # number it skipped. Everything else in tests/ runs here.
+  # - binary_id(labup::nix): tests/nix.rs drives nix-instantiate, nixpkgs-fmt and deadnix,
+  #   and there is no Nix inside a Nix build. `nix-lint` below covers format and lint;
+  #   CI (.ci/run, after .ci/install-nix-tools) runs the whole binary.
+  # - test(/^pip::pip_/): labup's pip fallback runs `python -m pip` from the base
+  #   interpreter, and nixpkgs' Python ships without pip. CI runs them with a pip-carrying
+  #   Python. (uv_installer_without_uv in the same module needs no pip and runs here.)
+  # No test needs the network: the integration tests install fixture wheels built by
+  # tests/fixtures/make_wheels.py from a local folder.
+  nextestFilter = "not (binary_id(labup::nix) | (binary_id(labup::it) & test(/^pip::pip_/)))";
+
+  nixFiles = lib.fileset.toSource {
+    inherit root;
+    fileset = lib.fileset.fileFilter (file: file.hasExt "nix") root;
+  };
+in
+{
+  inherit labup;
+
+  clippy = craneLib.cargoClippy (commonArgs // {
+    inherit cargoArtifacts;
+    cargoClippyExtraArgs = "--all-targets -- --deny warnings";
+  });
+
+  fmt = craneLib.cargoFmt { inherit src; };
+
+  doc = craneLib.cargoDoc (commonArgs // {
+    inherit cargoArtifacts;
+    env.RUSTDOCFLAGS = "--deny warnings";
+  });
+
+  nextest = craneLib.cargoNextest (commonArgs // {
+    inherit cargoArtifacts;
+    cargoNextestExtraArgs = "--no-tests=fail -E ${lib.escapeShellArg nextestFilter}";
+    # tests/it finds `python3` and `uv` on PATH, as a contributor's machine has them.
+    nativeCheckInputs = [ python uv ];
+    # HOME: the sandbox's is unwritable, and uv and Python look there.
+    # ~/.pyenv/versions: one of the places tests/it/sync.rs looks for a second
+    # interpreter (it never finds /usr/bin/python3 in the sandbox).
+    preCheck = ''
+      export HOME=$(mktemp -d)
+      mkdir -p $HOME/.pyenv/versions
+      ln -s ${otherPython} $HOME/.pyenv/versions/other
+    '';
+  });
+
+  nix-lint = runCommand "labup-nix-lint" { nativeBuildInputs = [ nixpkgs-fmt deadnix ]; } ''
+    cd ${nixFiles}
+    nixpkgs-fmt --check $(find . -name '*.nix' | sort)
+    deadnix --fail .
+    touch $out
+  '';
+
+  # The wrapped binary in the sandbox with the Nix Python, uv and no network: build a
+  # venv from local fixture wheels, then check the no-op path. When the services issue
+  # adds `up`/`status`/`stop`, this grows: `labup up` a small HTTP service from the
+  # fixture, `labup status --json` shows it ready, `labup stop` leaves nothing running.
+  smoke = runCommand "labup-smoke" { nativeBuildInputs = [ labup ]; } ''
+    export HOME=$TMPDIR NO_COLOR=1 LABUP_NO_PROGRESS=1
+    ${python.interpreter} ${src}/tests/fixtures/make_wheels.py $TMPDIR/wheels
+    mkdir project
+    cd project
+    printf '%s\n' --no-index "--find-links $TMPDIR/wheels" beta > requirements.txt
+
+    labup sync --json > first.json
+    labup sync --json > second.json
+    ${python.interpreter} - <<'EOF'
+    import json
+    first = json.load(open("first.json"))
+    second = json.load(open("second.json"))
+    assert first["action"] == "created" and first["installed"] == 2, first
+    assert first["python"].startswith("${python.pythonVersion}."), first
+    assert second["action"] == "noop", second
+    EOF
+    .venv/bin/python -c 'import alpha, beta'
+    touch $out
+  '';
+}
