@@ -18,16 +18,11 @@ pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: labup\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
-    let mut head = [0u8; 64];
-    let mut got = 0;
-    while got < 12 {
-        let n = stream.read(&mut head[got..]).ok()?;
-        if n == 0 {
-            break;
-        }
-        got += n;
-    }
-    parse_status(&String::from_utf8_lossy(&head[..got]))
+    // Read to the end (bounded): closing with unread data resets the connection, and servers
+    // log that as an error in the service's log.
+    let mut response = Vec::new();
+    let _ = (&mut stream).take(1 << 20).read_to_end(&mut response);
+    parse_status(&String::from_utf8_lossy(&response[..response.len().min(64)]))
 }
 
 /// `HTTP/1.1 200 OK` → 200.

@@ -55,21 +55,26 @@ pub fn is_alive(id: &Identity) -> bool {
     identify(id.pid).is_some_and(|now| now.start_time == id.start_time && now.boot_id == id.boot_id)
 }
 
-/// Live members of the process group that `leader` led: processes in group `leader.pid`
-/// started no earlier than the leader, in the same boot. While any member lives the group id
-/// cannot be reused, so these are the leader's own descendants.
+/// Live members of the process group that `leader` led.
+///
+/// Linux never hands out a pid that is still some group's id. So if a process now holds the
+/// leader's pid with another start time, our group had emptied before that pid was reused:
+/// nothing is ours. If the leader is still there (same start time) or gone altogether, every
+/// process in its group descends from it.
 pub fn group_members(leader: &Identity) -> Vec<i32> {
     if leader.boot_id != boot_id() {
         return Vec::new();
+    }
+    if let Some((_, _, start)) = stat(leader.pid) {
+        if start != leader.start_time {
+            return Vec::new();
+        }
     }
     let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
     entries
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            stat(*pid)
-                .is_some_and(|(state, pgrp, start)| state != 'Z' && pgrp == leader.pid && start >= leader.start_time)
-        })
+        .filter(|pid| stat(*pid).is_some_and(|(state, pgrp, _)| state != 'Z' && pgrp == leader.pid))
         .collect()
 }
 
@@ -148,10 +153,17 @@ mod tests {
 
     #[test]
     fn a_foreign_group_is_never_signalled() {
-        // pid 1 leads its own group but started long before this recorded "leader".
-        let fake = Identity { pid: 1, start_time: u64::MAX, boot_id: boot_id() };
-        assert!(group_members(&fake).is_empty());
-        assert!(!signal_group(&fake, Signal::SIGTERM));
+        // A record naming pid 1 with another start time: a reused pid, whether the recorded
+        // start is earlier or later than the real one.
+        let real = identify(1).map_or(0, |i| i.start_time);
+        for start_time in [real.wrapping_add(1), real.saturating_sub(1).max(1), u64::MAX] {
+            let fake = Identity { pid: 1, start_time, boot_id: boot_id() };
+            if start_time == real {
+                continue;
+            }
+            assert!(group_members(&fake).is_empty(), "start {start_time}");
+            assert!(!signal_group(&fake, Signal::SIGTERM));
+        }
         let other_boot = Identity { pid: 1, start_time: 0, boot_id: "not-this-boot".into() };
         assert!(!signal_group(&other_boot, Signal::SIGTERM));
     }

@@ -89,6 +89,10 @@ impl Managed {
         if self.pending_start && matches!(state, Phase::Stopped | Phase::Failed) {
             state = Phase::Starting;
         }
+        // While its group is being stopped the service is not ready, whatever it was.
+        if self.stopping.is_some() && matches!(state, Phase::Ready | Phase::Starting) {
+            state = if self.restart_after_stop || self.policy.wanted() { Phase::Starting } else { Phase::Stopped };
+        }
         Record {
             spec: self.spec.clone(),
             state,

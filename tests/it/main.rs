@@ -7,6 +7,7 @@ mod docs;
 mod pip;
 mod run_env;
 mod safety;
+mod services;
 mod sources;
 mod support;
 mod sync;

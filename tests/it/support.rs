@@ -203,6 +203,49 @@ impl Project {
     }
 }
 
+impl Drop for Project {
+    /// Services a test started are stopped even when the test fails.
+    fn drop(&mut self) {
+        if self.path(".labup/run/state.json").exists() {
+            let _ = self.command(&["stop"]).stdout(Stdio::null()).stderr(Stdio::null()).status();
+        }
+    }
+}
+
+/// Process ids in process group `pgid`, from `ps` (independent of labup's own /proc code).
+pub fn group_pids(pgid: i64) -> Vec<i64> {
+    let out = Command::new("ps").args(["-e", "-o", "pid=,pgid=,stat="]).output().expect("ps");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let (pid, group, stat) = (f.first()?.parse().ok()?, f.get(1)?.parse::<i64>().ok()?, f.get(2)?);
+            (group == pgid && !stat.starts_with('Z')).then_some(pid)
+        })
+        .collect()
+}
+
+/// Polls `cond` every 20 ms for up to `secs` seconds.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    cond()
+}
+
+/// GET a URL on 127.0.0.1 and return the status code (a test client independent of labup's probe).
+pub fn http_get(url: &str) -> Option<u16> {
+    let script = format!(
+        "import urllib.request, urllib.error\ntry:\n    print(urllib.request.urlopen({url:?}, timeout=5).status)\nexcept urllib.error.HTTPError as e:\n    print(e.code)"
+    );
+    let out = Command::new(&shared().python).args(["-c", &script]).output().ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
 /// `{"alpha": "1.0", …}` from pairs.
 pub fn pkgs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
     items.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
