@@ -29,7 +29,7 @@
 
       checks = forEach (_: w: import ./nix/checks.nix {
         inherit (w) craneLib labup;
-        inherit (w.pkgs) lib runCommand uv nixpkgs-fmt deadnix;
+        inherit (w.pkgs) lib runCommand uv nixpkgs-fmt deadnix procps;
         otherPython = w.pkgs.python313;
       });
 

@@ -8,6 +8,8 @@
 , uv
 , nixpkgs-fmt
 , deadnix
+  # `ps`, which the service tests use to list a process group independently of labup.
+, procps
   # A second interpreter for tests/it's interpreter-change test (see preCheck below).
 , otherPython
 }:
@@ -23,9 +25,10 @@ let
   # - test(/^pip::pip_/): labup's pip fallback runs `python -m pip` from the base
   #   interpreter, and nixpkgs' Python ships without pip. CI runs them with a pip-carrying
   #   Python. (uv_installer_without_uv in the same module needs no pip and runs here.)
-  # No test needs the network: the integration tests install fixture wheels built by
-  # tests/fixtures/make_wheels.py from a local folder.
-  nextestFilter = "not (binary_id(labup::nix) | (binary_id(labup::it) & test(/^pip::pip_/)))";
+  # - test(/pypi_/): the few tests that install from PyPI (a real FastHTML app); the
+  #   sandbox has no network. Every other integration test installs fixture wheels built
+  #   by tests/fixtures/make_wheels.py from a local folder.
+  nextestFilter = "not (binary_id(labup::nix) | (binary_id(labup::it) & (test(/^pip::pip_/) | test(/pypi_/))))";
 
   nixFiles = lib.fileset.toSource {
     inherit root;
@@ -51,7 +54,7 @@ in
     inherit cargoArtifacts;
     cargoNextestExtraArgs = "--no-tests=fail -E ${lib.escapeShellArg nextestFilter}";
     # tests/it finds `python3` and `uv` on PATH, as a contributor's machine has them.
-    nativeCheckInputs = [ python uv ];
+    nativeCheckInputs = [ python uv procps ];
     # HOME: the sandbox's is unwritable, and uv and Python look there.
     # ~/.pyenv/versions: one of the places tests/it/sync.rs looks for a second
     # interpreter (it never finds /usr/bin/python3 in the sandbox).
@@ -70,9 +73,8 @@ in
   '';
 
   # The wrapped binary in the sandbox with the Nix Python, uv and no network: build a
-  # venv from local fixture wheels, then check the no-op path. When the services issue
-  # adds `up`/`status`/`stop`, this grows: `labup up` a small HTTP service from the
-  # fixture, `labup status --json` shows it ready, `labup stop` leaves nothing running.
+  # venv from local fixture wheels, check the no-op path, then `labup up` a small HTTP
+  # service, see it ready in `labup status --json`, and `labup stop` it.
   smoke = runCommand "labup-smoke" { nativeBuildInputs = [ labup ]; } ''
     export HOME=$TMPDIR NO_COLOR=1 LABUP_NO_PROGRESS=1
     ${python.interpreter} ${src}/tests/fixtures/make_wheels.py $TMPDIR/wheels
@@ -91,6 +93,25 @@ in
     assert second["action"] == "noop", second
     EOF
     .venv/bin/python -c 'import alpha, beta'
+
+    cat > labup.toml <<'EOF'
+    [services.web]
+    command = ["python", "-m", "http.server", "--bind", "127.0.0.1", "$PORT"]
+    port = "auto"
+    ready = { http = "/" }
+    EOF
+    labup up
+    labup status --json > status.json
+    labup stop
+    labup status --json > stopped.json
+    ${python.interpreter} - <<'EOF'
+    import json
+    up = json.load(open("status.json"))
+    web = up["services"][0]
+    assert up["supervisor"]["running"] and web["state"] == "ready" and web["pid"], up
+    down = json.load(open("stopped.json"))
+    assert not down["supervisor"]["running"] and down["services"][0]["state"] == "stopped", down
+    EOF
     touch $out
   '';
 }
