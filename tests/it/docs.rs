@@ -12,6 +12,6 @@ fn readme_documents_every_environment_variable() {
 fn readme_starts_with_the_two_commands() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let head: String = readme.lines().take(25).collect::<Vec<_>>().join("\n");
-    assert!(head.contains("cargo run --release -- sync"), "{head}");
+    assert!(head.contains("cargo run --release -- up"), "{head}");
     assert!(head.contains("cargo nextest run"), "{head}");
 }
