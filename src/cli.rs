@@ -73,6 +73,14 @@ pub enum Command {
         #[arg(short = 'n', long, default_value_t = 50)]
         lines: usize,
     },
+    /// Print shell completions (`labup completions bash > /etc/bash_completion.d/labup`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), generated from this command line.
+    #[command(name = "__man", hide = true)]
+    Man,
     /// The detached supervisor (started by `labup up`).
     #[command(name = "__supervise", hide = true)]
     Supervise,
@@ -130,6 +138,19 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Status { json } => commands::status(&root, json, ui),
         Command::Logs { service, follow, lines } => commands::show_logs(&root, service.as_deref(), follow, lines),
         Command::Supervise => commands::supervise(&root),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "labup",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Sync { locked, json } => commands::sync(&root, locked, json, ui),
         Command::Lock { upgrade, json } => commands::lock(&root, upgrade, json, ui),
         Command::Run { no_sync, command } => commands::run(&root, !no_sync, &command, ui),

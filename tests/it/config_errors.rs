@@ -82,10 +82,26 @@ fn usage_errors_exit_two() {
 }
 
 #[test]
+fn completions_and_man_page_come_from_the_command_line() {
+    let p = Project::new();
+    for shell in ["bash", "zsh", "fish"] {
+        let out = p.labup(&["completions", shell]).ok();
+        assert!(out.stdout.contains("sync") && out.stdout.contains("restart"), "{shell}: {}", out.stdout);
+    }
+    let man = p.labup(&["__man"]).ok();
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH labup"),
+        "{}",
+        &man.stdout[..200.min(man.stdout.len())]
+    );
+    p.labup(&["completions", "tcsh"]).code(2);
+}
+
+#[test]
 fn help_lists_only_working_commands() {
     let p = Project::new();
     let out = p.labup(&["--help"]).ok();
-    for cmd in ["up", "stop", "restart", "status", "logs", "sync", "lock", "run", "env"] {
+    for cmd in ["up", "stop", "restart", "status", "logs", "sync", "lock", "run", "env", "completions"] {
         assert!(out.stdout.contains(&format!("  {cmd} ")), "{cmd} missing:\n{}", out.stdout);
     }
     assert!(!out.stdout.contains("__supervise"), "the supervisor entry point is hidden");

@@ -19,7 +19,12 @@ fn status(p: &Project) -> serde_json::Value {
 }
 
 fn service<'a>(status: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
-    status["services"].as_array().unwrap().iter().find(|s| s["name"] == name).unwrap_or_else(|| panic!("no {name} in {status}"))
+    status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
 }
 
 fn pid_of(p: &Project, name: &str) -> i64 {
@@ -295,5 +300,7 @@ fn pypi_fasthtml_server_py_is_the_default_app() {
     assert!(group_pids(leader).len() >= 2, "uvicorn's reloader and worker share the group");
     p.labup(&["stop"]).ok();
     assert!(group_pids(leader).is_empty(), "the reload worker must not keep the port");
-    assert!(std::net::TcpListener::bind("127.0.0.1:5001").is_ok() && std::net::TcpListener::bind("0.0.0.0:5001").is_ok());
+    assert!(
+        std::net::TcpListener::bind("127.0.0.1:5001").is_ok() && std::net::TcpListener::bind("0.0.0.0:5001").is_ok()
+    );
 }
