@@ -71,7 +71,9 @@ impl RunDir {
 
     /// Creates them (0700 state folder).
     pub fn create(&self, root: &Path) -> anyhow::Result<()> {
-        crate::project::ensure_state_dir(root, "run")?;
+        use std::os::unix::fs::PermissionsExt;
+        let run = crate::project::ensure_state_dir(root, "run")?;
+        std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))?;
         crate::project::ensure_state_dir(root, "logs")?;
         Ok(())
     }

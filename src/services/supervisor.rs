@@ -115,6 +115,8 @@ struct Supervisor {
     foreground: bool,
     /// Exit once nothing runs (after `labup stop` of everything, or a signal).
     exit_when_idle: bool,
+    /// When log sizes were last checked for rotation.
+    rotation_checked: Instant,
     last_written: Vec<u8>,
 }
 
@@ -138,8 +140,15 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
         return Ok(());
     }
     let me = proc::identify(std::process::id() as i32).context("cannot read our own process identity")?;
-    let mut sup =
-        Supervisor { run, me, services: BTreeMap::new(), foreground, exit_when_idle: false, last_written: Vec::new() };
+    let mut sup = Supervisor {
+        run,
+        me,
+        services: BTreeMap::new(),
+        foreground,
+        exit_when_idle: false,
+        rotation_checked: Instant::now(),
+        last_written: Vec::new(),
+    };
     sup.adopt();
 
     let socket = sup.run.socket();
@@ -295,6 +304,16 @@ impl Supervisor {
 
     fn tick(&mut self) {
         let now = Instant::now();
+        if now.duration_since(self.rotation_checked) >= Duration::from_secs(5) {
+            self.rotation_checked = now;
+            for m in self.services.values_mut() {
+                let log = m.spec.log_path(&self.run.logs);
+                if logs::rotate_if_large(&log, logs::ROTATE_AT).unwrap_or(false) {
+                    m.print_offset = 0;
+                    m.probe_offset = 0;
+                }
+            }
+        }
         let names: Vec<String> = self.services.keys().cloned().collect();
         for name in names {
             self.start_if_deps_ready(&name, now);

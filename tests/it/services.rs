@@ -39,6 +39,9 @@ fn http_service_starts_answers_and_stops_with_its_group() {
     assert!(up.stderr.contains("web is ready"), "{}", up.stderr);
     let st = status(&p);
     assert_eq!(st["supervisor"]["running"], true);
+    let run_mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p.path(".labup/run")).unwrap().permissions());
+    assert_eq!(run_mode & 0o777, 0o700);
     let web = service(&st, "web");
     assert_eq!(web["state"], "ready");
     assert_eq!(web["kind"], "command");
