@@ -78,6 +78,7 @@ pub fn env(root: &Path, explain: bool, json: bool) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The environment labup was started with, for `ChildEnv::workspace`.
 fn parent_env() -> BTreeMap<String, String> {
     std::env::vars().collect()
 }

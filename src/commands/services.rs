@@ -25,13 +25,7 @@ use crate::ui::Ui;
 
 /// `labup up [SERVICE…]`.
 pub fn up(root: &Path, names: &[String], foreground: bool, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    sync::sync(&config, locked, ui)?;
-    let env = ChildEnv::workspace(&config, &std::env::vars().collect());
-    let (specs, skipped) = spec::plan(&config, names, &env)?;
-    for s in &skipped {
-        ui.warn(format!("skipping {s}: labup runs this kind from the JupyterLab/Ollama issue on"));
-    }
+    let specs = synced_specs(root, names, locked, ui)?;
     if foreground {
         ui.info("running in the foreground: Ctrl-C stops every service");
         supervisor::run(root, specs, true)?;
@@ -69,10 +63,7 @@ pub fn up(root: &Path, names: &[String], foreground: bool, locked: bool, json: b
 
 /// `labup restart [SERVICE…]`.
 pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    sync::sync(&config, false, ui)?;
-    let env = ChildEnv::workspace(&config, &std::env::vars().collect());
-    let (mut specs, _) = spec::plan(&config, names, &env)?;
+    let mut specs = synced_specs(root, names, false, ui)?;
     if !names.is_empty() {
         specs.retain(|s| names.contains(&s.name));
     }
@@ -83,11 +74,21 @@ pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
         ensure_supervisor(root, &run)?;
         control::send(&run.socket(), &Request::Restart { specs: specs.clone() })?;
     }
-    // Let the supervisor take the stop in before waiting for readiness again.
-    std::thread::sleep(Duration::from_millis(50));
     let state = wait_for(&run, &specs, ui)?;
     print_table(&state, &specs);
     fail_if_not_ready(&run, &state, &specs)
+}
+
+/// Loads the config, syncs the venv (a no-op when nothing changed) and plans the services.
+fn synced_specs(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Vec<Spec>> {
+    let config = Config::load(root)?;
+    sync::sync(&config, locked, ui)?;
+    let env = ChildEnv::workspace(&config, &super::parent_env());
+    let (specs, skipped) = spec::plan(&config, names, &env)?;
+    for s in &skipped {
+        ui.warn(format!("skipping {s}: labup runs this kind from the JupyterLab/Ollama issue on"));
+    }
+    Ok(specs)
 }
 
 fn is_up(state: &RunState, spec: &Spec) -> bool {

@@ -86,11 +86,6 @@ pub struct Step {
 }
 
 impl Step {
-    /// Changes what the spinner says.
-    pub fn update(&self, message: impl Into<String>) {
-        self.bar.set_message(message.into());
-    }
-
     /// Ends the step with a summary line and its duration.
     pub fn done(self, message: impl AsRef<str>) {
         self.bar.finish_and_clear();
