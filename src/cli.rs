@@ -12,7 +12,7 @@ use crate::ui::Ui;
 
 /// Bring up a Python data-science workspace in one command.
 #[derive(Debug, Parser)]
-#[command(name = "labup", version, propagate_version = true, arg_required_else_help = true)]
+#[command(name = "labup", version, propagate_version = true)]
 pub struct Cli {
     /// Only print errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
@@ -23,9 +23,9 @@ pub struct Cli {
     /// Project folder (default: the nearest folder upwards with a labup.toml, else the current one).
     #[arg(long, global = true, value_name = "DIR")]
     pub project: Option<PathBuf>,
-    /// What to do.
+    /// What to do (default: `up`).
     #[command(subcommand)]
-    pub command: Command,
+    pub command: Option<Command>,
 }
 
 /// The commands.
@@ -44,6 +44,9 @@ pub enum Command {
         /// Print the status as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Do not open the browser (also: LABUP_NO_BROWSER=1).
+        #[arg(long)]
+        no_browser: bool,
     },
     /// Stop services (all of them, and the supervisor, when none is named).
     #[command(alias = "down")]
@@ -129,9 +132,16 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         None => std::env::current_dir()?,
     };
     let root = if cli.project.is_some() { start } else { crate::project::find_root(&start) };
-    match cli.command {
-        Command::Up { services, foreground, locked, json } => {
-            commands::up(&root, &services, foreground, locked, json, ui)
+    let command = cli.command.unwrap_or(Command::Up {
+        services: Vec::new(),
+        foreground: false,
+        locked: false,
+        json: false,
+        no_browser: false,
+    });
+    match command {
+        Command::Up { services, foreground, locked, json, no_browser } => {
+            commands::up(&root, &services, &commands::UpOptions { foreground, locked, json, no_browser }, ui)
         }
         Command::Stop { services } => commands::stop(&root, &services, ui),
         Command::Restart { services } => commands::restart(&root, &services, ui),

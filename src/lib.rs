@@ -1,5 +1,6 @@
 //! labup: bring up a Python data-science workspace in one command.
 
+pub mod browser;
 pub mod cli;
 pub mod commands;
 pub mod config;

@@ -1,8 +1,12 @@
 //! The commands: thin glue between the command line and the modules that do the work.
 
 mod services;
+mod status;
+mod up;
 
-pub use services::{restart, show_logs, status, stop, supervise, up};
+pub use services::{show_logs, stop, supervise};
+pub use status::status;
+pub use up::{restart, up, UpOptions};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;

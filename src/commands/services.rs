@@ -7,96 +7,25 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde::Serialize;
 
-use crate::config::Config;
-use crate::env::ChildEnv;
 use crate::error::Fail;
 use crate::fsutil::LockFile;
-use crate::python::sync;
 use crate::services::control::{self, Request};
 use crate::services::logs;
 use crate::services::policy::Phase;
 use crate::services::proc;
-use crate::services::spec::{self, Spec};
-use crate::services::state::{Record, RunDir, RunState};
+use crate::services::spec::Spec;
+use crate::services::state::{RunDir, RunState};
 use crate::services::supervisor;
 use crate::ui::Ui;
 
-/// `labup up [SERVICE…]`.
-pub fn up(root: &Path, names: &[String], foreground: bool, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let specs = synced_specs(root, names, locked, ui)?;
-    if foreground {
-        ui.info("running in the foreground: Ctrl-C stops every service");
-        supervisor::run(root, specs, true)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let run = RunDir::of(root);
-    let state = run.read();
-    if run.live_supervisor(&state).is_some() && specs.iter().all(|s| is_up(&state, s)) {
-        if json {
-            println!("{}", serde_json::to_string(&status_json(&run, &state))?);
-        } else {
-            ui.info("everything is already up");
-            print_table(&state, &specs);
-        }
-        return Ok(ExitCode::SUCCESS);
-    }
-    if specs.is_empty() {
-        ui.info("no services to start");
-        return Ok(ExitCode::SUCCESS);
-    }
-    run.create(root)?;
-    {
-        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
-        ensure_supervisor(root, &run)?;
-        control::send(&run.socket(), &Request::Start { specs: specs.clone() })?;
-    }
-    let state = wait_for(&run, &specs, ui)?;
-    if json {
-        println!("{}", serde_json::to_string(&status_json(&run, &state))?);
-    } else {
-        print_table(&state, &specs);
-    }
-    fail_if_not_ready(&run, &state, &specs)
-}
-
-/// `labup restart [SERVICE…]`.
-pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
-    let mut specs = synced_specs(root, names, false, ui)?;
-    if !names.is_empty() {
-        specs.retain(|s| names.contains(&s.name));
-    }
-    let run = RunDir::of(root);
-    run.create(root)?;
-    {
-        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
-        ensure_supervisor(root, &run)?;
-        control::send(&run.socket(), &Request::Restart { specs: specs.clone() })?;
-    }
-    let state = wait_for(&run, &specs, ui)?;
-    print_table(&state, &specs);
-    fail_if_not_ready(&run, &state, &specs)
-}
-
-/// Loads the config, syncs the venv (a no-op when nothing changed) and plans the services.
-fn synced_specs(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Vec<Spec>> {
-    let config = Config::load(root)?;
-    sync::sync(&config, locked, ui)?;
-    let env = ChildEnv::workspace(&config, &super::parent_env());
-    let (specs, skipped) = spec::plan(&config, names, &env)?;
-    for s in &skipped {
-        ui.warn(format!("skipping {s}: labup runs this kind from the JupyterLab/Ollama issue on"));
-    }
-    Ok(specs)
-}
-
-fn is_up(state: &RunState, spec: &Spec) -> bool {
+/// Whether `spec` runs, ready, with exactly this spec.
+pub(super) fn is_up(state: &RunState, spec: &Spec) -> bool {
     state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Ready && &r.spec == spec && r.running())
 }
 
 /// Starts the detached supervisor unless one runs, and waits until it answers.
-fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
+pub(super) fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
     if run.live_supervisor(&run.read()).is_some() && control::send(&run.socket(), &Request::Ping).is_ok() {
         return Ok(());
     }
@@ -134,7 +63,7 @@ fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
 }
 
 /// Waits until every spec is ready or has failed, with a spinner per service on a terminal.
-fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState> {
+pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState> {
     let multi = MultiProgress::with_draw_target(if ui.progress {
         ProgressDrawTarget::stderr()
     } else {
@@ -196,7 +125,7 @@ fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState> {
     }
 }
 
-fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) -> Result<ExitCode> {
+pub(super) fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) -> Result<ExitCode> {
     let failed: Vec<&Spec> = specs.iter().filter(|s| !is_up(state, s)).collect();
     let Some(first) = failed.first() else { return Ok(ExitCode::SUCCESS) };
     let mut message = String::new();
@@ -269,128 +198,6 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One service in `labup status --json`.
-#[derive(Debug, Serialize)]
-struct ServiceStatus {
-    name: String,
-    kind: String,
-    state: Phase,
-    pid: Option<i32>,
-    port: Option<u16>,
-    url: Option<String>,
-    restarts: u32,
-    uptime_s: Option<u64>,
-    last_error: Option<String>,
-}
-
-/// The status document.
-#[derive(Debug, Serialize)]
-struct Status {
-    supervisor: SupervisorStatus,
-    services: Vec<ServiceStatus>,
-}
-
-#[derive(Debug, Serialize)]
-struct SupervisorStatus {
-    pid: Option<i32>,
-    running: bool,
-}
-
-fn service_status(rec: &Record, supervised: bool) -> ServiceStatus {
-    let alive = rec.running();
-    let state = match rec.state {
-        Phase::Ready | Phase::Starting if !alive => {
-            if supervised {
-                rec.state
-            } else {
-                Phase::Stopped
-            }
-        }
-        s => s,
-    };
-    let now = proc::unix_now();
-    ServiceStatus {
-        name: rec.spec.name.clone(),
-        kind: rec.spec.kind.clone(),
-        state,
-        pid: rec.process.as_ref().filter(|_| alive).map(|p| p.pid),
-        port: rec.port,
-        url: rec.url(),
-        restarts: rec.restarts,
-        uptime_s: rec.started_at.filter(|_| alive).map(|t| now.saturating_sub(t)),
-        last_error: rec.last_error.clone(),
-    }
-}
-
-fn status_json(run: &RunDir, state: &RunState) -> Status {
-    let sup = run.live_supervisor(state);
-    Status {
-        supervisor: SupervisorStatus { pid: sup.as_ref().map(|s| s.pid), running: sup.is_some() },
-        services: state.services.values().map(|r| service_status(r, sup.is_some())).collect(),
-    }
-}
-
-/// `labup status`.
-pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let run = RunDir::of(root);
-    let state = run.read();
-    let doc = status_json(&run, &state);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(ExitCode::SUCCESS);
-    }
-    match (doc.supervisor.running, state.supervisor.is_some()) {
-        (true, _) => {}
-        (false, true) => {
-            ui.warn("the supervisor is not running (it was killed?): `labup up` recovers, adopting what still runs");
-        }
-        (false, false) if state.services.is_empty() => {
-            println!("nothing is running: start with `labup up`");
-            return Ok(ExitCode::SUCCESS);
-        }
-        (false, false) => {}
-    }
-    print_rows(&doc.services);
-    Ok(ExitCode::SUCCESS)
-}
-
-fn print_table(state: &RunState, specs: &[Spec]) {
-    let rows: Vec<ServiceStatus> =
-        specs.iter().filter_map(|s| state.services.get(&s.name)).map(|r| service_status(r, true)).collect();
-    print_rows(&rows);
-}
-
-fn print_rows(rows: &[ServiceStatus]) {
-    let mut table =
-        vec![["SERVICE", "STATE", "PID", "URL", "UPTIME", "RESTARTS", "LAST ERROR"].map(String::from).to_vec()];
-    for r in rows {
-        table.push(vec![
-            r.name.clone(),
-            format!("{:?}", r.state).to_lowercase(),
-            r.pid.map_or("-".into(), |p| p.to_string()),
-            r.url.clone().unwrap_or_else(|| "-".into()),
-            r.uptime_s.map_or("-".into(), format_uptime),
-            r.restarts.to_string(),
-            r.last_error.clone().unwrap_or_default(),
-        ]);
-    }
-    let widths: Vec<usize> =
-        (0..7).map(|i| table.iter().map(|row| row[i].chars().count()).max().unwrap_or(0)).collect();
-    for row in table {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
-        println!("{}", line.join("  ").trim_end());
-    }
-}
-
-/// `42s`, `3m05s`, `2h03m`.
-fn format_uptime(s: u64) -> String {
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        _ => format!("{}h{:02}m", s / 3600, (s / 60) % 60),
-    }
-}
-
 /// `labup logs [SERVICE] [-f] [-n N]`.
 pub fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize) -> Result<ExitCode> {
     let run = RunDir::of(root);
@@ -447,16 +254,4 @@ pub fn supervise(root: &Path) -> Result<ExitCode> {
     let _ = nix::unistd::setsid();
     supervisor::run(root, Vec::new(), false)?;
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uptime_reads_well() {
-        assert_eq!(format_uptime(0), "0s");
-        assert_eq!(format_uptime(125), "2m05s");
-        assert_eq!(format_uptime(7380), "2h03m");
-    }
 }

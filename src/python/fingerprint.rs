@@ -50,6 +50,8 @@ pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources) -> Stri
         interp.stamp.1
     ));
     h.update(format!("python {}\n", serde_json::to_string(&config.python).unwrap_or_default()));
+    // Packages services add (jupyterlab) are inputs too: enabling Jupyter must sync.
+    h.update(format!("packages {:?}\n", sources.packages));
     for file in sources.files().iter().chain(std::iter::once(&config.python.lock)) {
         match std::fs::read(file) {
             Ok(data) => h.update(format!("file {} {}\n", file.display(), hex(&Sha256::digest(data)))),

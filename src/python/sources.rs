@@ -32,6 +32,12 @@ impl Sources {
     pub fn detect(config: &Config) -> Result<Sources, Fail> {
         let root = &config.root;
         let mut sources = Sources { packages: config.python.packages.clone(), ..Sources::default() };
+        // What enabled services need from the venv: JupyterLab for `kind = "jupyter"`.
+        if config.enabled_services().any(|s| s.kind == crate::config::ServiceKind::Jupyter)
+            && !sources.packages.iter().any(|p| requirement_name(p) == "jupyterlab")
+        {
+            sources.packages.push("jupyterlab".into());
+        }
         let listed = match &config.python.requirements {
             Some(list) => {
                 for path in list {
@@ -114,8 +120,10 @@ impl Sources {
             .chain(&self.pylocks)
             .map(|p| p.strip_prefix(root).unwrap_or(p).display().to_string())
             .collect();
-        if !self.packages.is_empty() {
-            parts.push("[python] packages".into());
+        match self.packages.len() {
+            0 => {}
+            1..=3 => parts.extend(self.packages.iter().cloned()),
+            _ => parts.push("[python] packages".into()),
         }
         parts.join(", ")
     }
@@ -159,6 +167,12 @@ impl Sources {
 }
 
 /// Removes `.` and `..` components without touching the file system.
+/// The normalized project name a requirement line starts with (`JupyterLab>=4` → `jupyterlab`).
+fn requirement_name(req: &str) -> String {
+    let end = req.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(req.len());
+    req[..end].to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
 fn lexical(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
@@ -316,7 +330,20 @@ mod tests {
         let s = Sources::detect(&config(d)).unwrap();
         assert_eq!(s.requirement_files, [d.join("requirements-dev.txt"), d.join("requirements.txt")]);
         assert_eq!(s.pyproject, Some(d.join("pyproject.toml")));
-        assert_eq!(s.describe(d), "requirements-dev.txt, requirements.txt, pyproject.toml");
+        assert_eq!(s.describe(d), "requirements-dev.txt, requirements.txt, pyproject.toml, jupyterlab");
+    }
+
+    #[test]
+    fn jupyter_brings_jupyterlab_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        assert_eq!(Sources::detect(&config(d)).unwrap().packages, ["jupyterlab"], "the default runs Jupyter");
+        fs::write(d.join("labup.toml"), "[python]\npackages=['JupyterLab>=4.2']\n").unwrap();
+        assert_eq!(Sources::detect(&config(d)).unwrap().packages, ["JupyterLab>=4.2"]);
+        fs::write(d.join("labup.toml"), "[services.web]\ncommand=['x']\n").unwrap();
+        assert!(Sources::detect(&config(d)).unwrap().packages.is_empty(), "no Jupyter declared");
+        fs::write(d.join("labup.toml"), "[services.nb]\nkind='jupyter'\nenabled=false\n").unwrap();
+        assert!(Sources::detect(&config(d)).unwrap().packages.is_empty(), "Jupyter switched off");
     }
 
     #[test]
@@ -335,6 +362,7 @@ mod tests {
     fn pyproject_without_dependencies_is_not_an_input() {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join("pyproject.toml"), "[tool.black]\nline-length = 90\n").unwrap();
+        fs::write(dir.path().join("labup.toml"), "[services.web]\ncommand=['x']\n").unwrap();
         assert!(Sources::detect(&config(dir.path())).unwrap().is_empty());
     }
 

@@ -8,9 +8,25 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use super::{jupyter, ollama};
 use crate::config::{kind_name, Config, Port, Ready, Restart, Service, ServiceKind};
 use crate::env::ChildEnv;
 use crate::error::Fail;
+
+/// What the built-in kinds need beyond the config, found by the caller (effects) so planning
+/// stays pure.
+#[derive(Debug, Clone, Default)]
+pub struct Context {
+    /// The workspace's Jupyter token, when a Jupyter service is planned.
+    pub jupyter_token: Option<String>,
+    /// labup runs as root (Jupyter then needs `--allow-root`).
+    pub as_root: bool,
+    /// The `ollama` program, when an Ollama service must be started.
+    pub ollama: Option<PathBuf>,
+    /// Services that already answer outside labup (an Ollama server the user runs): not
+    /// started, and `after` on them is already satisfied.
+    pub external: Vec<String>,
+}
 
 /// One service, ready to spawn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,29 +53,59 @@ pub struct Spec {
     pub stop_timeout_ms: u64,
     /// Start → ready limit, milliseconds.
     pub start_timeout_ms: u64,
+    /// Jupyter: ready also needs `jpserver-<pid>.json` here, naming the port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime_dir: Option<PathBuf>,
+    /// Open in the browser once it is started and ready.
+    #[serde(default)]
+    pub open: bool,
 }
 
 impl Spec {
     /// Builds the spec of a configured service.
-    pub fn new(config: &Config, service: &Service, env: &ChildEnv) -> Spec {
+    pub fn new(config: &Config, service: &Service, env: &ChildEnv, ctx: &Context) -> Result<Spec, Fail> {
         let mut vars: BTreeMap<String, Option<String>> =
             env.entries.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
+        let mut argv = service.command.clone();
+        let mut ready = service.ready.clone();
+        let mut runtime_dir = None;
+        match service.kind {
+            ServiceKind::Command => {}
+            ServiceKind::Jupyter => {
+                let token = ctx.jupyter_token.as_deref().ok_or_else(|| Fail::new("no Jupyter token was prepared"))?;
+                let paths = jupyter::Paths::of(&config.root);
+                let launch = jupyter::launch(service, &config.python.venv, &paths, token, ctx.as_root);
+                argv = launch.argv;
+                vars.extend(launch.env.into_iter().map(|(k, v)| (k, Some(v))));
+                ready = ready.or(Some(launch.ready));
+                runtime_dir = Some(launch.runtime_dir);
+            }
+            ServiceKind::Ollama => {
+                let program = ctx.ollama.as_deref().ok_or_else(|| Fail::new("no `ollama` program was found"))?;
+                let (a, e) = ollama::launch(program);
+                argv = a;
+                vars.extend(e.into_iter().map(|(k, v)| (k, Some(v))));
+                ready = ready.or(Some(Ready::Http("/api/version".into())));
+            }
+        }
         for (k, v) in &service.env {
             vars.insert(k.clone(), Some(v.clone()));
         }
-        Spec {
+        Ok(Spec {
             name: service.name.clone(),
             kind: kind_name(service.kind).into(),
-            argv: service.command.clone(),
+            argv,
             env: vars,
             cwd: config.root.clone(),
             port: service.port,
-            ready: service.ready.clone(),
+            ready,
             restart: service.restart,
-            after: service.after.clone(),
+            after: service.after.iter().filter(|a| !ctx.external.contains(a)).cloned().collect(),
             stop_timeout_ms: service.stop_timeout.as_millis() as u64,
             start_timeout_ms: service.start_timeout.as_millis() as u64,
-        }
+            runtime_dir,
+            open: service.open,
+        })
     }
 
     /// Its log file.
@@ -68,9 +114,9 @@ impl Spec {
     }
 }
 
-/// The specs to start for `wanted` names (all enabled when empty), dependencies included, in
-/// `after` order. Kinds not yet runnable are skipped with a note in the second list.
-pub fn plan(config: &Config, wanted: &[String], env: &ChildEnv) -> Result<(Vec<Spec>, Vec<String>), Fail> {
+/// The services to start for `wanted` names (all enabled when empty), dependencies included, in
+/// `after` order.
+pub fn select<'a>(config: &'a Config, wanted: &[String]) -> Result<Vec<&'a Service>, Fail> {
     let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     for name in wanted {
         if !known.contains(&name.as_str()) {
@@ -93,20 +139,20 @@ pub fn plan(config: &Config, wanted: &[String], env: &ChildEnv) -> Result<(Vec<S
         }
         i += 1;
     }
-    let mut specs = Vec::new();
-    let mut skipped = Vec::new();
+    let mut out = Vec::new();
     for svc in config.services.iter().filter(|s| needed.contains(&s.name)) {
         if !svc.enabled && !wanted.contains(&svc.name) {
             return Err(Fail::usage(format!("a service needs `{}`, which is disabled (`enabled = false`)", svc.name))
                 .hint("enable it, or remove it from `after`"));
         }
-        if svc.kind != ServiceKind::Command {
-            skipped.push(format!("{} (kind {})", svc.name, kind_name(svc.kind)));
-            continue;
-        }
-        specs.push(Spec::new(config, svc, env));
+        out.push(svc);
     }
-    Ok((specs, skipped))
+    Ok(out)
+}
+
+/// The specs of `selected` services, leaving out the external ones.
+pub fn plan(config: &Config, selected: &[&Service], env: &ChildEnv, ctx: &Context) -> Result<Vec<Spec>, Fail> {
+    selected.iter().filter(|s| !ctx.external.contains(&s.name)).map(|s| Spec::new(config, s, env, ctx)).collect()
 }
 
 #[cfg(test)]
@@ -122,14 +168,17 @@ mod tests {
 
     const TOML: &str = "[services.db]\ncommand=[\"db\"]\n[services.app]\ncommand=[\"python\",\"server.py\"]\nafter=[\"db\"]\nenv={DEBUG=\"1\"}\n[services.off]\ncommand=[\"x\"]\nenabled=false\n";
 
+    fn plan_all(c: &Config, wanted: &[String], ctx: &Context) -> Result<Vec<Spec>, Fail> {
+        let selected = select(c, wanted)?;
+        plan(c, &selected, &ChildEnv { entries: vec![] }, ctx)
+    }
+
     #[test]
     fn plans_enabled_services_in_order_with_env() {
         let (_d, c) = config(TOML);
-        let env = ChildEnv { entries: vec![] };
-        let (specs, skipped) = plan(&c, &[], &env).unwrap();
+        let specs = plan_all(&c, &[], &Context::default()).unwrap();
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["db", "app"]);
-        assert!(skipped.is_empty());
         assert_eq!(specs[1].env["DEBUG"], Some("1".into()));
         assert_eq!(specs[1].stop_timeout_ms, 10_000);
     }
@@ -137,24 +186,45 @@ mod tests {
     #[test]
     fn named_service_brings_its_dependencies() {
         let (_d, c) = config(TOML);
-        let (specs, _) = plan(&c, &["app".into()], &ChildEnv { entries: vec![] }).unwrap();
+        let specs = plan_all(&c, &["app".into()], &Context::default()).unwrap();
         assert_eq!(specs.len(), 2);
-        let (specs, _) = plan(&c, &["off".into()], &ChildEnv { entries: vec![] }).unwrap();
+        let specs = plan_all(&c, &["off".into()], &Context::default()).unwrap();
         assert_eq!(specs[0].name, "off", "naming a disabled service starts it");
     }
 
     #[test]
     fn unknown_service_suggests() {
         let (_d, c) = config(TOML);
-        let e = plan(&c, &["ap".into()], &ChildEnv { entries: vec![] }).unwrap_err();
+        let e = plan_all(&c, &["ap".into()], &Context::default()).unwrap_err();
         assert_eq!(e.hint.as_deref(), Some("did you mean `app`?"));
     }
 
     #[test]
-    fn builtin_kinds_are_reported_as_skipped_for_now() {
-        let (_d, c) = config("[services.nb]\nkind=\"jupyter\"\n[services.web]\ncommand=[\"x\"]\n");
-        let (specs, skipped) = plan(&c, &[], &ChildEnv { entries: vec![] }).unwrap();
+    fn jupyter_gets_its_token_by_environment_and_opens() {
+        let (d, c) = config("[services.nb]\nkind=\"jupyter\"\n");
+        let ctx = Context { jupyter_token: Some("f00d".into()), ..Context::default() };
+        let specs = plan_all(&c, &[], &ctx).unwrap();
+        let nb = &specs[0];
+        assert_eq!(nb.kind, "jupyter");
+        assert_eq!(nb.env["JUPYTER_TOKEN"], Some("f00d".into()));
+        assert!(nb.argv[0].ends_with("bin/jupyter-lab"));
+        assert_eq!(nb.runtime_dir, Some(crate::project::state_dir(d.path()).join("jupyter/runtime")));
+        assert_eq!(nb.ready, Some(Ready::Http("/api".into())));
+        assert!(nb.open);
+    }
+
+    #[test]
+    fn external_ollama_is_not_started_and_satisfies_after() {
+        let (_d, c) = config("[services.llm]\nkind=\"ollama\"\n[services.app]\ncommand=[\"x\"]\nafter=[\"llm\"]\n");
+        let ctx = Context { external: vec!["llm".into()], ..Context::default() };
+        let specs = plan_all(&c, &[], &ctx).unwrap();
         assert_eq!(specs.len(), 1);
-        assert_eq!(skipped, ["nb (kind jupyter)"]);
+        assert!(specs[0].after.is_empty());
+        let ctx = Context { ollama: Some("/opt/ollama".into()), ..Context::default() };
+        let specs = plan_all(&c, &[], &ctx).unwrap();
+        assert_eq!(specs[0].argv, ["/opt/ollama", "serve"]);
+        assert_eq!(specs[0].env["OLLAMA_HOST"], Some("127.0.0.1:$PORT".into()));
+        assert_eq!(specs[0].ready, Some(Ready::Http("/api/version".into())));
+        assert_eq!(specs[1].after, ["llm"]);
     }
 }

@@ -42,9 +42,14 @@ pub struct Record {
 }
 
 impl Record {
-    /// `http://127.0.0.1:PORT/` for services with a port.
+    /// `http://127.0.0.1:PORT/` for services with a port; Jupyter's carries its token.
     pub fn url(&self) -> Option<String> {
-        self.port.map(|p| format!("http://127.0.0.1:{p}/"))
+        let port = self.port?;
+        if self.spec.kind == "jupyter" {
+            let token = self.spec.env.get(super::jupyter::TOKEN_VAR).cloned().flatten();
+            return Some(super::jupyter::url(port, token.as_deref()));
+        }
+        Some(format!("http://127.0.0.1:{port}/"))
     }
 
     /// Whether its process is running (identity verified).

@@ -401,9 +401,12 @@ impl Supervisor {
             let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command"))?;
             let mut cmd = Command::new(program);
             cmd.args(args).current_dir(&m.spec.cwd).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+            if let Some(dir) = &m.spec.runtime_dir {
+                super::jupyter::clean_stale_runtime_files(dir);
+            }
             for (k, v) in &m.spec.env {
                 match v {
-                    Some(v) => cmd.env(k, v),
+                    Some(v) => cmd.env(k, expand_port(std::slice::from_ref(v), port).remove(0)),
                     None => cmd.env_remove(k),
                 };
             }
@@ -514,7 +517,15 @@ impl Supervisor {
         m.last_probe = Some(now);
         let leader = m.process.as_ref().map_or(0, |p| p.pid);
         let ready = match (&m.spec.ready, m.port) {
-            (Some(Ready::Http(path)), Some(port)) => probe::http(port, path, PROBE_TIMEOUT) && ours(port, leader),
+            (Some(Ready::Http(path)), Some(port)) => {
+                probe::http(port, path, PROBE_TIMEOUT)
+                    && ours(port, leader)
+                    && m.spec.runtime_dir.as_ref().is_none_or(|dir| {
+                        let mut pids = vec![leader];
+                        pids.extend(m.process.as_ref().map(proc::group_members).unwrap_or_default());
+                        super::jupyter::runtime_file_names_port(dir, &pids, port)
+                    })
+            }
             (Some(Ready::Tcp), Some(port)) | (None, Some(port)) => {
                 probe::tcp(port, PROBE_TIMEOUT) && ours(port, leader)
             }
@@ -568,8 +579,8 @@ impl Supervisor {
     }
 }
 
-/// `$PORT` and `${PORT}` in the arguments become the service's port (for programs that take
-/// the port as an argument rather than from the environment).
+/// `$PORT` and `${PORT}` in the arguments (and environment values) become the service's port,
+/// for programs that take the port as an argument rather than from `PORT`.
 pub fn expand_port(argv: &[String], port: Option<u16>) -> Vec<String> {
     let Some(port) = port else { return argv.to_vec() };
     let p = port.to_string();

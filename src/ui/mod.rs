@@ -7,6 +7,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::envvars;
 
+pub mod banner;
+
 /// How chatty and how fancy stderr is.
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {

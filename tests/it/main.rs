@@ -2,8 +2,11 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod browser;
 mod config_errors;
 mod docs;
+mod jupyter;
+mod ollama;
 mod pip;
 mod run_env;
 mod safety;

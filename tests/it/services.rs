@@ -293,10 +293,12 @@ fn pypi_fasthtml_server_py_is_the_default_app() {
         "server.py",
         "from fasthtml.common import *\n\napp, rt = fast_app()\n\n@rt('/')\ndef get():\n    return P('hello from labup')\n\nserve()\n",
     );
-    let out = p.labup(&["up"]).ok();
-    assert!(out.stderr.contains("skipping jupyter"), "jupyter comes with the next issue: {}", out.stderr);
+    p.labup(&["up"]).ok();
     let app = service(&status(&p), "app").clone();
     assert_eq!(app["state"], "ready");
+    // FastHTML's `serve()` binds every interface: status says so, and how to change it.
+    assert_eq!(app["exposed"], "0.0.0.0", "{app}");
+    p.labup(&["status"]).ok().stderr_has("`app` listens on all interfaces").stderr_has("serve(host=\"127.0.0.1\")");
     assert_eq!(app["port"], 5001);
     assert_eq!(http_get("http://127.0.0.1:5001/"), Some(200));
     let leader = app["pid"].as_i64().unwrap();

@@ -52,6 +52,9 @@ pub fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
+/// `labup.local.toml` that switches the embedded default's Jupyter off.
+pub const JUPYTER_OFF: &str = "[services.jupyter]\nkind = \"jupyter\"\nenabled = false\n";
+
 /// A project folder and the environment labup runs with in it.
 pub struct Project {
     dir: tempfile::TempDir,
@@ -110,7 +113,19 @@ impl Project {
         env.insert("UV_CACHE_DIR".into(), s.cache.join("uv").display().to_string());
         env.insert("PIP_CACHE_DIR".into(), s.cache.join("pip").display().to_string());
         env.insert("NO_COLOR".into(), "1".into());
-        Project { dir, env }
+        // A test never opens a real browser; the browser tests put a recording opener on PATH.
+        env.insert("LABUP_NO_BROWSER".into(), "1".into());
+        let p = Project { dir, env };
+        // The embedded default runs Jupyter, whose sync needs PyPI: tests that want it call
+        // `with_jupyter`, the others work offline from the fixture wheels.
+        p.file("labup.local.toml", JUPYTER_OFF);
+        p
+    }
+
+    /// Keeps the embedded default's Jupyter on (it installs JupyterLab from PyPI).
+    pub fn with_jupyter(&self) -> &Project {
+        let _ = std::fs::remove_file(self.path("labup.local.toml"));
+        self
     }
 
     /// The project folder.
@@ -153,7 +168,13 @@ impl Project {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_labup"));
         cmd.args(args).current_dir(self.root()).stdin(Stdio::null());
-        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LABUP_") || k == "VIRTUAL_ENV") {
+        // What the developer's own session has (SSH, a display) must not change what a test sees.
+        let inherited_off = |k: &str| {
+            k.starts_with("LABUP_")
+                || k.starts_with("SSH_")
+                || ["VIRTUAL_ENV", "DISPLAY", "WAYLAND_DISPLAY"].contains(&k)
+        };
+        for (k, _) in std::env::vars().filter(|(k, _)| inherited_off(k)) {
             cmd.env_remove(k);
         }
         cmd.envs(&self.env);

@@ -1,0 +1,279 @@
+//! `labup up` and `labup restart`: config → sync → plan → supervisor → ready → models, browser.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use super::services::{ensure_supervisor, fail_if_not_ready, is_up, wait_for};
+use super::status::{external_rows, print_rows, rows_for};
+use crate::browser::{self, Platform};
+use crate::config::{Config, Port, ServiceKind};
+use crate::env::ChildEnv;
+use crate::fsutil::LockFile;
+use crate::python::sync;
+use crate::services::control::{self, Request};
+use crate::services::jupyter;
+use crate::services::ollama::{self, PullEvent, PullProgress};
+use crate::services::probe;
+use crate::services::spec::{self, Context, Spec};
+use crate::services::state::{RunDir, RunState};
+use crate::services::supervisor;
+use crate::ui::banner::{self, Banner};
+use crate::ui::Ui;
+
+/// `labup up` flags.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UpOptions {
+    /// Stay attached, logs on stdout.
+    pub foreground: bool,
+    /// Refuse to re-resolve.
+    pub locked: bool,
+    /// Status as JSON on stdout.
+    pub json: bool,
+    /// Never open a browser.
+    pub no_browser: bool,
+}
+
+/// An Ollama server labup found answering and uses without owning it.
+#[derive(Debug, Clone)]
+pub struct External {
+    /// The service's name in the config.
+    pub name: String,
+    /// Its port.
+    pub port: u16,
+    /// The server's version.
+    pub version: String,
+    /// Models to pull into it.
+    pub models: Vec<String>,
+}
+
+/// Everything `up` and `restart` work from.
+struct Prepared {
+    config: Config,
+    python: String,
+    specs: Vec<Spec>,
+    external: Vec<External>,
+    notes: Vec<String>,
+}
+
+/// Loads the config, syncs the venv (a no-op when nothing changed), finds what the built-in kinds
+/// need and plans the services.
+fn prepare(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Prepared> {
+    let config = Config::load(root)?;
+    let outcome = sync::sync(&config, locked, ui)?;
+    let env = ChildEnv::workspace(&config, &super::parent_env());
+    let selected = spec::select(&config, names)?;
+    let state = RunDir::of(root).read();
+    let mut ctx = Context::default();
+    let mut notes = Vec::new();
+    let mut external = Vec::new();
+    if selected.iter().any(|s| s.kind == ServiceKind::Jupyter) {
+        ctx.jupyter_token = Some(jupyter::token(root)?);
+        ctx.as_root = nix::unistd::geteuid().is_root();
+        if ctx.as_root {
+            notes.push("running as root: Jupyter gets `--allow-root`, which it needs to start as root".into());
+        }
+    }
+    for svc in selected.iter().filter(|s| s.kind == ServiceKind::Ollama) {
+        let ours = state.services.get(&svc.name).is_some_and(|r| r.running());
+        if let (false, Some(Port::Fixed(port))) = (ours, svc.port) {
+            if let Some(version) = ollama::Client::new(port, Some(Duration::from_millis(500))).version() {
+                ctx.external.push(svc.name.clone());
+                external.push(External { name: svc.name.clone(), port, version, models: svc.models.clone() });
+                continue;
+            }
+        }
+        if ctx.ollama.is_none() {
+            ctx.ollama = Some(ollama::binary()?);
+        }
+    }
+    let specs = spec::plan(&config, &selected, &env, &ctx)?;
+    Ok(Prepared { config, python: outcome.python, specs, external, notes })
+}
+
+fn print_banner(p: &Prepared, ui: &Ui) {
+    let platform = Platform::current();
+    let venv = crate::config::display_path(&p.config.python.venv);
+    let b = Banner {
+        project: p.config.project.name.clone(),
+        platform: banner::platform_line(platform),
+        python: format!("{} ({venv})", p.python),
+        gpu: banner::gpu_line(platform),
+    };
+    let lines = b.lines();
+    if let Some((first, rest)) = lines.split_first() {
+        ui.info(ui.paint(first, "1"));
+        for l in rest {
+            ui.info(l);
+        }
+    }
+}
+
+/// `labup up [SERVICE…]`.
+pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
+    let p = prepare(root, names, opts.locked, ui)?;
+    if !opts.json {
+        print_banner(&p, ui);
+    }
+    for e in &p.external {
+        ui.info(format!(
+            "using the Ollama server already running on 127.0.0.1:{} (version {}): labup will not start or stop it",
+            e.port, e.version
+        ));
+    }
+    if opts.foreground {
+        ui.info("running in the foreground: Ctrl-C stops every service");
+        supervisor::run(root, p.specs, true)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let run = RunDir::of(root);
+    let before = run.read();
+    let already = run.live_supervisor(&before).is_some() && p.specs.iter().all(|s| is_up(&before, s));
+    let state = if already || p.specs.is_empty() {
+        if p.specs.is_empty() && p.external.is_empty() {
+            ui.info("no services to start");
+            return Ok(ExitCode::SUCCESS);
+        }
+        if !p.specs.is_empty() {
+            ui.info("everything is already up");
+        }
+        before.clone()
+    } else {
+        for n in &p.notes {
+            ui.info(n);
+        }
+        run.create(root)?;
+        {
+            let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+            ensure_supervisor(root, &run)?;
+            control::send(&run.socket(), &Request::Start { specs: p.specs.clone() })?;
+        }
+        wait_for(&run, &p.specs, ui)?
+    };
+    let newly: Vec<&Spec> = p.specs.iter().filter(|s| !is_up(&before, s) && is_up(&state, s)).collect();
+    check_jupyter_auth(&state, &newly, ui);
+    let pulled = pull_models(&p, &state, ui);
+    finish(&run, &state, &p, opts, ui)?;
+    open_browser(&state, &newly, opts.no_browser, ui);
+    pulled?;
+    fail_if_not_ready(&run, &state, &p.specs)
+}
+
+/// `labup restart [SERVICE…]`.
+pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
+    let mut p = prepare(root, names, false, ui)?;
+    if !names.is_empty() {
+        p.specs.retain(|s| names.contains(&s.name));
+    }
+    let run = RunDir::of(root);
+    run.create(root)?;
+    {
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        ensure_supervisor(root, &run)?;
+        control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
+    }
+    let state = wait_for(&run, &p.specs, ui)?;
+    finish(&run, &state, &p, &UpOptions::default(), ui)?;
+    fail_if_not_ready(&run, &state, &p.specs)
+}
+
+/// Prints the service table (or JSON) with the external servers in it.
+fn finish(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions, ui: &Ui) -> Result<()> {
+    let mut rows = rows_for(run, state, &p.specs);
+    rows.extend(external_rows(&p.external));
+    if opts.json {
+        println!("{}", serde_json::to_string(&super::status::document(run, state, rows))?);
+    } else {
+        print_rows(&rows, ui);
+    }
+    Ok(())
+}
+
+/// A Jupyter server that answers `/api/status` without the token has had authentication turned
+/// off by a config file: say so loudly.
+fn check_jupyter_auth(state: &RunState, newly: &[&Spec], ui: &Ui) {
+    for spec in newly.iter().filter(|s| s.kind == "jupyter") {
+        let Some(port) = state.services.get(&spec.name).and_then(|r| r.port) else { continue };
+        if probe::http_status(port, "/api/status", Duration::from_secs(2)) == Some(200) {
+            ui.warn(format!(
+                "`{}` answers without its token: a Jupyter config file turns authentication off, so any web page \
+                 you visit can run code as you; remove `token = ''`/`password = ''` from ~/.jupyter",
+                spec.name
+            ));
+        }
+    }
+}
+
+/// Pulls the declared models that are missing into each ready Ollama server.
+fn pull_models(p: &Prepared, state: &RunState, ui: &Ui) -> Result<()> {
+    let mut targets: Vec<(u16, Vec<String>)> = p.external.iter().map(|e| (e.port, e.models.clone())).collect();
+    for spec in p.specs.iter().filter(|s| s.kind == "ollama" && is_up(state, s)) {
+        let models = p.config.services.iter().find(|s| s.name == spec.name).map(|s| s.models.clone());
+        if let (Some(port), Some(models)) = (state.services.get(&spec.name).and_then(|r| r.port), models) {
+            targets.push((port, models));
+        }
+    }
+    for (port, models) in targets.into_iter().filter(|(_, m)| !m.is_empty()) {
+        let client = ollama::Client::new(port, None);
+        let present = client.tags()?;
+        for model in ollama::missing_models(&models, &present) {
+            pull_one(&client, &model, ui)?;
+        }
+    }
+    Ok(())
+}
+
+fn pull_one(client: &ollama::Client, model: &str, ui: &Ui) -> Result<()> {
+    let bar = if ui.progress {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        let style = ProgressStyle::with_template(
+            "{prefix:.bold} [{bar:30.cyan/dim}] {bytes}/{total_bytes} {bytes_per_sec} {eta} {msg:.dim}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(format!("pulling {model}"));
+        bar
+    } else {
+        ProgressBar::hidden()
+    };
+    let started = std::time::Instant::now();
+    let mut progress = PullProgress::default();
+    let mut last_status = String::new();
+    ui.info(format!("pulling the Ollama model {model}"));
+    let result = client.pull(model, |event| {
+        let (done, total) = progress.update(event);
+        bar.set_length(total);
+        bar.set_position(done);
+        let status = match event {
+            PullEvent::Status(s) => s.clone(),
+            PullEvent::Layer { digest, .. } => format!("downloading {}", digest.trim_start_matches("sha256:")),
+            PullEvent::Failed(_) => return,
+        };
+        if status != last_status {
+            bar.set_message(status.clone());
+            if !ui.progress {
+                ui.debug(format!("{model}: {status}"));
+            }
+            last_status = status;
+        }
+    });
+    bar.finish_and_clear();
+    result?;
+    ui.info(format!("{} pulled {model} in {}", ui.paint("✓", "32"), crate::ui::format_duration(started.elapsed())));
+    Ok(())
+}
+
+/// Opens each service started by this `up` with `open = true`, once.
+fn open_browser(state: &RunState, newly: &[&Spec], no_browser: bool, ui: &Ui) {
+    for spec in newly.iter().filter(|s| s.open) {
+        let Some(url) = state.services.get(&spec.name).and_then(|r| r.url()) else { continue };
+        match browser::open_here(&url, no_browser) {
+            Ok(program) => ui.info(format!("opened {} in the browser (`{program}`)", spec.name)),
+            Err(why) => ui.debug(format!("not opening a browser: {why}")),
+        }
+    }
+}
