@@ -81,6 +81,13 @@ in
     mkdir project
     cd project
     printf '%s\n' --no-index "--find-links $TMPDIR/wheels" beta > requirements.txt
+    # Declared services replace the default set: no Jupyter, whose sync would need PyPI.
+    cat > labup.toml <<'EOF'
+    [services.web]
+    command = ["python", "-m", "http.server", "--bind", "127.0.0.1", "$PORT"]
+    port = "auto"
+    ready = { http = "/" }
+    EOF
 
     labup sync --json > first.json
     labup sync --json > second.json
@@ -94,12 +101,6 @@ in
     EOF
     .venv/bin/python -c 'import alpha, beta'
 
-    cat > labup.toml <<'EOF'
-    [services.web]
-    command = ["python", "-m", "http.server", "--bind", "127.0.0.1", "$PORT"]
-    port = "auto"
-    ready = { http = "/" }
-    EOF
     labup up
     labup status --json > status.json
     labup stop

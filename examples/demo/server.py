@@ -12,4 +12,5 @@ def get():
     return Titled("labup demo", P(f"numpy says the sum of 0..9 is {np.arange(10).sum()}"))
 
 
-serve()
+# 127.0.0.1: only this machine can reach the app (serve() alone binds every interface).
+serve(host="127.0.0.1")

@@ -53,7 +53,9 @@ struct SupervisorStatus {
     running: bool,
 }
 
-fn service_status(rec: &Record, supervised: bool) -> ServiceStatus {
+/// A row from a record; `probe` also looks at the listening sockets and Ollama's loaded models
+/// (a few milliseconds: skipped by a no-op `labup up`).
+fn service_status(rec: &Record, supervised: bool, probe: bool) -> ServiceStatus {
     let alive = rec.running();
     let state = match rec.state {
         Phase::Ready | Phase::Starting if !alive => {
@@ -66,7 +68,7 @@ fn service_status(rec: &Record, supervised: bool) -> ServiceStatus {
         s => s,
     };
     let now = proc::unix_now();
-    let port = rec.port.filter(|_| alive);
+    let port = rec.port.filter(|_| alive && probe);
     ServiceStatus {
         name: rec.spec.name.clone(),
         kind: rec.spec.kind.clone(),
@@ -114,9 +116,9 @@ pub fn external_rows(external: &[External]) -> Vec<ServiceStatus> {
 }
 
 /// Rows for `specs` as the state shows them.
-pub fn rows_for(run: &RunDir, state: &RunState, specs: &[Spec]) -> Vec<ServiceStatus> {
+pub fn rows_for(run: &RunDir, state: &RunState, specs: &[Spec], probe: bool) -> Vec<ServiceStatus> {
     let supervised = run.live_supervisor(state).is_some();
-    specs.iter().filter_map(|s| state.services.get(&s.name)).map(|r| service_status(r, supervised)).collect()
+    specs.iter().filter_map(|s| state.services.get(&s.name)).map(|r| service_status(r, supervised, probe)).collect()
 }
 
 /// The status document for `rows`.
@@ -158,7 +160,7 @@ pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
     let run = RunDir::of(root);
     let state = run.read();
     let supervised = run.live_supervisor(&state).is_some();
-    let mut rows: Vec<ServiceStatus> = state.services.values().map(|r| service_status(r, supervised)).collect();
+    let mut rows: Vec<ServiceStatus> = state.services.values().map(|r| service_status(r, supervised, true)).collect();
     rows.extend(external_rows(&external_servers(root, &state)));
     let doc = document(&run, &state, rows);
     if json {

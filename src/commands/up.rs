@@ -156,7 +156,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
     let newly: Vec<&Spec> = p.specs.iter().filter(|s| !is_up(&before, s) && is_up(&state, s)).collect();
     check_jupyter_auth(&state, &newly, ui);
     let pulled = pull_models(&p, &state, ui);
-    finish(&run, &state, &p, opts, ui)?;
+    finish(&run, &state, &p, opts, !already, ui)?;
     open_browser(&state, &newly, opts.no_browser, ui);
     pulled?;
     fail_if_not_ready(&run, &state, &p.specs)
@@ -176,13 +176,14 @@ pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
         control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
     }
     let state = wait_for(&run, &p.specs, ui)?;
-    finish(&run, &state, &p, &UpOptions::default(), ui)?;
+    finish(&run, &state, &p, &UpOptions::default(), true, ui)?;
     fail_if_not_ready(&run, &state, &p.specs)
 }
 
-/// Prints the service table (or JSON) with the external servers in it.
-fn finish(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions, ui: &Ui) -> Result<()> {
-    let mut rows = rows_for(run, state, &p.specs);
+/// Prints the service table (or JSON) with the external servers in it; `probe` also checks
+/// sockets and models (not on a no-op `up`, which must stay instant).
+fn finish(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions, probe: bool, ui: &Ui) -> Result<()> {
+    let mut rows = rows_for(run, state, &p.specs, probe);
     rows.extend(external_rows(&p.external));
     if opts.json {
         println!("{}", serde_json::to_string(&super::status::document(run, state, rows))?);

@@ -27,11 +27,12 @@ pub fn binary() -> Result<PathBuf, Fail> {
     std::env::var_os("PATH")
         .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("ollama")).find(|p| p.is_file()))
         .ok_or_else(|| {
-            Fail::new("a service of kind `ollama` is declared, but the `ollama` program is not installed")
-                .hint(format!(
+            Fail::new("a service of kind `ollama` is declared, but the `ollama` program is not installed").hint(
+                format!(
                 "install it (https://ollama.com/download), set {} to it, or run `nix run .#up-llm`, which provides it",
                 envvars::LABUP_OLLAMA
-            ))
+            ),
+            )
         })
 }
 

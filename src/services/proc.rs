@@ -24,7 +24,12 @@ pub struct Identity {
 
 /// The current boot's id (`/proc/sys/kernel/random/boot_id`; empty where there is none).
 pub fn boot_id() -> String {
-    fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID
+        .get_or_init(|| {
+            fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+        })
+        .clone()
 }
 
 /// Fields of `/proc/<pid>/stat` after the command name: (state, pgrp, start time).

@@ -36,7 +36,7 @@ fn fake_opener_gets_the_url_once() {
     let up = p.labup(&["up"]).ok();
     let st = p.labup(&["status", "--json"]).ok().json();
     let url = st["services"][0]["url"].as_str().unwrap().to_string();
-    assert_eq!(opened(&p), [url.clone()]);
+    assert_eq!(opened(&p), std::slice::from_ref(&url));
     assert!(up.stdout.contains(&url), "the URL is printed too: {}", up.stdout);
     p.labup(&["up"]).ok();
     std::thread::sleep(std::time::Duration::from_millis(300));
