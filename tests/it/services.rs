@@ -46,6 +46,8 @@ fn http_service_starts_answers_and_stops_with_its_group() {
     assert_eq!(web["state"], "ready");
     assert_eq!(web["kind"], "command");
     assert_eq!(web["restarts"], 0);
+    assert_eq!(web["exposed"], serde_json::Value::Null, "bound to 127.0.0.1 only");
+    assert_eq!(web["external"], false);
     let url = web["url"].as_str().unwrap();
     assert_eq!(http_get(url), Some(200), "{url}");
     let pid = web["pid"].as_i64().unwrap();
