@@ -10,7 +10,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::env::ChildEnv;
 use crate::error::Fail;
 use crate::fsutil::LockFile;
 use crate::python::sync;
@@ -83,7 +82,7 @@ pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
 fn synced_specs(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Vec<Spec>> {
     let config = Config::load(root)?;
     sync::sync(&config, locked, ui)?;
-    let env = ChildEnv::workspace(&config, &super::parent_env());
+    let env = super::child_env(&config, ui)?;
     let (specs, skipped) = spec::plan(&config, names, &env)?;
     for s in &skipped {
         ui.warn(format!("skipping {s}: labup runs this kind from the JupyterLab/Ollama issue on"));
