@@ -4,6 +4,7 @@
 
 mod config_errors;
 mod docs;
+mod gpu;
 mod pip;
 mod run_env;
 mod safety;
