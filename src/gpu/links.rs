@@ -66,7 +66,7 @@ pub fn plan(host: &Host, dir: &Path, version: &str, wsl: bool) -> Plan {
         let target = if wsl {
             let pick = [format!("{stem}.so.1"), format!("{stem}.so")]
                 .into_iter()
-                .find(|n| mine.iter().any(|m| *m == n))
+                .find(|n| mine.contains(&n))
                 .or_else(|| mine.first().map(|m| m.to_string()));
             pick.and_then(|n| host.resolve(&dir.join(n)))
         } else {
@@ -78,10 +78,8 @@ pub fn plan(host: &Host, dir: &Path, version: &str, wsl: bool) -> Plan {
                 let file_name = file.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
                 match split(&file_name) {
                     Some((s, v)) if s == stem && v == version => found = Some(file),
-                    Some((s, v)) if s == stem && v.contains('.') => {
-                        if !out.mismatched.contains(&file_name) {
-                            out.mismatched.push(file_name);
-                        }
+                    Some((s, v)) if s == stem && v.contains('.') && !out.mismatched.contains(&file_name) => {
+                        out.mismatched.push(file_name);
                     }
                     _ => {}
                 }
@@ -209,7 +207,7 @@ mod tests {
         let root = dir.path().join("driver");
         let a: BTreeMap<String, PathBuf> = [("libcuda.so".to_string(), PathBuf::from("/x/libcuda.so.1"))].into();
         let first = ensure(&root, "550.1.2", &a).unwrap();
-        assert_eq!(current(&first), Some(a.clone()));
+        assert_eq!(current(&first), Some(a));
         let b: BTreeMap<String, PathBuf> = [("libcuda.so.1".to_string(), PathBuf::from("/y"))].into();
         let again = ensure(&root, "550.1.2", &b).unwrap();
         assert_eq!(current(&again), Some(b.clone()));

@@ -125,17 +125,18 @@ pub fn find(config: &Config, host: &Host) -> Driver {
         return d;
     }
     let files = detect::version_from_files(host, envvars::get(envvars::LABUP_CUDA_DRIVER_VERSION).as_deref());
-    let env_dirs: Vec<PathBuf> = envvars::get(envvars::LABUP_DRIVER_DIRS)
-        .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
-        .unwrap_or_default();
-    let candidates = driverdir::candidates(host, platform, &env_dirs, &config.gpu.driver_dirs);
     let wsl = platform == Platform::Wsl;
     if let Some((v, s)) = files {
         d.version = Some(v);
         d.source = s;
     } else if !wsl {
+        // No driver: the ld cache is not even read.
         return d;
     }
+    let env_dirs: Vec<PathBuf> = envvars::get(envvars::LABUP_DRIVER_DIRS)
+        .map(|v| v.split(':').filter(|s| !s.is_empty()).map(PathBuf::from).collect())
+        .unwrap_or_default();
+    let candidates = driverdir::candidates(host, platform, &env_dirs, &config.gpu.driver_dirs);
     let version = d.version.clone().unwrap_or_default();
     let Some((dir, plan)) = driverdir::choose(host, &candidates, &version, wsl) else {
         if !version.is_empty() {
@@ -336,6 +337,20 @@ pub fn report(config: &Config) -> Result<(Report, Vec<String>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn torch_is_requested_by_requirement_files_and_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("requirements.txt"), "numpy\n-r more.txt\n").unwrap();
+        std::fs::write(dir.path().join("more.txt"), "pandas\n").unwrap();
+        let config = Config::load(dir.path()).unwrap();
+        assert!(!torch_requested(&Sources::detect(&config).unwrap()));
+        std::fs::write(dir.path().join("more.txt"), "torchvision==0.21\n").unwrap();
+        assert!(torch_requested(&Sources::detect(&config).unwrap()), "found through the include");
+        let packages = Sources { packages: vec!["torch".into()], ..Sources::default() };
+        assert!(torch_requested(&packages));
+        assert_eq!(torch_for_sync(&config, &Sources::default()), None, "no torch, `auto`: nothing is read");
+    }
 
     #[test]
     fn host_paths_and_links_stay_under_the_root() {
