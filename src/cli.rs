@@ -114,6 +114,12 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true, value_name = "CMD")]
         command: Vec<OsString>,
     },
+    /// The NVIDIA driver, its CUDA version, the GPUs, and the PyTorch wheel index labup picks.
+    Gpu {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print the environment labup gives the programs it starts.
     Env {
         /// Say why each variable and each path entry is there.
@@ -164,6 +170,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Sync { locked, json } => commands::sync(&root, locked, json, ui),
         Command::Lock { upgrade, json } => commands::lock(&root, upgrade, json, ui),
         Command::Run { no_sync, command } => commands::run(&root, !no_sync, &command, ui),
-        Command::Env { explain, json } => commands::env(&root, explain, json),
+        Command::Env { explain, json } => commands::env(&root, explain, json, ui),
+        Command::Gpu { json } => commands::gpu(&root, json, ui),
     }
 }

@@ -8,6 +8,7 @@ pub mod env;
 pub mod envvars;
 pub mod error;
 pub mod fsutil;
+pub mod gpu;
 pub mod project;
 pub mod python;
 pub mod services;

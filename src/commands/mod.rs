@@ -1,9 +1,11 @@
 //! The commands: thin glue between the command line and the modules that do the work.
 
+mod gpu;
 mod services;
 mod status;
 mod up;
 
+pub use gpu::gpu;
 pub use services::{show_logs, stop, supervise};
 pub use status::status;
 pub use up::{restart, up, UpOptions};
@@ -59,7 +61,7 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    ChildEnv::workspace(&config, &parent_env()).apply(&mut cmd);
+    child_env(&config, ui)?.apply(&mut cmd);
     let err = cmd.exec();
     let name = program.to_string_lossy();
     if err.kind() == std::io::ErrorKind::NotFound {
@@ -71,15 +73,24 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
 }
 
 /// `labup env`.
-pub fn env(root: &Path, explain: bool, json: bool) -> Result<ExitCode> {
+pub fn env(root: &Path, explain: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let config = Config::load(root)?;
-    let env = ChildEnv::workspace(&config, &parent_env());
+    let env = child_env(&config, ui)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&env)?);
     } else {
         print!("{}", env.render(explain));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The workspace environment for children, with the GPU driver wired (warnings to stderr).
+fn child_env(config: &Config, ui: &Ui) -> Result<ChildEnv> {
+    let gpu = crate::gpu::wire(config)?;
+    for w in &gpu.warnings {
+        ui.warn(w);
+    }
+    Ok(ChildEnv::workspace(config, &parent_env(), &gpu))
 }
 
 /// The environment labup was started with, for `ChildEnv::workspace`.

@@ -9,9 +9,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::services::{ensure_supervisor, fail_if_not_ready, is_up, wait_for};
 use super::status::{external_rows, print_rows, rows_for};
-use crate::browser::{self, Platform};
+use crate::browser;
 use crate::config::{Config, Port, ServiceKind};
-use crate::env::ChildEnv;
 use crate::fsutil::LockFile;
 use crate::python::sync;
 use crate::services::control::{self, Request};
@@ -64,7 +63,7 @@ struct Prepared {
 fn prepare(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Prepared> {
     let config = Config::load(root)?;
     let outcome = sync::sync(&config, locked, ui)?;
-    let env = ChildEnv::workspace(&config, &super::parent_env());
+    let env = super::child_env(&config, ui)?;
     let selected = spec::select(&config, names)?;
     let state = RunDir::of(root).read();
     let mut ctx = Context::default();
@@ -95,13 +94,14 @@ fn prepare(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Prepa
 }
 
 fn print_banner(p: &Prepared, ui: &Ui) {
-    let platform = Platform::current();
+    let host = crate::gpu::Host::from_env();
+    let platform = crate::gpu::detect::platform(&host);
     let venv = crate::config::display_path(&p.config.python.venv);
     let b = Banner {
         project: p.config.project.name.clone(),
         platform: banner::platform_line(platform),
         python: format!("{} ({venv})", p.python),
-        gpu: banner::gpu_line(platform),
+        gpu: banner::gpu_line(&host, platform),
     };
     let lines = b.lines();
     if let Some((first, rest)) = lines.split_first() {

@@ -116,8 +116,16 @@ impl Engine {
 
     /// Resolves `inputs` into pins with hashes at `out` (uv: universal, keeping pins already in
     /// `out` unless `upgrade`). pip writes a JSON report that [`pip_report_to_lock`] converts.
-    pub fn compile(&self, interp: &Interpreter, python_minor: &str, inputs: &Path, out: &Path, upgrade: bool) -> Cmd {
-        match self {
+    pub fn compile(
+        &self,
+        interp: &Interpreter,
+        python_minor: &str,
+        inputs: &Path,
+        out: &Path,
+        upgrade: bool,
+        torch: Option<&str>,
+    ) -> Cmd {
+        let c = match self {
             Engine::Uv(uv) => {
                 let c = Engine::uv(uv)
                     .args([
@@ -146,6 +154,24 @@ impl Engine {
                 .arg(out)
                 .arg("-r")
                 .arg(inputs),
+        };
+        c.args(self.torch_args(torch))
+    }
+
+    /// Where torch comes from: uv's `--torch-backend` (which sends only the PyTorch packages to
+    /// the PyTorch index), pip's index pair (PyTorch's first, PyPI for everything else). The same
+    /// flags go to resolution and to the sync, so the locked `+cuXYZ` wheels and their hashes
+    /// are found again. `default` means PyPI's own torch: no flags.
+    pub fn torch_args(&self, torch: Option<&str>) -> Vec<String> {
+        match (self, torch) {
+            (_, None | Some("default")) => Vec::new(),
+            (Engine::Uv(_), Some(b)) => vec!["--torch-backend".into(), b.into()],
+            (Engine::Pip, Some(b)) => vec![
+                "--index-url".into(),
+                format!("https://download.pytorch.org/whl/{b}"),
+                "--extra-index-url".into(),
+                "https://pypi.org/simple".into(),
+            ],
         }
     }
 
@@ -164,8 +190,8 @@ impl Engine {
     }
 
     /// Makes the venv exactly the lock (uv); pip installs here and removes extras separately.
-    pub fn sync(&self, interp: &Interpreter, venv: &Path, lock: &Path) -> Cmd {
-        match self {
+    pub fn sync(&self, interp: &Interpreter, venv: &Path, lock: &Path, torch: Option<&str>) -> Cmd {
+        let c = match self {
             Engine::Uv(uv) => Engine::uv(uv)
                 .args(["pip", "sync", "--quiet", "--allow-empty-requirements", "--python"])
                 .arg(venv_python(venv))
@@ -175,7 +201,8 @@ impl Engine {
                 .arg(venv_python(venv))
                 .args(["install", "--no-deps", "--quiet", "--disable-pip-version-check", "--no-input", "-r"])
                 .arg(lock),
-        }
+        };
+        c.args(self.torch_args(torch))
     }
 
     /// pip: removes distributions that the lock does not name.
@@ -279,7 +306,7 @@ mod tests {
     #[test]
     fn uv_never_downloads_pythons_and_targets_the_venv() {
         let e = Engine::Uv("/bin/uv".into());
-        let c = e.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/requirements.lock"));
+        let c = e.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/requirements.lock"), None);
         assert_eq!(c.env.get("UV_PYTHON_DOWNLOADS").map(String::as_str), Some("never"));
         assert_eq!(
             c.display(),
@@ -292,12 +319,12 @@ mod tests {
     #[test]
     fn uv_compile_is_universal_with_hashes_and_upgrade_on_request() {
         let e = Engine::Uv("/bin/uv".into());
-        let c = e.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), false);
+        let c = e.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), false, None);
         for flag in ["--universal", "--generate-hashes", "--python-version", "3.11"] {
             assert!(c.args.iter().any(|a| a == flag), "{flag} in {}", c.display());
         }
         assert!(!c.args.iter().any(|a| a == "--upgrade"));
-        let up = e.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), true);
+        let up = e.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), true, None);
         assert!(up.args.iter().any(|a| a == "--upgrade"));
     }
 
@@ -305,8 +332,28 @@ mod tests {
     fn pip_venv_has_no_pip_and_pip_runs_from_outside() {
         let c = Engine::Pip.create_venv(&interp(), Path::new("/p/.x"));
         assert_eq!(c.display(), "/py/bin/python3 -m venv --without-pip /p/.x");
-        let s = Engine::Pip.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"));
+        let s = Engine::Pip.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), None);
         assert!(s.display().starts_with("/py/bin/python3 -m pip --python /p/.venv/bin/python install --no-deps"));
+    }
+
+    #[test]
+    fn torch_backend_goes_to_resolution_and_sync() {
+        let uv = Engine::Uv("/bin/uv".into());
+        let c = uv.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), false, Some("cu124"));
+        assert!(c.display().ends_with(" in.txt --torch-backend cu124"), "{}", c.display());
+        let s = uv.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some("cpu"));
+        assert!(s.display().ends_with(" /p/l --torch-backend cpu"), "{}", s.display());
+        assert!(uv.torch_args(Some("default")).is_empty());
+        let pip = Engine::Pip.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some("cu126"));
+        assert!(
+            pip.display().ends_with(
+                " -r /p/l --index-url https://download.pytorch.org/whl/cu126 --extra-index-url https://pypi.org/simple"
+            ),
+            "{}",
+            pip.display()
+        );
+        let pc = Engine::Pip.compile(&interp(), "3.11", Path::new("in"), Path::new("o"), false, Some("cpu"));
+        assert!(pc.args.contains(&"https://download.pytorch.org/whl/cpu".to_string()));
     }
 
     #[test]

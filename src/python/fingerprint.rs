@@ -37,8 +37,8 @@ pub struct Marker {
 }
 
 /// Hash of every input file, the lock, the interpreter identity, the Python settings,
-/// the platform and labup's version.
-pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources) -> String {
+/// the platform, the torch backend (a driver update that changes it re-syncs) and labup's version.
+pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&str>) -> String {
     let mut h = Sha256::new();
     h.update(format!("labup {}\n", env!("CARGO_PKG_VERSION")));
     h.update(format!("platform {}-{}\n", std::env::consts::OS, std::env::consts::ARCH));
@@ -52,6 +52,9 @@ pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources) -> Stri
     h.update(format!("python {}\n", serde_json::to_string(&config.python).unwrap_or_default()));
     // Packages services add (jupyterlab) are inputs too: enabling Jupyter must sync.
     h.update(format!("packages {:?}\n", sources.packages));
+    if let Some(backend) = torch {
+        h.update(format!("torch-backend {backend}\n"));
+    }
     for file in sources.files().iter().chain(std::iter::once(&config.python.lock)) {
         match std::fs::read(file) {
             Ok(data) => h.update(format!("file {} {}\n", file.display(), hex(&Sha256::digest(data)))),
@@ -93,15 +96,18 @@ mod tests {
         let config = Config::load(d).unwrap();
         let sources = Sources::detect(&config).unwrap();
         let interp = Interpreter { path: "/a/python3".into(), resolved: "/a/python3.11".into(), stamp: (1, 1) };
-        let base = compute(&config, &interp, &sources);
-        assert_eq!(base, compute(&config, &interp, &sources));
+        let base = compute(&config, &interp, &sources, None);
+        assert_eq!(base, compute(&config, &interp, &sources, None));
         let moved = Interpreter { path: "/b/python3".into(), ..interp.clone() };
-        assert_ne!(base, compute(&config, &moved, &sources));
+        assert_ne!(base, compute(&config, &moved, &sources, None));
         std::fs::write(d.join("requirements.lock"), "alpha==1\n").unwrap();
-        let locked = compute(&config, &interp, &sources);
+        let locked = compute(&config, &interp, &sources, None);
         assert_ne!(base, locked);
         std::fs::write(d.join("requirements.txt"), "alpha>=1\n").unwrap();
-        assert_ne!(locked, compute(&config, &interp, &sources));
+        assert_ne!(locked, compute(&config, &interp, &sources, None));
+        let cu124 = compute(&config, &interp, &sources, Some("cu124"));
+        assert_ne!(cu124, compute(&config, &interp, &sources, None));
+        assert_ne!(cu124, compute(&config, &interp, &sources, Some("cu128")));
     }
 
     #[test]

@@ -59,8 +59,9 @@ pub fn package_count(text: &str) -> usize {
 }
 
 /// A digest of everything resolution depends on: input files, packages, the configured Python
-/// version and torch backend. Not the platform: a uv lock is universal.
-pub fn inputs_digest(sources: &Sources, config: &Config) -> String {
+/// version and torch backend (the configured one and, when torch is an input, the chosen one:
+/// its `+cuXYZ` pins differ). Not the platform otherwise: a uv lock is universal.
+pub fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&str>) -> String {
     let mut h = Sha256::new();
     h.update(b"labup-lock-v1\n");
     for file in sources.files() {
@@ -73,6 +74,9 @@ pub fn inputs_digest(sources: &Sources, config: &Config) -> String {
         h.update(format!("package {p}\n"));
     }
     h.update(format!("python {:?}\ntorch {}\n", config.python.version, config.python.torch));
+    if let Some(backend) = torch {
+        h.update(format!("torch-backend {backend}\n"));
+    }
     format!("sha256:{}", hex(&h.finalize()))
 }
 
@@ -109,9 +113,10 @@ mod tests {
         std::fs::write(dir.path().join("requirements.txt"), "alpha\n").unwrap();
         let config = Config::load(dir.path()).unwrap();
         let sources = Sources::detect(&config).unwrap();
-        let a = inputs_digest(&sources, &config);
-        assert_eq!(a, inputs_digest(&sources, &config));
+        let a = inputs_digest(&sources, &config, None);
+        assert_eq!(a, inputs_digest(&sources, &config, None));
+        assert_ne!(a, inputs_digest(&sources, &config, Some("cu124")), "the torch backend is an input");
         std::fs::write(dir.path().join("requirements.txt"), "alpha\nbeta\n").unwrap();
-        assert_ne!(a, inputs_digest(&sources, &config));
+        assert_ne!(a, inputs_digest(&sources, &config, None));
     }
 }

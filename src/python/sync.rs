@@ -21,6 +21,7 @@ use super::venv;
 use crate::config::{display_path, Config};
 use crate::error::Fail;
 use crate::fsutil::{self, LockFile};
+use crate::gpu::{self, torch};
 use crate::project;
 use crate::ui::{count, Ui};
 
@@ -59,10 +60,12 @@ struct Workspace<'a> {
     sources: Sources,
     interp: Interpreter,
     tmp: PathBuf,
+    /// The PyTorch index, when torch is an input or `[python] torch` is set.
+    torch: Option<torch::Choice>,
 }
 
 /// The fast check: the marker's fingerprint matches and the venv is healthy.
-pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources) -> Option<Marker> {
+pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&str>) -> Option<Marker> {
     let venv = &config.python.venv;
     let marker = fingerprint::read(venv)?;
     let venv::State::Venv(cfg) = venv::inspect(venv) else {
@@ -74,7 +77,7 @@ pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources) -> O
     if venv::site_packages(venv).and_then(|p| fsutil::stamp(&p)) != marker.site_packages {
         return None;
     }
-    (fingerprint::compute(config, interp, sources) == marker.fingerprint).then_some(marker)
+    (fingerprint::compute(config, interp, sources, torch) == marker.fingerprint).then_some(marker)
 }
 
 /// Syncs the venv; `locked` refuses to re-resolve a stale lock.
@@ -82,6 +85,8 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
     let started = Instant::now();
     let sources = Sources::detect(config)?;
     let interp = interpreter::find(config.python.version.as_deref())?;
+    let torch = gpu::torch_for_sync(config, &sources);
+    let backend = torch.as_ref().map(|c| c.backend.clone());
     let noop = |m: Marker| Outcome {
         action: "noop",
         installed: 0,
@@ -90,13 +95,16 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
         venv: config.python.venv.clone(),
         duration_ms: started.elapsed().as_millis(),
     };
-    if let Some(marker) = up_to_date(config, &interp, &sources) {
+    if let Some(marker) = up_to_date(config, &interp, &sources, backend.as_deref()) {
         return Ok(noop(marker));
     }
-    let ws = Workspace::new(config, ui, sources, interp)?;
+    let ws = Workspace::new(config, ui, sources, interp, torch)?;
     let _guard = ws.lock()?;
-    if let Some(marker) = up_to_date(config, &ws.interp, &ws.sources) {
+    if let Some(marker) = up_to_date(config, &ws.interp, &ws.sources, backend.as_deref()) {
         return Ok(noop(marker));
+    }
+    if let Some(c) = &ws.torch {
+        ui.info(format!("torch from the `{}` index: {}", c.backend, c.reason));
     }
     ws.sync(locked, started)
 }
@@ -105,7 +113,8 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
 pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
     let sources = Sources::detect(config)?;
     let interp = interpreter::find(config.python.version.as_deref())?;
-    let ws = Workspace::new(config, ui, sources, interp)?;
+    let torch = gpu::torch_for_sync(config, &sources);
+    let ws = Workspace::new(config, ui, sources, interp, torch)?;
     let lock_path = &config.python.lock;
     if ws.sources.is_empty() {
         ui.info("no requirements found (requirements*.txt, pyproject.toml, uv.lock, pylock.toml, [python] packages): nothing to lock");
@@ -132,9 +141,20 @@ pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
 }
 
 impl<'a> Workspace<'a> {
-    fn new(config: &'a Config, ui: &'a Ui, sources: Sources, interp: Interpreter) -> Result<Workspace<'a>> {
+    fn new(
+        config: &'a Config,
+        ui: &'a Ui,
+        sources: Sources,
+        interp: Interpreter,
+        torch: Option<torch::Choice>,
+    ) -> Result<Workspace<'a>> {
         let tmp = project::ensure_state_dir(&config.root, "tmp")?;
-        Ok(Workspace { config, ui, sources, interp, tmp })
+        Ok(Workspace { config, ui, sources, interp, tmp, torch })
+    }
+
+    /// The torch backend to pass to the installer.
+    fn backend(&self) -> Option<&str> {
+        self.torch.as_ref().map(|c| c.backend.as_str())
     }
 
     /// Takes the exclusive sync lock, saying so when another labup holds it.
@@ -221,7 +241,7 @@ impl<'a> Workspace<'a> {
             venv_dir,
             &Marker {
                 labup: env!("CARGO_PKG_VERSION").into(),
-                fingerprint: fingerprint::compute(config, &self.interp, &self.sources),
+                fingerprint: fingerprint::compute(config, &self.interp, &self.sources, self.backend()),
                 python: info.version.clone(),
                 interpreter: self.interp.path.clone(),
                 installer: engine.name().into(),
@@ -245,7 +265,7 @@ impl<'a> Workspace<'a> {
             return Ok(None);
         }
         let lock_path = &self.config.python.lock;
-        let digest = lockfile::inputs_digest(&self.sources, self.config);
+        let digest = lockfile::inputs_digest(&self.sources, self.config, self.backend());
         let current = fs::read_to_string(lock_path).ok();
         if current.as_deref().and_then(lockfile::digest_of) == Some(digest.as_str()) {
             return Ok(None);
@@ -313,7 +333,7 @@ impl<'a> Workspace<'a> {
             };
             let compiled = engine::run(
                 ui,
-                &engine.compile(&self.interp, &minor, &inputs_file, &out, upgrade),
+                &engine.compile(&self.interp, &minor, &inputs_file, &out, upgrade, self.backend()),
                 "resolving the requirements",
             )
             .map_err(|e| with_hint(e, &described, lock_path, "resolution"))
@@ -325,7 +345,7 @@ impl<'a> Workspace<'a> {
                 Engine::Pip => engine::pip_report_to_lock(&raw)?,
             };
             let lock_dir = lock_path.parent().unwrap_or(&config.root);
-            let digest = lockfile::inputs_digest(&self.sources, config);
+            let digest = lockfile::inputs_digest(&self.sources, config, self.backend());
             Ok(lockfile::render(&digest, &self.sources.carried_options(lock_dir), &body))
         })();
         match &result {
@@ -345,26 +365,29 @@ impl<'a> Workspace<'a> {
         fingerprint::clear(venv_dir)?;
         let before = venv::installed(venv_dir);
         let described = self.sources.describe(&config.root);
-        let result = engine::run(ui, &engine.sync(&self.interp, venv_dir, lock), "installing into the venv")
-            .map_err(|e| with_hint(e, &described, &config.python.lock, "install"))
-            .and_then(|_| {
-                if *engine != Engine::Pip {
-                    return Ok(());
-                }
-                let wanted: Vec<String> =
-                    lockfile::pins(&fs::read_to_string(lock).unwrap_or_default()).into_iter().map(|p| p.name).collect();
-                let extra: Vec<String> =
-                    venv::installed(venv_dir).into_keys().filter(|n| !wanted.contains(n)).collect();
-                if extra.is_empty() {
-                    return Ok(());
-                }
-                engine::run(
-                    ui,
-                    &Engine::pip_uninstall(&self.interp, venv_dir, &extra),
-                    "removing packages not in the lock",
-                )
-                .map(drop)
-            });
+        let result =
+            engine::run(ui, &engine.sync(&self.interp, venv_dir, lock, self.backend()), "installing into the venv")
+                .map_err(|e| with_hint(e, &described, &config.python.lock, "install"))
+                .and_then(|_| {
+                    if *engine != Engine::Pip {
+                        return Ok(());
+                    }
+                    let wanted: Vec<String> = lockfile::pins(&fs::read_to_string(lock).unwrap_or_default())
+                        .into_iter()
+                        .map(|p| p.name)
+                        .collect();
+                    let extra: Vec<String> =
+                        venv::installed(venv_dir).into_keys().filter(|n| !wanted.contains(n)).collect();
+                    if extra.is_empty() {
+                        return Ok(());
+                    }
+                    engine::run(
+                        ui,
+                        &Engine::pip_uninstall(&self.interp, venv_dir, &extra),
+                        "removing packages not in the lock",
+                    )
+                    .map(drop)
+                });
         if let Err(e) = result {
             step.abandon();
             return Err(e);

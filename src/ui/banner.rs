@@ -2,7 +2,9 @@
 //! platform, Python, GPU. It costs no Python process and no NVML: every line comes from what
 //! labup already knows or from a few small files.
 
-use crate::browser::Platform;
+use crate::envvars;
+use crate::gpu::detect::{self, Platform};
+use crate::gpu::{torch, Host};
 
 /// What the banner shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,32 +31,28 @@ impl Banner {
     }
 }
 
-/// `linux x86_64`, `wsl x86_64`, `macos aarch64`.
+/// `linux x86_64`, `nixos x86_64`, `wsl x86_64`, `macos aarch64`.
 pub fn platform_line(platform: Platform) -> String {
     let name = match platform {
         Platform::Linux => "linux",
+        Platform::Nixos => "nixos",
         Platform::Wsl => "wsl",
-        Platform::MacOs => "macos",
+        Platform::Macos => "macos",
     };
     format!("{name} {}", std::env::consts::ARCH)
 }
 
-/// The GPU line from the driver's version file (no NVML: the banner must stay instant).
-pub fn gpu_line(platform: Platform) -> String {
-    let root = crate::envvars::get(crate::envvars::LABUP_FS_ROOT).unwrap_or_default();
-    let read = |p: &str| std::fs::read_to_string(format!("{root}{p}")).ok();
-    if let Some(v) = crate::envvars::get(crate::envvars::LABUP_CUDA_DRIVER_VERSION) {
-        return format!("NVIDIA driver {v} (from {})", crate::envvars::LABUP_CUDA_DRIVER_VERSION);
-    }
-    if let Some(v) = read("/sys/module/nvidia/version") {
-        return format!("NVIDIA driver {}", v.trim());
-    }
-    match platform {
-        Platform::MacOs => "no CUDA on macOS (torch and Ollama use Metal/MPS)".into(),
-        Platform::Wsl if std::path::Path::new(&format!("{root}/dev/dxg")).exists() => {
-            "NVIDIA GPU through WSL (see `labup gpu`)".into()
-        }
-        _ => "no NVIDIA GPU".into(),
+/// The GPU line from the driver's files (no NVML: the banner must stay instant).
+pub fn gpu_line(host: &Host, platform: Platform) -> String {
+    let version = detect::version_from_files(host, envvars::get(envvars::LABUP_CUDA_DRIVER_VERSION).as_deref());
+    match (version, platform) {
+        (Some((v, _)), _) => match torch::cuda_max(&v) {
+            Some(cuda) => format!("NVIDIA driver {v} (CUDA up to {cuda})"),
+            None => format!("NVIDIA driver {v}"),
+        },
+        (None, Platform::Wsl) => "NVIDIA GPU through WSL2 (`labup gpu` for details)".into(),
+        (None, Platform::Macos) => "no CUDA on macOS (torch and Ollama use Metal/MPS)".into(),
+        (None, _) => "no NVIDIA GPU".into(),
     }
 }
 
@@ -73,5 +71,15 @@ mod tests {
         assert_eq!(b.lines()[0], "labup · demo");
         assert_eq!(b.lines()[3], "  gpu       no NVIDIA GPU");
         assert_eq!(platform_line(Platform::Wsl), format!("wsl {}", std::env::consts::ARCH));
+    }
+
+    #[test]
+    fn gpu_line_on_fake_hosts() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = Host::fake(dir.path());
+        assert_eq!(gpu_line(&host, Platform::Linux), "no NVIDIA GPU");
+        std::fs::create_dir_all(dir.path().join("sys/module/nvidia")).unwrap();
+        std::fs::write(dir.path().join("sys/module/nvidia/version"), "550.144.03\n").unwrap();
+        assert_eq!(gpu_line(&host, Platform::Linux), "NVIDIA driver 550.144.03 (CUDA up to 12.4)");
     }
 }

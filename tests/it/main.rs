@@ -5,6 +5,7 @@
 mod browser;
 mod config_errors;
 mod docs;
+mod gpu;
 mod jupyter;
 mod ollama;
 mod pip;

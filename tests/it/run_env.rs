@@ -25,10 +25,11 @@ fn run_sets_the_library_path_for_the_child_only() {
     let mut p = Project::new();
     p.set("LABUP_LIBRARY_PATH", "/nix/store/fake-gcc-lib/lib").set("LD_LIBRARY_PATH", "/inherited");
     let out = p.labup(&["run", "--", "sh", "-c", "echo $LD_LIBRARY_PATH"]).ok();
-    assert_eq!(out.stdout.trim(), "/nix/store/fake-gcc-lib/lib:/inherited", "ours first, then the inherited value");
+    assert_eq!(out.stdout.trim(), "/nix/store/fake-gcc-lib/lib", "ours only: the inherited value is not passed on");
     let env = p.labup(&["env", "--json"]).ok().json();
     let ld = env["entries"].as_array().unwrap().iter().find(|e| e["name"] == "LD_LIBRARY_PATH").unwrap();
-    assert_eq!(ld["value"], "/nix/store/fake-gcc-lib/lib:/inherited");
+    assert_eq!(ld["value"], "/nix/store/fake-gcc-lib/lib");
+    assert!(ld["note"].as_str().unwrap().contains("your own LD_LIBRARY_PATH (/inherited) is not passed on"));
 }
 
 #[test]

@@ -1,0 +1,317 @@
+//! The PyTorch wheel index to install from: pure policy over the driver version, the GPUs'
+//! compute capabilities and the configuration (tables from FACTS.md, "CUDA and PyTorch wheels").
+
+use super::detect::Platform;
+use super::version::{at_least, Version};
+use crate::config::Cuda;
+
+/// Minimum Linux driver per CUDA toolkit, newest first (NVIDIA's CUDA release notes).
+pub const TOOLKITS: &[(&str, &str)] = &[
+    ("13.2", "595.45.04"),
+    ("13.1", "590.44.01"),
+    ("13.0", "580.65.06"),
+    ("12.9", "575.51.03"),
+    ("12.8", "570.26"),
+    ("12.6", "560.28.03"),
+    ("12.5", "555.42.02"),
+    ("12.4", "550.54.14"),
+    ("12.2", "535.54.03"),
+    ("12.1", "530.30.02"),
+    ("12.0", "525.60.13"),
+    ("11.8", "520.61.05"),
+];
+
+/// The CUDA indexes PyTorch publishes, newest first, with their toolkit version.
+pub const INDEXES: &[(&str, &str)] = &[
+    ("cu132", "13.2"),
+    ("cu130", "13.0"),
+    ("cu129", "12.9"),
+    ("cu128", "12.8"),
+    ("cu126", "12.6"),
+    ("cu124", "12.4"),
+    ("cu121", "12.1"),
+    ("cu118", "11.8"),
+];
+
+/// The newest CUDA toolkit a driver supports (`"12.4"` for 550.144.03).
+pub fn cuda_max(driver: &str) -> Option<&'static str> {
+    let v = Version::parse(driver)?;
+    TOOLKITS.iter().find(|(_, min)| at_least(&v, min)).map(|(cuda, _)| *cuda)
+}
+
+fn min_driver(cuda: &str) -> &'static str {
+    TOOLKITS.iter().find(|(c, _)| *c == cuda).map_or("", |(_, d)| *d)
+}
+
+/// Whether index `name` (e.g. `cu128`) ships kernels for compute capability `cc`.
+///
+/// cu128 and later dropped Maxwell and Pascal (< 7.0), and from torch 2.10 Volta (7.x below
+/// Turing's 7.5) is only built for cu126, so anything below 7.5 is served by cu126 at most;
+/// cu126 and older have no Blackwell (10.x, 12.x) kernels; nothing current builds for < 5.0.
+pub fn has_kernels(name: &str, cc: (u32, u32)) -> bool {
+    let rank = INDEXES.iter().position(|(n, _)| *n == name).unwrap_or(usize::MAX);
+    let cu126 = 4;
+    if cc.0 < 5 {
+        false
+    } else if cc < (7, 5) {
+        rank >= cu126
+    } else if cc.0 >= 10 {
+        rank < cu126
+    } else {
+        true
+    }
+}
+
+/// What the selection works from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Input<'a> {
+    /// The host.
+    pub platform: Platform,
+    /// `[python] torch` (`auto` or an index name).
+    pub setting: &'a str,
+    /// `[gpu] cuda`.
+    pub cuda: Cuda,
+    /// The running driver's version, if any.
+    pub driver: Option<&'a str>,
+    /// Every GPU's compute capability; `None` when they could not be read.
+    pub capabilities: Option<&'a [(u32, u32)]>,
+}
+
+/// The chosen backend and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    /// `cuXYZ`, `cpu`, `default` (PyPI's own wheels) or the configured value.
+    pub backend: String,
+    /// A sentence for `labup gpu` and `labup sync`.
+    pub reason: String,
+}
+
+fn choice(backend: &str, reason: String) -> Choice {
+    Choice { backend: backend.to_string(), reason }
+}
+
+fn cc_text(cc: (u32, u32)) -> String {
+    format!("{}.{}", cc.0, cc.1)
+}
+
+/// Picks the backend.
+pub fn select(input: &Input) -> Choice {
+    if input.setting != "auto" {
+        return choice(input.setting, format!("set by `[python] torch = \"{}\"`", input.setting));
+    }
+    if input.platform == Platform::Macos {
+        return choice("default", "macOS has no CUDA: PyPI's torch uses Metal (MPS) there".into());
+    }
+    if input.cuda == Cuda::Off {
+        return choice("cpu", "`[gpu] cuda = \"off\"`".into());
+    }
+    let Some(driver) = input.driver else {
+        return choice("cpu", "no NVIDIA driver found".into());
+    };
+    let Some(v) = Version::parse(driver) else {
+        return choice("cpu", format!("the driver version `{driver}` cannot be read"));
+    };
+    let supported: Vec<&str> =
+        INDEXES.iter().filter(|(_, cuda)| at_least(&v, min_driver(cuda))).map(|(n, _)| *n).collect();
+    let Some(&newest) = supported.first() else {
+        let (oldest, cuda) = INDEXES[INDEXES.len() - 1];
+        return choice(
+            "cpu",
+            format!(
+                "driver {driver} is older than any PyTorch CUDA build needs ({oldest} needs CUDA {cuda}, driver ≥ {}): \
+                 update the driver",
+                min_driver(cuda)
+            ),
+        );
+    };
+    let by_driver = format!("driver {driver} supports CUDA {}", cuda_max(driver).unwrap_or("?"));
+    let caps = match input.capabilities {
+        Some(caps) if !caps.is_empty() => caps,
+        _ => {
+            return choice(
+                newest,
+                format!("{by_driver}; the GPUs' compute capability is unknown, so the newest index"),
+            );
+        }
+    };
+    let list = caps.iter().map(|c| cc_text(*c)).collect::<Vec<_>>().join(", ");
+    if let Some(&best) = supported.iter().find(|n| caps.iter().all(|cc| has_kernels(n, *cc))) {
+        let why = if best == newest {
+            "the newest index it supports".to_string()
+        } else {
+            format!("{newest} has no kernels for compute capability {list}")
+        };
+        return choice(best, format!("{by_driver}; {why}; GPU compute capability {list}"));
+    }
+    // No index serves every GPU: take the newest that serves at least one, else the CPU.
+    if let Some(&some) = supported.iter().find(|n| caps.iter().any(|cc| has_kernels(n, *cc))) {
+        let left: Vec<String> = caps.iter().filter(|cc| !has_kernels(some, **cc)).map(|c| cc_text(*c)).collect();
+        return choice(
+            some,
+            format!(
+                "{by_driver}; no index has kernels for every GPU ({list}): GPUs with {} cannot run it",
+                left.join(", ")
+            ),
+        );
+    }
+    let hint = if caps.iter().any(|cc| cc.0 >= 10) {
+        format!("Blackwell GPUs need cu128 or newer (driver ≥ {}): update the driver", min_driver("12.8"))
+    } else {
+        "no current PyTorch CUDA build supports these GPUs".to_string()
+    };
+    choice("cpu", format!("{by_driver}; no index it supports has kernels for compute capability {list}: {hint}"))
+}
+
+/// Whether a requirement line names torch, torchvision or torchaudio.
+pub fn names_torch(line: &str) -> bool {
+    let name: String = line
+        .trim()
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        .collect::<String>()
+        .to_ascii_lowercase();
+    matches!(name.as_str(), "torch" | "torchvision" | "torchaudio")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pick(driver: Option<&str>, caps: Option<&[(u32, u32)]>) -> Choice {
+        select(&Input { platform: Platform::Linux, setting: "auto", cuda: Cuda::Auto, driver, capabilities: caps })
+    }
+
+    fn backend(driver: &str, caps: &[(u32, u32)]) -> String {
+        pick(Some(driver), Some(caps)).backend
+    }
+
+    /// Every row of the toolkit table, at its minimum and just below it.
+    #[test]
+    fn each_toolkit_row_at_and_below_its_minimum_driver() {
+        let ampere = [(8, 6)];
+        let rows = [
+            ("595.45.04", "13.2", "cu132", "595.45.03", "cu130"),
+            ("590.44.01", "13.1", "cu130", "590.44.00", "cu130"),
+            ("580.65.06", "13.0", "cu130", "580.65.05", "cu129"),
+            ("575.51.03", "12.9", "cu129", "575.51.02", "cu128"),
+            ("570.26", "12.8", "cu128", "570.25.99", "cu126"),
+            ("560.28.03", "12.6", "cu126", "560.28.02", "cu124"),
+            ("555.42.02", "12.5", "cu124", "555.42.01", "cu124"),
+            ("550.54.14", "12.4", "cu124", "550.54.13", "cu121"),
+            ("535.54.03", "12.2", "cu121", "535.54.02", "cu121"),
+            ("530.30.02", "12.1", "cu121", "530.30.01", "cu118"),
+            ("525.60.13", "12.0", "cu118", "525.60.12", "cu118"),
+            ("520.61.05", "11.8", "cu118", "520.61.04", "cpu"),
+        ];
+        for (at, cuda, expect, below, expect_below) in rows {
+            assert_eq!(cuda_max(at), Some(cuda), "cuda_max({at})");
+            assert_eq!(backend(at, &ampere), expect, "driver {at}");
+            assert_eq!(backend(below, &ampere), expect_below, "driver {below}");
+        }
+        assert_eq!(cuda_max("520.61.04"), None);
+        assert_eq!(cuda_max("550.144.03"), Some("12.4"));
+    }
+
+    #[test]
+    fn old_driver_says_update() {
+        let c = pick(Some("470.256.02"), Some(&[(8, 6)]));
+        assert_eq!(c.backend, "cpu");
+        assert!(c.reason.contains("update the driver"), "{}", c.reason);
+    }
+
+    #[test]
+    fn pascal_and_maxwell_stop_at_cu126() {
+        assert_eq!(backend("580.95.05", &[(6, 1)]), "cu126");
+        assert_eq!(backend("580.95.05", &[(5, 2)]), "cu126");
+        let c = pick(Some("580.95.05"), Some(&[(6, 1)]));
+        assert!(c.reason.contains("cu130 has no kernels for compute capability 6.1"), "{}", c.reason);
+        // A driver that cannot reach cu126 still gets the newest it can.
+        assert_eq!(backend("550.144.03", &[(6, 1)]), "cu124");
+    }
+
+    #[test]
+    fn volta_stops_at_cu126_and_turing_does_not() {
+        assert_eq!(backend("580.95.05", &[(7, 0)]), "cu126");
+        assert_eq!(backend("580.95.05", &[(7, 5)]), "cu130");
+    }
+
+    #[test]
+    fn blackwell_needs_cu128_or_newer() {
+        assert_eq!(backend("570.26", &[(12, 0)]), "cu128");
+        assert_eq!(backend("580.65.06", &[(10, 0)]), "cu130");
+        let c = pick(Some("560.35.03"), Some(&[(12, 0)]));
+        assert_eq!(c.backend, "cpu");
+        assert!(c.reason.contains("Blackwell GPUs need cu128 or newer (driver ≥ 570.26)"), "{}", c.reason);
+    }
+
+    #[test]
+    fn mixed_pascal_and_blackwell_has_no_common_index() {
+        let c = pick(Some("580.65.06"), Some(&[(6, 1), (12, 0)]));
+        assert_eq!(c.backend, "cu130");
+        assert!(
+            c.reason.contains("no index has kernels for every GPU (6.1, 12.0): GPUs with 6.1 cannot run it"),
+            "{}",
+            c.reason
+        );
+    }
+
+    #[test]
+    fn kepler_has_no_index() {
+        let c = pick(Some("550.144.03"), Some(&[(3, 7)]));
+        assert_eq!(c.backend, "cpu");
+        assert!(c.reason.contains("no current PyTorch CUDA build supports these GPUs"), "{}", c.reason);
+    }
+
+    #[test]
+    fn unknown_capability_takes_the_driver_limit() {
+        let c = pick(Some("550.144.03"), None);
+        assert_eq!(c.backend, "cu124");
+        assert!(c.reason.contains("driver 550.144.03 supports CUDA 12.4"), "{}", c.reason);
+        assert_eq!(pick(Some("550.144.03"), Some(&[])).backend, "cu124");
+    }
+
+    #[test]
+    fn no_gpu_is_cpu_on_linux_and_default_on_macos() {
+        assert_eq!(pick(None, None).backend, "cpu");
+        let mac =
+            Input { platform: Platform::Macos, setting: "auto", cuda: Cuda::Auto, driver: None, capabilities: None };
+        assert_eq!(select(&mac).backend, "default");
+        assert!(select(&mac).reason.contains("Metal (MPS)"));
+    }
+
+    #[test]
+    fn settings_override() {
+        let set = Input {
+            platform: Platform::Linux,
+            setting: "cu126",
+            cuda: Cuda::Auto,
+            driver: Some("580.65.06"),
+            capabilities: Some(&[(12, 0)]),
+        };
+        assert_eq!(select(&set), choice("cu126", "set by `[python] torch = \"cu126\"`".into()));
+        let off = Input { setting: "auto", cuda: Cuda::Off, ..set };
+        assert_eq!(select(&off).backend, "cpu");
+        let wsl = Input { platform: Platform::Wsl, setting: "auto", cuda: Cuda::On, ..off };
+        assert_eq!(select(&wsl).backend, "cu130");
+    }
+
+    #[test]
+    fn torch_names() {
+        for l in ["torch", "torch==2.6.0", "TorchVision>=0.2", "torchaudio ; sys_platform == 'linux'", "torch[opt]"] {
+            assert!(names_torch(l), "{l}");
+        }
+        for l in ["torchmetrics", "pytorch-lightning", "-r torch.txt", "# torch"] {
+            assert!(!names_torch(l), "{l}");
+        }
+    }
+
+    #[test]
+    fn kernel_table() {
+        assert!(has_kernels("cu118", (5, 0)));
+        assert!(!has_kernels("cu128", (6, 0)));
+        assert!(has_kernels("cu128", (9, 0)));
+        assert!(!has_kernels("cu126", (10, 0)));
+        assert!(has_kernels("cu132", (12, 0)));
+        assert!(!has_kernels("cu124", (3, 5)));
+    }
+}
