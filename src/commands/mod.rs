@@ -1,7 +1,9 @@
 //! The commands: thin glue between the command line and the modules that do the work.
 
+mod doctor;
 mod services;
 
+pub use doctor::doctor;
 pub use services::{restart, show_logs, status, stop, supervise, up};
 
 use std::collections::BTreeMap;

@@ -4,6 +4,7 @@
 
 mod config_errors;
 mod docs;
+mod doctor;
 mod pip;
 mod run_env;
 mod safety;
