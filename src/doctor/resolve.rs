@@ -2,8 +2,10 @@
 //! an extension module would not be found when Python imports it.
 //!
 //! Order, as in glibc's `_dl_map_object`: a name already loaded in the process (by soname),
-//! `DT_RPATH` (only when there is no `DT_RUNPATH`), `LD_LIBRARY_PATH`, `DT_RUNPATH`, then the
-//! host's ld cache and default folders. A Nix glibc reads neither `/etc/ld.so.cache` nor the
+//! `DT_RPATH` (only when there is no `DT_RUNPATH`: the object's own, then that of the object that
+//! loaded it, and on up), `LD_LIBRARY_PATH`, `DT_RUNPATH`, then the host's ld cache and default
+//! folders. The inherited RPATH matters: scipy's bundled libgfortran has none of its own and
+//! finds its libquadmath through the RPATH of the extension module that loaded it. A Nix glibc reads neither `/etc/ld.so.cache` nor the
 //! host folders, so under a Nix interpreter the last step is left out. A candidate of another
 //! ELF class or machine is skipped, as the loader does.
 
@@ -37,14 +39,16 @@ pub enum Origin {
     Host,
 }
 
-/// The folders searched for `info`'s dependencies, in order; `dir` is the object's folder (`$ORIGIN`).
-pub fn search_dirs(dir: &Path, info: &ElfInfo, search: &Search) -> Vec<(PathBuf, Origin)> {
+/// The folders searched for `info`'s dependencies, in order; `dir` is the object's folder
+/// (`$ORIGIN`), `inherited` the expanded RPATH folders of the objects that loaded it.
+pub fn search_dirs(dir: &Path, info: &ElfInfo, inherited: &[PathBuf], search: &Search) -> Vec<(PathBuf, Origin)> {
     let expand = |entries: &[String], origin: Origin| -> Vec<(PathBuf, Origin)> {
         entries.iter().filter_map(|e| expand_origin(e, dir)).map(|p| (p, origin)).collect()
     };
     let mut out = Vec::new();
     if info.runpath.is_empty() {
         out.extend(expand(&info.rpath, Origin::Rpath));
+        out.extend(inherited.iter().map(|p| (p.clone(), Origin::Rpath)));
     }
     out.extend(search.ld_library_path.iter().map(|p| (p.clone(), Origin::LdLibraryPath)));
     out.extend(expand(&info.runpath, Origin::Runpath));
@@ -57,7 +61,22 @@ pub fn search_dirs(dir: &Path, info: &ElfInfo, search: &Search) -> Vec<(PathBuf,
 pub fn expand_origin(entry: &str, dir: &Path) -> Option<PathBuf> {
     let origin = dir.to_string_lossy();
     let text = entry.replace("${ORIGIN}", &origin).replace("$ORIGIN", &origin);
-    (!text.contains('$') && text.starts_with('/')).then(|| PathBuf::from(text))
+    (!text.contains('$') && text.starts_with('/')).then(|| lexical(Path::new(&text)))
+}
+
+/// `a/b/../c` → `a/c` without touching the disk (for readable paths in messages).
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Libraries every Python process has loaded before it imports an extension module.
@@ -215,12 +234,16 @@ impl Resolver {
         }
         let mut problems = Vec::new();
         let mut loaded: HashSet<String> = HashSet::new();
-        let mut queue = VecDeque::from([(root.to_path_buf(), info)]);
+        let mut queue = VecDeque::from([(root.to_path_buf(), info, Rc::new(Vec::new()))]);
         let mut visited: HashSet<PathBuf> = HashSet::from([root.to_path_buf()]);
-        while let Some((object, info)) = queue.pop_front() {
+        while let Some((object, info, inherited)) = queue.pop_front() {
             loaded.extend(info.soname.clone());
             let dir = object.parent().unwrap_or(Path::new("/")).to_path_buf();
-            let dirs: Vec<PathBuf> = search_dirs(&dir, &info, &self.search).into_iter().map(|(d, _)| d).collect();
+            let dirs: Vec<PathBuf> =
+                search_dirs(&dir, &info, &inherited, &self.search).into_iter().map(|(d, _)| d).collect();
+            // What this object's dependencies inherit: its RPATH, then its loaders'.
+            let own: Vec<PathBuf> = info.rpath.iter().filter_map(|e| expand_origin(e, &dir)).collect();
+            let passed = if own.is_empty() { inherited.clone() } else { Rc::new([own, inherited.to_vec()].concat()) };
             for needed in &info.needed {
                 if loaded.contains(needed) || preloaded(needed) {
                     continue;
@@ -235,7 +258,7 @@ impl Resolver {
                         loaded.insert(needed.clone());
                         if visited.insert(path.clone()) {
                             if let Some(dep) = self.info(&path) {
-                                queue.push_back((path, dep));
+                                queue.push_back((path, dep, passed.clone()));
                             }
                         }
                     }
@@ -270,16 +293,22 @@ mod tests {
 
     #[test]
     fn rpath_first_then_ld_library_path_then_runpath_then_host() {
-        let dirs = search_dirs(Path::new("/sp/pkg"), &info(&["$ORIGIN/../pkg.libs"], &[]), &search());
+        let dirs = search_dirs(Path::new("/sp/pkg"), &info(&["$ORIGIN/../pkg.libs"], &[]), &[], &search());
         assert_eq!(
             dirs,
             [
-                ("/sp/pkg/../pkg.libs".into(), Origin::Rpath),
+                ("/sp/pkg.libs".into(), Origin::Rpath),
                 ("/ld".into(), Origin::LdLibraryPath),
                 ("/usr/lib".into(), Origin::Host)
             ]
         );
-        let dirs = search_dirs(Path::new("/sp/pkg"), &info(&["/ignored"], &["${ORIGIN}/lib", "/opt/x"]), &search());
+        let inherited = [PathBuf::from("/loader/rpath")];
+        let dirs = search_dirs(
+            Path::new("/sp/pkg"),
+            &info(&["/ignored"], &["${ORIGIN}/lib", "/opt/x"]),
+            &inherited,
+            &search(),
+        );
         assert_eq!(
             dirs,
             [
@@ -288,15 +317,17 @@ mod tests {
                 ("/opt/x".into(), Origin::Runpath),
                 ("/usr/lib".into(), Origin::Host)
             ],
-            "RPATH is ignored when RUNPATH is set"
+            "RPATH, own and inherited, is ignored when RUNPATH is set"
         );
+        let dirs = search_dirs(Path::new("/sp/pkg.libs"), &info(&["/own"], &[]), &inherited, &search());
+        assert_eq!(dirs[..2], [("/own".into(), Origin::Rpath), ("/loader/rpath".into(), Origin::Rpath)]);
         let nix = Search { ld_library_path: vec![], host_dirs: vec![] };
-        assert!(search_dirs(Path::new("/sp"), &info(&[], &[]), &nix).is_empty());
+        assert!(search_dirs(Path::new("/sp"), &info(&[], &[]), &[], &nix).is_empty());
     }
 
     #[test]
     fn origin_expansion_skips_what_is_not_emulated() {
-        assert_eq!(expand_origin("$ORIGIN/../lib", Path::new("/a/b")), Some("/a/b/../lib".into()));
+        assert_eq!(expand_origin("$ORIGIN/../lib", Path::new("/a/b")), Some("/a/lib".into()));
         assert_eq!(expand_origin("$LIB/x", Path::new("/a")), None);
         assert_eq!(expand_origin("relative", Path::new("/a")), None);
     }

@@ -150,13 +150,24 @@ fn doctor_finds_bundled_libraries_through_rpath_and_runpath_origin() {
         &site.join("withrunpath.libs"),
         &["-Wl,--enable-new-dtags,-rpath,$ORIGIN/../withrunpath.libs"],
     );
-    assert!(loads(&p, &a) && loads(&p, &b), "the real loader finds both");
+    // scipy's case: a bundled library without an RPATH of its own needs another bundled one,
+    // which the loader finds through the RPATH of the module that loaded it.
+    let libs = site.join("inherits.libs");
+    library(&libs, "inner");
+    std::fs::write(
+        libs.join("outer.c"),
+        "extern int inner_answer(void);\nint outer_answer(void) { return inner_answer(); }\n",
+    )
+    .unwrap();
+    gcc(&["-shared", "-fPIC", "-o", "libouter.so", "outer.c", "-L.", "-linner"], &libs);
+    let c = extension(&p, "inherits", "outer", &libs, &["-Wl,--disable-new-dtags,-rpath,$ORIGIN/../inherits.libs"]);
+    assert!(loads(&p, &a) && loads(&p, &b) && loads(&p, &c), "the real loader finds them all");
     let root = tempfile::tempdir().unwrap();
     p.set("LABUP_FS_ROOT", root.path());
     let (out, json) = doctor_json(&p);
     let linkage = check(&json, "linkage");
     assert_eq!(linkage["status"], "ok", "{linkage}");
-    assert_eq!(linkage["message"], "all 2 native modules find the libraries they need");
+    assert_eq!(linkage["message"], "all 3 native modules find the libraries they need");
     out.code(0);
 }
 
@@ -200,4 +211,57 @@ fn doctor_fails_on_a_foreign_port_and_a_gpu_without_libraries() {
     assert_eq!(check(&json, "venv")["fix"], "labup sync");
     assert_eq!(check(&json, "linkage")["status"], "skip");
     drop(holder);
+}
+
+/// A stub `torch` package (the real one cannot use a GPU on these machines): a CUDA build that
+/// warns, as torch does, that it found no NVIDIA driver.
+const STUB_TORCH: &str = r#"import warnings
+__version__ = "2.5.1+cu124"
+class version:
+    cuda = "12.4"
+class cuda:
+    @staticmethod
+    def is_available():
+        warnings.warn("CUDA initialization: Found no NVIDIA driver on your system. Please check that you have an NVIDIA GPU and installed a driver")
+        return False
+    @staticmethod
+    def get_arch_list():
+        return ["sm_80", "sm_90"]
+"#;
+
+#[test]
+fn doctor_probes_a_stub_torch_that_finds_no_driver() {
+    let mut p = synced_project();
+    let site = site_packages(&p);
+    std::fs::create_dir_all(site.join("torch")).unwrap();
+    std::fs::write(site.join("torch/__init__.py"), STUB_TORCH).unwrap();
+    std::fs::create_dir_all(site.join("torch-2.5.1.dist-info")).unwrap();
+    std::fs::write(site.join("torch-2.5.1.dist-info/METADATA"), "Metadata-Version: 2.1\nName: torch\nVersion: 2.5.1\n")
+        .unwrap();
+    let root = tempfile::tempdir().unwrap();
+    for (file, text) in [
+        ("sys/module/nvidia/version", "550.144.03\n"),
+        ("run/opengl-driver/lib/libcuda.so.1", ""),
+        ("run/opengl-driver/lib/libcuda.so.550.144.03", ""),
+    ] {
+        let path = root.path().join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    p.set("LABUP_FS_ROOT", root.path());
+    let (out, json) = doctor_json(&p);
+    out.code(1);
+    assert_eq!(check(&json, "gpu")["status"], "warn", "{}", check(&json, "gpu"));
+    let torch = check(&json, "torch");
+    assert_eq!(torch["status"], "fail");
+    assert_eq!(
+        torch["message"],
+        "torch 2.5.1+cu124 (CUDA 12.4) cannot find the NVIDIA driver: labup has not linked it yet"
+    );
+    let link = p.path(".labup/driver/550.144.03");
+    std::fs::create_dir_all(&link).unwrap();
+    std::fs::write(link.join("libcuda.so.1"), "").unwrap();
+    let (_, json) = doctor_json(&p);
+    assert_eq!(check(&json, "gpu")["status"], "ok", "{}", check(&json, "gpu"));
+    assert!(check(&json, "torch")["message"].as_str().unwrap().contains("driver link folder"));
 }
