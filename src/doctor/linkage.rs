@@ -23,15 +23,13 @@ pub fn check(ctx: &Context) -> Verdict {
     let Some(site) = venv::site_packages(venv_dir) else {
         return Verdict::skip("the venv has no site-packages folder");
     };
-    let nix = cfg.home.starts_with("/nix/store");
-    let search = Search {
-        ld_library_path: ctx
-            .child_var("LD_LIBRARY_PATH")
-            .map(|v| v.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect())
-            .unwrap_or_default(),
-        host_dirs: if nix { Vec::new() } else { resolve::host_dirs(&ctx.fs_root) },
-    };
     let python = fs::canonicalize(crate::python::interpreter::venv_python(venv_dir)).ok();
+    // Through a profile link (`~/.nix-profile/bin`) the home is outside the store; the file is not.
+    let nix = [Some(cfg.home.clone()), fs::canonicalize(&cfg.home).ok(), python.clone()]
+        .iter()
+        .flatten()
+        .any(|p| p.starts_with("/nix/store"));
+    let search = search(nix, ctx.child_var("LD_LIBRARY_PATH").as_deref(), &ctx.fs_root);
     let target = python
         .and_then(|p| elf::read(&p).ok().flatten())
         .or_else(|| std::env::current_exe().ok().and_then(|p| elf::read(&p).ok().flatten()))
@@ -60,6 +58,17 @@ pub fn check(ctx: &Context) -> Verdict {
         })
         .collect();
     verdict(scanned, &found, ctx.gpu.present(), nix, &elf::machine_name(target.machine))
+}
+
+/// Where to look besides RPATH/RUNPATH: the child's `LD_LIBRARY_PATH`, and the host's folders
+/// unless the interpreter is a Nix one (its glibc never reads them).
+pub fn search(nix: bool, ld_library_path: Option<&str>, fs_root: &Path) -> Search {
+    Search {
+        ld_library_path: ld_library_path
+            .map(|v| v.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect())
+            .unwrap_or_default(),
+        host_dirs: if nix { Vec::new() } else { resolve::host_dirs(fs_root) },
+    }
 }
 
 /// One problem, with paths relative to site-packages.
@@ -259,6 +268,17 @@ mod tests {
         let v = verdict(25, &many, false, true, "x86_64");
         assert_eq!(v.details.len(), MAX_DETAILS + 1);
         assert_eq!(v.details.last().unwrap(), "… and 5 more");
+    }
+
+    #[test]
+    fn nix_interpreters_never_search_host_folders() {
+        let root = Path::new("/");
+        let s = search(true, Some("/nix/store/a-gcc-lib/lib::/nix/store/b-zlib/lib"), root);
+        assert_eq!(s.ld_library_path, [PathBuf::from("/nix/store/a-gcc-lib/lib"), "/nix/store/b-zlib/lib".into()]);
+        assert!(s.host_dirs.is_empty());
+        let s = search(false, None, root);
+        assert!(s.ld_library_path.is_empty());
+        assert!(s.host_dirs.contains(&PathBuf::from("/usr/lib")));
     }
 
     #[test]

@@ -83,6 +83,11 @@ impl Verdict {
         self
     }
 
+    /// A failure from an error labup raises elsewhere: its message, and its hint as the fix.
+    pub fn from_fail(f: crate::error::Fail) -> Verdict {
+        Verdict { status: Status::Fail, message: f.message, fix: f.hint, details: Vec::new() }
+    }
+
     /// Adds detail lines.
     #[must_use]
     pub fn details(mut self, details: Vec<String>) -> Verdict {

@@ -12,16 +12,10 @@ use crate::python::{fingerprint, interpreter, sync, venv};
 /// How long an import may take before it counts as hung.
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A verdict from an error labup would have raised: its message, and its hint as the fix.
+/// A verdict from an error: a [`Fail`] in its chain keeps its hint as the fix.
 fn from_error(err: &anyhow::Error) -> Verdict {
     match err.chain().find_map(|e| e.downcast_ref::<Fail>()) {
-        Some(f) => {
-            let v = Verdict::fail(f.message.clone());
-            match &f.hint {
-                Some(h) => v.fix(h.clone()),
-                None => v,
-            }
-        }
+        Some(f) => Verdict { message: f.message.clone(), fix: f.hint.clone(), ..Verdict::fail("") },
         None => Verdict::fail(format!("{err:#}")),
     }
 }
@@ -39,13 +33,7 @@ pub fn interpreter(ctx: &Context) -> Verdict {
     };
     match interpreter::check_version(&interp, &info, required) {
         Ok(()) => Verdict::ok(format!("Python {} at {}", info.version, interp.path.display())),
-        Err(f) => {
-            let v = Verdict::fail(f.message);
-            match f.hint {
-                Some(h) => v.fix(h),
-                None => v,
-            }
-        }
+        Err(f) => Verdict::from_fail(f),
     }
 }
 
@@ -56,10 +44,7 @@ pub fn venv(ctx: &Context) -> Verdict {
     let shown = display_path(dir);
     let cfg = match venv::inspect(dir) {
         venv::State::Missing => return Verdict::fail(format!("there is no venv at {shown} yet")).fix("labup sync"),
-        venv::State::Foreign(why) => {
-            let f = venv::refuse(dir, &why);
-            return Verdict::fail(f.message).fix(f.hint.unwrap_or_default());
-        }
+        venv::State::Foreign(why) => return Verdict::from_fail(venv::refuse(dir, &why)),
         venv::State::Venv(cfg) => cfg,
     };
     if !cfg.home.is_dir() {

@@ -131,7 +131,8 @@ pub fn classify(outcome: &Outcome, gpu: &GpuFacts) -> Verdict {
     let version = p.version.clone().unwrap_or_else(|| "?".into());
     if let Some(err) = &p.error {
         if p.version.is_none() {
-            return classify_text(err, None, gpu).fix_default("reinstall torch: `labup sync`");
+            let v = classify_text(err, None, gpu);
+            return if v.fix.is_some() { v } else { v.fix("reinstall torch: `labup sync`") };
         }
     }
     let text = p.warnings.iter().chain(&p.error).cloned().collect::<Vec<_>>().join("\n");
@@ -213,21 +214,6 @@ fn no_kernels(version: &str, cuda: &str, cap: Option<(u32, u32)>, arch: &[String
     let built = if arch.is_empty() { String::new() } else { format!(" (built for {})", arch.join(" ")) };
     Verdict::fail(format!("torch {version} (CUDA {cuda}) has no kernels for {sm}{built}"))
         .fix(format!("set `[python] torch = \"{}\"` in labup.toml, then `labup sync`", backend_for(cap)))
-}
-
-trait FixDefault {
-    fn fix_default(self, fix: &str) -> Verdict;
-}
-
-impl FixDefault for Verdict {
-    /// Adds a fix when there is none.
-    fn fix_default(self, fix: &str) -> Verdict {
-        if self.fix.is_some() {
-            self
-        } else {
-            self.fix(fix)
-        }
-    }
 }
 
 #[cfg(test)]
