@@ -76,6 +76,12 @@ pub enum Command {
         #[arg(short = 'n', long, default_value_t = 50)]
         lines: usize,
     },
+    /// Check the interpreter, venv, wheel linkage, GPU, ports, WSL and Ollama; each with a fix.
+    Doctor {
+        /// Print the checks as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print shell completions (`labup completions bash > /etc/bash_completion.d/labup`).
     Completions {
         /// The shell.
@@ -154,6 +160,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Status { json } => commands::status(&root, json, ui),
         Command::Logs { service, follow, lines } => commands::show_logs(&root, service.as_deref(), follow, lines),
         Command::Supervise => commands::supervise(&root),
+        Command::Doctor { json } => commands::doctor(&root, json),
         Command::Completions { shell } => {
             clap_complete::generate(
                 shell,

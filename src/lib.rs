@@ -4,6 +4,7 @@ pub mod browser;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod doctor;
 pub mod env;
 pub mod envvars;
 pub mod error;

@@ -1,10 +1,12 @@
 //! The commands: thin glue between the command line and the modules that do the work.
 
+mod doctor;
 mod gpu;
 mod services;
 mod status;
 mod up;
 
+pub use doctor::doctor;
 pub use gpu::gpu;
 pub use services::{show_logs, stop, supervise};
 pub use status::status;

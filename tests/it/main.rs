@@ -5,6 +5,7 @@
 mod browser;
 mod config_errors;
 mod docs;
+mod doctor;
 mod gpu;
 mod jupyter;
 mod ollama;
