@@ -7,9 +7,11 @@ pub mod env;
 pub mod envvars;
 pub mod error;
 pub mod fsutil;
+pub mod init;
 pub mod project;
 pub mod python;
 pub mod services;
+pub mod shell;
 pub mod ui;
 
 use clap::Parser;

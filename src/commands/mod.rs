@@ -1,7 +1,11 @@
 //! The commands: thin glue between the command line and the modules that do the work.
 
+mod hook;
+mod init;
 mod services;
 
+pub use hook::{hook, shell_action, ShellAction};
+pub use init::init;
 pub use services::{restart, show_logs, status, stop, supervise, up};
 
 use std::collections::BTreeMap;
@@ -21,6 +25,7 @@ use crate::ui::{format_duration, Ui};
 pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let config = Config::load(root)?;
     let outcome = sync::sync(&config, locked, ui)?;
+    refresh_wrappers(&config, ui);
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
     } else if outcome.action == "noop" {
@@ -51,6 +56,7 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
     let config = Config::load(root)?;
     if sync_first {
         sync::sync(&config, false, ui)?;
+        refresh_wrappers(&config, ui);
     }
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);
@@ -76,6 +82,14 @@ pub fn env(root: &Path, explain: bool, json: bool) -> Result<ExitCode> {
         print!("{}", env.render(explain));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// After a sync: the interpreter wrappers `labup hook` puts on PATH follow the venv and the
+/// library path (a manifest compare when nothing changed); a failure only warns.
+fn refresh_wrappers(config: &Config, ui: &Ui) {
+    if let Err(e) = crate::shell::wrappers::refresh(config, &parent_env()) {
+        ui.warn(format!("the shell's python wrappers were not updated: {e:#}"));
+    }
 }
 
 /// The environment labup was started with, for `ChildEnv::workspace`.

@@ -83,6 +83,7 @@ pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
 fn synced_specs(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Vec<Spec>> {
     let config = Config::load(root)?;
     sync::sync(&config, locked, ui)?;
+    super::refresh_wrappers(&config, ui);
     let env = ChildEnv::workspace(&config, &super::parent_env());
     let (specs, skipped) = spec::plan(&config, names, &env)?;
     for s in &skipped {
