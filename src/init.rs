@@ -263,7 +263,7 @@ mod tests {
         assert!(text.contains("root = \"notebooks\""), "{text}");
         assert!(text.contains("driver 550.144.03"), "{text}");
         let bare = render(&Detected { name: "x".into(), ..Detected::default() });
-        assert!(!bare.contains("[services.app]") && !bare.contains("[gpu]"), "{bare}");
+        assert!(!bare.contains("[services.app]") && !bare.contains("\n[gpu]\n"), "{bare}");
         assert!(bare.contains("# requirements = [\"requirements.txt\"]"), "{bare}");
     }
 }

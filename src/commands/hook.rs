@@ -153,14 +153,14 @@ fn start(root: &Path) -> Result<ExitCode> {
     // A session of its own: Ctrl-C at the new prompt or closing the terminal does not reach it.
     let _ = nix::unistd::setsid();
     let before = running(root);
-    let exe = std::env::current_exe().context("cannot find the labup executable")?;
-    let out = std::process::Command::new(exe)
-        .args(["up", "--json", "--project"])
-        .arg(root)
-        .current_dir(root)
-        .stdin(Stdio::null())
-        .output()
-        .context("cannot run `labup up`")?;
+    // Only what is not running: `up` restarts a service whose environment changed, and this
+    // shell's differs from the one that started the others (by hand, or from another shell).
+    let config = Config::load(root)?;
+    let missing: Vec<String> =
+        config.enabled_services().map(|s| s.name.clone()).filter(|n| !before.contains(n)).collect();
+    let mut args: Vec<&str> = if missing.is_empty() { vec!["sync"] } else { vec!["up", "--json"] };
+    args.extend(missing.iter().map(String::as_str));
+    let out = labup_here(root, &args)?;
     let after = running(root);
     let started: BTreeSet<String> = after.difference(&before).cloned().collect();
     let log = crate::project::ensure_state_dir(root, "logs")?.join("autostart.log");
@@ -173,7 +173,8 @@ fn start(root: &Path) -> Result<ExitCode> {
     // The shell may have exited while the services were starting: then nobody is left to stop them.
     stop_if_last(root, &registry, &Ui::new(true, false))?;
     if out.status.success() {
-        eprintln!("labup: {}", ready_line(&out.stdout));
+        let status = labup_here(root, &["status", "--json"])?;
+        eprintln!("labup: {}", ready_line(&status.stdout));
         Ok(ExitCode::SUCCESS)
     } else {
         let text = String::from_utf8_lossy(&out.stderr);
@@ -181,6 +182,19 @@ fn start(root: &Path) -> Result<ExitCode> {
         eprintln!("labup: autostart: {first} (see {})", display_path(&log));
         Ok(ExitCode::FAILURE)
     }
+}
+
+/// Runs this labup on the project, capturing its output.
+fn labup_here(root: &Path, args: &[&str]) -> Result<std::process::Output> {
+    let exe = std::env::current_exe().context("cannot find the labup executable")?;
+    std::process::Command::new(exe)
+        .args(args)
+        .arg("--project")
+        .arg(root)
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run `labup {}`", args.join(" ")))
 }
 
 /// `jupyter http://… · app http://…` from `labup up --json`.

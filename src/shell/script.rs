@@ -80,6 +80,10 @@ fn posix(a: &Activation, shell: Shell) -> String {
     s.push_str("        unset _LABUP_PROMPT\n    fi\n");
     s.push_str("    hash -r 2>/dev/null\n");
     s.push_str("    if [ \"${1-}\" != nondestructive ]; then unset -f deactivate; fi\n}\n");
+    // Before the activation: services started on entry get the shell's own environment.
+    if let Some(labup) = &a.autostart {
+        posix_autostart(&mut s, a, labup, shell);
+    }
     s.push_str("_LABUP_OLD_PATH=\"${PATH-}\"\n");
     let front = front(a).iter().map(|d| q(d)).collect::<Vec<_>>().join(":");
     let _ = writeln!(s, "PATH={front}\"${{PATH:+:$PATH}}\"; export PATH");
@@ -95,9 +99,6 @@ fn posix(a: &Activation, shell: Shell) -> String {
     let _ = writeln!(s, "    PS1={}\"${{PS1-}}\"", q(&format!("({}) ", a.prompt)));
     s.push_str("fi\n");
     s.push_str("hash -r 2>/dev/null\n");
-    if let Some(labup) = &a.autostart {
-        posix_autostart(&mut s, a, labup, shell);
-    }
     s
 }
 
@@ -154,6 +155,16 @@ fn fish(a: &Activation) -> String {
     s.push_str("        functions -e _labup_old_fish_prompt\n");
     s.push_str("    end\n");
     s.push_str("    if test \"$argv[1]\" != nondestructive; functions -e deactivate; end\nend\n");
+    if let Some(labup) = &a.autostart {
+        let root = q(&a.root.display().to_string());
+        s.push_str("if test \"$_LABUP_SHELL_PID\" != \"$fish_pid\"\n");
+        s.push_str("    set -g _LABUP_SHELL_PID $fish_pid\n");
+        s.push_str("    function _labup_leave --on-event fish_exit\n");
+        let _ = writeln!(s, "        {labup} __shell leave --pid $_LABUP_SHELL_PID --project {root}");
+        s.push_str("    end\n");
+        let _ = writeln!(s, "    {labup} __shell enter --pid $fish_pid --project {root}");
+        s.push_str("end\n");
+    }
     s.push_str("set -g _LABUP_OLD_PATH $PATH\n");
     let front = front(a).iter().map(|d| q(d)).collect::<Vec<_>>().join(" ");
     let _ = writeln!(s, "set -gx PATH {front} $PATH");
@@ -171,16 +182,6 @@ fn fish(a: &Activation) -> String {
     s.push_str("        echo \"exit $old_status\" | source\n");
     s.push_str("        _labup_old_fish_prompt\n");
     s.push_str("    end\nend\n");
-    if let Some(labup) = &a.autostart {
-        let root = q(&a.root.display().to_string());
-        s.push_str("if test \"$_LABUP_SHELL_PID\" != \"$fish_pid\"\n");
-        s.push_str("    set -g _LABUP_SHELL_PID $fish_pid\n");
-        s.push_str("    function _labup_leave --on-event fish_exit\n");
-        let _ = writeln!(s, "        {labup} __shell leave --pid $_LABUP_SHELL_PID --project {root}");
-        s.push_str("    end\n");
-        let _ = writeln!(s, "    {labup} __shell enter --pid $fish_pid --project {root}");
-        s.push_str("end\n");
-    }
     s
 }
 

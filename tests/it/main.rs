@@ -4,6 +4,8 @@
 
 mod config_errors;
 mod docs;
+mod hook;
+mod init;
 mod pip;
 mod run_env;
 mod safety;
