@@ -148,7 +148,7 @@ mod tests {
         let dead = Identity { pid: me.pid, start_time: me.start_time + 1, boot_id: me.boot_id.clone() };
         let other = Identity { pid: 999_999_999, ..dead };
         reg.register(&other).unwrap();
-        assert_eq!(reg.live(), [me.clone()]);
+        assert_eq!(reg.live(), std::slice::from_ref(&me));
         assert!(!reg.dir.join("999999999.json").exists(), "the dead entry is removed");
         reg.unregister(me.pid);
         assert!(reg.live().is_empty());

@@ -201,7 +201,7 @@ mod tests {
         assert_eq!(state(&config, &parent), State::Current);
         assert_eq!(refresh(&config, &parent).unwrap(), Refresh::Unchanged);
 
-        let mut other = parent.clone();
+        let mut other = parent;
         other.insert("LABUP_LIBRARY_PATH".into(), "/nix/store/c/lib".into());
         assert_eq!(state(&config, &other), State::Stale);
         assert_eq!(refresh(&config, &other).unwrap(), Refresh::Written(2));

@@ -17,6 +17,22 @@ fn shell_or_skip(name: &str) -> Option<PathBuf> {
     found
 }
 
+/// bash from PATH (the Nix sandbox has no /bin/bash).
+fn bash() -> PathBuf {
+    which("bash").expect("bash on PATH")
+}
+
+/// `/usr/bin/git --version` as the host program that must keep working; where there is no
+/// such git (the Nix sandbox) `true` stands in, with a note.
+fn host_program() -> &'static str {
+    if Path::new("/usr/bin/git").exists() {
+        "/usr/bin/git --version"
+    } else {
+        eprintln!("note: no /usr/bin/git here: `true` stands in for the host program");
+        "true"
+    }
+}
+
 /// A shell running `script` in the project folder with the project's environment; `labup` is on PATH.
 fn shell_command(p: &Project, shell: &Path, script: &str) -> Command {
     let mut cmd = Command::new(shell);
@@ -60,7 +76,7 @@ echo "venv=$VIRTUAL_ENV"
 echo "python=$(command -v python)"
 echo "prompt=$PS1"
 python -c 'import alpha, sys; print("alpha=" + alpha.__version__); print("prefix=" + sys.prefix)'
-/usr/bin/git --version >/dev/null && echo "git=ok"
+HOST >/dev/null && echo "git=ok"
 deactivate
 [ "$PATH" = "$P0" ] && echo "restored=yes"
 echo "venv_after=${VIRTUAL_ENV-unset}"
@@ -74,7 +90,7 @@ echo "path="(string join : $PATH)
 echo "venv=$VIRTUAL_ENV"
 echo "python="(command -v python)
 python -c 'import alpha, sys; print("alpha=" + alpha.__version__); print("prefix=" + sys.prefix)'
-/usr/bin/git --version >/dev/null; and echo "git=ok"
+HOST >/dev/null; and echo "git=ok"
 deactivate
 test "$P0" = (string join : $PATH); and echo "restored=yes"
 set -q VIRTUAL_ENV; and echo "venv_after=$VIRTUAL_ENV"; or echo "venv_after=unset"
@@ -86,7 +102,8 @@ fn check_activation(p: &Project, shell_name: &str) {
         FISH_CHECK.to_string()
     } else {
         format!("PS1='custom> '\n{}", POSIX_CHECK.replace("SHELL", shell_name))
-    };
+    }
+    .replace("HOST", host_program());
     let out = in_shell(p, &shell, &script);
     let venv = p.path(".venv").display().to_string();
     assert!(field(&out, "path").starts_with(&format!("{venv}/bin:")), "{shell_name}: {}", out.stdout);
@@ -120,11 +137,7 @@ fn the_prompt_marker_respects_virtual_env_disable_prompt() {
     let mut p = Project::new();
     p.file("labup.toml", "");
     p.set("VIRTUAL_ENV_DISABLE_PROMPT", "1");
-    let out = in_shell(
-        &p,
-        Path::new("/bin/bash"),
-        "PS1='mine> '; eval \"$(labup hook bash)\" 2>/dev/null; echo \"prompt=$PS1\"",
-    );
+    let out = in_shell(&p, &bash(), "PS1='mine> '; eval \"$(labup hook bash)\" 2>/dev/null; echo \"prompt=$PS1\"");
     assert_eq!(field(&out, "prompt"), "mine> ");
 }
 
@@ -164,19 +177,19 @@ fn sync_inside_a_hooked_shell_builds_from_the_base_interpreter() {
     p.unset("LABUP_PYTHON");
     p.requirements("alpha\n");
     p.sync();
-    let out = in_shell(&p, Path::new("/bin/bash"), "eval \"$(labup hook bash)\"; labup sync --json");
+    let out = in_shell(&p, &bash(), "eval \"$(labup hook bash)\"; labup sync --json");
     let json: serde_json::Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(json["action"], "noop", "{}\n{}", out.stdout, out.stderr);
 }
 
-/// A folder holding a copy of the host's libz under a name nothing else has.
+/// A folder holding a copy of the libz the test Python loads, under a name nothing else has.
 fn fake_library_dir(p: &Project) -> PathBuf {
     let dir = p.path("fake-store/lib");
     std::fs::create_dir_all(&dir).unwrap();
-    let libz = ["/lib/x86_64-linux-gnu/libz.so.1", "/usr/lib/x86_64-linux-gnu/libz.so.1", "/lib64/libz.so.1"]
-        .into_iter()
-        .find(|l| Path::new(l).exists())
-        .expect("a libz.so.1 on the host");
+    let find = "import zlib; print([l.split()[-1] for l in open('/proc/self/maps') if '/libz.so' in l][0])";
+    let out = Command::new(&crate::support::shared().python).args(["-c", find]).output().unwrap();
+    let libz = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(out.status.success() && !libz.is_empty(), "no libz: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::copy(libz, dir.join("liblabupfake.so")).unwrap();
     dir
 }
@@ -198,10 +211,10 @@ echo "python=$(command -v python)"
 echo "tool=$(command -v delta-hello)"
 python -c 'import ctypes, os; ctypes.CDLL("liblabupfake.so"); print("loaded=yes"); print("ld=" + os.environ["LD_LIBRARY_PATH"])'
 echo "shell_ld=${LD_LIBRARY_PATH-unset}"
-echo "env_ld=$(/usr/bin/env | grep -c '^LD_LIBRARY_PATH=')"
-/usr/bin/git --version >/dev/null && echo "git=ok"
+echo "env_ld=$(env | grep -c '^LD_LIBRARY_PATH=')"
+HOST >/dev/null && echo "git=ok"
 "#;
-    let out = in_shell(&p, Path::new("/bin/bash"), script);
+    let out = in_shell(&p, &bash(), &script.replace("HOST", host_program()));
     assert_eq!(field(&out, "python"), wrappers.join("python").display().to_string());
     assert_eq!(field(&out, "tool"), wrappers.join("delta-hello").display().to_string());
     assert_eq!(field(&out, "loaded"), "yes", "{}", out.stderr);
@@ -215,7 +228,7 @@ echo "env_ld=$(/usr/bin/env | grep -c '^LD_LIBRARY_PATH=')"
     p.unset("LABUP_LIBRARY_PATH");
     p.sync();
     assert!(!wrappers.exists());
-    let out = in_shell(&p, Path::new("/bin/bash"), "eval \"$(labup hook bash)\"; echo \"python=$(command -v python)\"");
+    let out = in_shell(&p, &bash(), "eval \"$(labup hook bash)\"; echo \"python=$(command -v python)\"");
     assert_eq!(field(&out, "python"), p.path(".venv/bin/python").display().to_string());
 }
 
@@ -299,12 +312,12 @@ fn autostart_starts_on_entry_and_the_last_shell_stops_only_what_it_started() {
     let (state, byhand_pid) = service_state(&p, "byhand");
     assert_eq!(state, "ready");
 
-    let first = OpenShell::enter(&p, Path::new("/bin/bash"), "first");
+    let first = OpenShell::enter(&p, &bash(), "first");
     first.wait_ready();
     assert!(first.text().contains("starting the services in the background"), "{}", first.text());
     let (state, web_pid) = service_state(&p, "web");
     assert_eq!(state, "ready", "{}", first.text());
-    let second = OpenShell::enter(&p, Path::new("/bin/bash"), "second");
+    let second = OpenShell::enter(&p, &bash(), "second");
     second.wait_ready();
     assert_eq!(service_state(&p, "web").1, web_pid, "the second entry starts nothing new");
     let shells = std::fs::read_dir(p.path(".labup/shells"))
