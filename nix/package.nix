@@ -29,6 +29,7 @@ let
     fileset = lib.fileset.unions [
       (craneLib.fileset.commonCargoSources root)
       (root + "/src/config/default.toml") # include_str! target
+      (root + "/templates/default/flake.nix") # include_str! target (labup init --flake)
       (root + "/tests/fixtures") # wheels and scripts the integration tests build from
       (root + "/README.md") # tests/it/docs.rs checks it
       (root + "/examples")

@@ -11,10 +11,11 @@
 mkShell (shellArgs // {
   name = "${name}-shell";
   packages = [ labup python uv ] ++ packages;
-  # Until the shell-integration issue adds `labup hook`, only a hint; then this becomes
-  #   eval "$(labup hook bash)"
-  # which activates the venv (and, with [shell] autostart, starts the services).
+  # Activates .venv in this shell (venv first on PATH, prompt marker, `deactivate`) without
+  # syncing or exporting LD_LIBRARY_PATH: instant, and host programs keep working. It only
+  # hints when .venv is missing or stale; with [shell] autostart it also starts the services
+  # and stops them when the last such shell exits.
   shellHook = ''
-    echo "labup: run \`labup sync\` to build .venv, then \`labup run -- python\`" >&2
+    eval "$(labup hook bash)"
   '';
 })

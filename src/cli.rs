@@ -87,6 +87,27 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Print shell code that activates the workspace: `eval "$(labup hook bash)"`.
+    Hook {
+        /// The shell.
+        shell: crate::shell::Shell,
+    },
+    /// Write a commented labup.toml for this folder (and a flake.nix with --flake).
+    Init {
+        /// Also write a flake.nix that uses `labup.lib.mkFlake`.
+        #[arg(long)]
+        flake: bool,
+        /// Overwrite existing files.
+        #[arg(long)]
+        force: bool,
+    },
+    /// What the hook's code calls on shell entry and exit (`[shell] autostart`).
+    #[command(name = "__shell", hide = true)]
+    Shell {
+        /// What to do.
+        #[command(subcommand)]
+        action: commands::ShellAction,
+    },
     /// Print the man page (roff), generated from this command line.
     #[command(name = "__man", hide = true)]
     Man,
@@ -143,7 +164,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Some(dir) => std::path::absolute(dir)?,
         None => std::env::current_dir()?,
     };
-    let root = if cli.project.is_some() { start } else { crate::project::find_root(&start) };
+    let root = if cli.project.is_some() { start.clone() } else { crate::project::find_root(&start) };
     let command = cli.command.unwrap_or(Command::Up {
         services: Vec::new(),
         foreground: false,
@@ -179,5 +200,9 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Run { no_sync, command } => commands::run(&root, !no_sync, &command, ui),
         Command::Env { explain, json } => commands::env(&root, explain, json, ui),
         Command::Gpu { json } => commands::gpu(&root, json, ui),
+        Command::Hook { shell } => commands::hook(&root, cli.project.is_some(), shell),
+        // A new labup.toml belongs where labup was asked, not in a project folder further up.
+        Command::Init { flake, force } => commands::init(&start, flake, force, ui),
+        Command::Shell { action } => commands::shell_action(&root, &action, ui),
     }
 }

@@ -2,6 +2,7 @@
 //! reason. The parent's environment is never changed: this is applied to a child command only.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::Serialize;
 
@@ -54,13 +55,20 @@ impl ChildEnv {
             parts: Vec::new(),
             note: None,
         }];
+        // What `labup hook` put on the shell's PATH (the venv, its wrappers) is labup's own, not
+        // the user's: left out, a service gets the same PATH from a hooked shell as from any
+        // other, so a `labup up` there does not see a changed spec and restart everything.
+        let ours = [venv.join("bin"), crate::shell::wrappers::dir(&config.root)];
+        let inherited = parent.get("PATH").map(|p| {
+            p.split(':').filter(|e| !ours.iter().any(|o| Path::new(e) == o.as_path())).collect::<Vec<_>>().join(":")
+        });
         entries.push(path_entry(
             "PATH",
             vec![Part {
                 value: venv.join("bin").display().to_string(),
                 reason: "the venv's python and tools first".into(),
             }],
-            parent,
+            inherited,
         ));
         let mut libs: Vec<Part> = parent
             .get(envvars::LABUP_LIBRARY_PATH)
@@ -148,9 +156,9 @@ fn library_path(parts: Vec<Part>, parent: &BTreeMap<String, String>) -> Option<E
 }
 
 /// A path variable: labup's parts first, then what the parent had.
-fn path_entry(name: &str, mut parts: Vec<Part>, parent: &BTreeMap<String, String>) -> Entry {
-    if let Some(inherited) = parent.get(name).filter(|v| !v.is_empty()) {
-        parts.push(Part { value: inherited.clone(), reason: "inherited from your environment".into() });
+fn path_entry(name: &str, mut parts: Vec<Part>, inherited: Option<String>) -> Entry {
+    if let Some(inherited) = inherited.filter(|v| !v.is_empty()) {
+        parts.push(Part { value: inherited, reason: "inherited from your environment".into() });
     }
     let value = parts.iter().map(|p| p.value.as_str()).collect::<Vec<_>>().join(":");
     Entry { name: name.into(), value: Some(value), reason: format!("{name} for the workspace"), parts, note: None }
@@ -172,6 +180,19 @@ mod tests {
 
     fn get<'a>(env: &'a ChildEnv, name: &str) -> Option<&'a Entry> {
         env.entries.iter().find(|e| e.name == name)
+    }
+
+    #[test]
+    fn what_the_hook_put_on_path_is_not_inherited_twice() {
+        let (dir, c) = config();
+        let hooked = format!(
+            "{}:{}:/usr/bin:/bin",
+            crate::shell::wrappers::dir(dir.path()).display(),
+            dir.path().join(".venv/bin").display()
+        );
+        let plain = ChildEnv::workspace(&c, &parent(&[("PATH", "/usr/bin:/bin")]), &Wiring::default());
+        let from_hook = ChildEnv::workspace(&c, &parent(&[("PATH", &hooked)]), &Wiring::default());
+        assert_eq!(get(&plain, "PATH"), get(&from_hook, "PATH"));
     }
 
     #[test]

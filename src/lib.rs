@@ -10,9 +10,11 @@ pub mod envvars;
 pub mod error;
 pub mod fsutil;
 pub mod gpu;
+pub mod init;
 pub mod project;
 pub mod python;
 pub mod services;
+pub mod shell;
 pub mod ui;
 
 use clap::Parser;

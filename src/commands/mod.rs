@@ -2,12 +2,16 @@
 
 mod doctor;
 mod gpu;
+mod hook;
+mod init;
 mod services;
 mod status;
 mod up;
 
 pub use doctor::doctor;
 pub use gpu::gpu;
+pub use hook::{hook, shell_action, ShellAction};
+pub use init::init;
 pub use services::{show_logs, stop, supervise};
 pub use status::status;
 pub use up::{restart, up, UpOptions};
@@ -29,6 +33,7 @@ use crate::ui::{format_duration, Ui};
 pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let config = Config::load(root)?;
     let outcome = sync::sync(&config, locked, ui)?;
+    refresh_wrappers(&config, ui);
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
     } else if outcome.action == "noop" {
@@ -59,6 +64,7 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
     let config = Config::load(root)?;
     if sync_first {
         sync::sync(&config, false, ui)?;
+        refresh_wrappers(&config, ui);
     }
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);
@@ -93,6 +99,16 @@ fn child_env(config: &Config, ui: &Ui) -> Result<ChildEnv> {
         ui.warn(w);
     }
     Ok(ChildEnv::workspace(config, &parent_env(), &gpu))
+}
+
+/// After a sync: the interpreter wrappers `labup hook` puts on PATH follow the venv and the
+/// library path (a manifest compare when nothing changed); a failure only warns.
+fn refresh_wrappers(config: &Config, ui: &Ui) {
+    let refreshed =
+        crate::gpu::wire(config).and_then(|gpu| crate::shell::wrappers::refresh(config, &parent_env(), &gpu));
+    if let Err(e) = refreshed {
+        ui.warn(format!("the shell's python wrappers were not updated: {e:#}"));
+    }
 }
 
 /// The environment labup was started with, for `ChildEnv::workspace`.

@@ -63,6 +63,7 @@ struct Prepared {
 fn prepare(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Prepared> {
     let config = Config::load(root)?;
     let outcome = sync::sync(&config, locked, ui)?;
+    super::refresh_wrappers(&config, ui);
     let env = super::child_env(&config, ui)?;
     let selected = spec::select(&config, names)?;
     let state = RunDir::of(root).read();

@@ -180,12 +180,7 @@ impl Context {
             .map_or_else(|| PathBuf::from("/"), PathBuf::from);
         let gpu = gpu::detect(&config, &parent, &fs_root);
         // The link folder as it is: the doctor reports a missing one rather than creating it.
-        let wiring = crate::gpu::Wiring {
-            link_dir: gpu.link_dir.clone(),
-            reason: "the NVIDIA driver's libraries, linked by `labup up`/`labup run`".into(),
-            warnings: Vec::new(),
-        };
-        let child = ChildEnv::workspace(&config, &parent, &wiring);
+        let child = ChildEnv::workspace(&config, &parent, &crate::gpu::existing_wiring(&config));
         Context { config, parent, child, fs_root, gpu }
     }
 

@@ -220,6 +220,24 @@ fn wire_driver(config: &Config, driver: &Driver) -> Result<Wiring> {
     Ok(w)
 }
 
+/// The link folder as it already is, from the driver's files only: no links made, no NVML, no ld
+/// cache (for `labup hook`, which must be instant and write nothing, and `labup doctor`).
+pub fn existing_wiring(config: &Config) -> Wiring {
+    if config.gpu.cuda == Cuda::Off {
+        return Wiring::default();
+    }
+    let host = Host::from_env();
+    let version = detect::version_from_files(&host, envvars::get(envvars::LABUP_CUDA_DRIVER_VERSION).as_deref())
+        .map(|(v, _)| v)
+        .or_else(|| (detect::platform(&host) == Platform::Wsl).then(|| "wsl".to_string()));
+    let link_dir = version.map(|v| project::state_dir(&config.root).join("driver").join(v)).filter(|d| d.is_dir());
+    Wiring {
+        reason: "the NVIDIA driver's libraries, linked by `labup up`, `labup run` and `labup sync`".into(),
+        link_dir,
+        warnings: Vec::new(),
+    }
+}
+
 /// The devices: NVML's cached answer, else NVML.
 fn devices(config: &Config, host: &Host, driver: &Driver) -> Result<Vec<Device>, Fail> {
     let lib = driver.nvml_library().ok_or_else(|| Fail::new("no libnvidia-ml.so.1 of the running driver was found"))?;

@@ -61,7 +61,7 @@ pub fn find(version: Option<&str>) -> Result<Interpreter> {
             None
         }
     } else {
-        search_path(&name)
+        search_base(&name)
     };
     let Some(path) = path else {
         let hint = match origin {
@@ -84,6 +84,17 @@ pub fn search_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// Like [`search_path`], skipping a venv's `bin` and labup's shell wrappers: in a shell that
+/// `labup hook` activated, `python3` on PATH is the venv's, not an interpreter to build from.
+fn search_base(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .filter(|d| !d.join("../pyvenv.cfg").is_file() && !d.join(crate::shell::wrappers::MANIFEST).is_file())
         .map(|d| d.join(name))
         .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
 }

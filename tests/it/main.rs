@@ -7,6 +7,8 @@ mod config_errors;
 mod docs;
 mod doctor;
 mod gpu;
+mod hook;
+mod init;
 mod jupyter;
 mod ollama;
 mod pip;

@@ -1,0 +1,39 @@
+//! Shell integration: `labup hook` activation code, the interpreter wrappers it puts on PATH,
+//! and the registry of shells that started services on entry (`[shell] autostart`).
+
+pub mod autostart;
+pub mod script;
+pub mod wrappers;
+
+/// The shells `labup hook` writes code for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Shell {
+    /// `eval "$(labup hook bash)"`.
+    Bash,
+    /// `eval "$(labup hook zsh)"`.
+    Zsh,
+    /// `labup hook fish | source`.
+    Fish,
+}
+
+/// `'text'` for sh, bash and zsh: nothing inside single quotes is special but `'` itself.
+pub fn sh_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// `'text'` for fish, where `\'` and `\\` are the escapes inside single quotes.
+pub fn fish_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\\', r"\\").replace('\'', r"\'"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_survives_quotes_and_backslashes() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        assert_eq!(fish_quote(r"it's a\b"), r"'it\'s a\\b'");
+    }
+}

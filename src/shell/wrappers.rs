@@ -1,0 +1,253 @@
+//! Interpreter wrappers: how `python` typed in a hooked shell finds the native libraries PyPI
+//! wheels need under a Nix Python, without a global `LD_LIBRARY_PATH`.
+//!
+//! The choice: exporting `LD_LIBRARY_PATH` in the shell would also reach `/usr/bin/git`, `nix`
+//! and every host program started there, and Nix's libstdc++ or a driver folder next to the
+//! host's glibc breaks them (FACTS: glibc mismatch). Shell functions (`python () { … }`) would
+//! cover only what is typed at the prompt, not `#!/usr/bin/env python` scripts or `make`. So
+//! `labup sync`/`labup up` write one small `sh` script per executable of `.venv/bin` into
+//! `.labup/shell/bin`, and the hook puts that folder first on PATH: each script adds labup's
+//! library folders (the child library path of `labup env`, without what the shell inherited)
+//! to `LD_LIBRARY_PATH` and `exec`s the real program. Console scripts (`jupyter`, `ipython`)
+//! have `.venv/bin/python` in their shebang, which bypasses PATH, hence one wrapper per
+//! executable rather than only `python`; their kernels and subprocesses inherit the variable.
+//!
+//! Limits: programs those processes start inherit the library path too (as for services);
+//! a tool installed later by hand (`pip install`) runs unwrapped from `.venv/bin` until the
+//! next `labup sync`; running `.venv/bin/python` by its full path bypasses the wrapper.
+//! With no library folders to add (no `LABUP_LIBRARY_PATH`, no driver folder) there are no
+//! wrappers and the hook uses `.venv/bin` alone.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+use super::sh_quote;
+use crate::config::Config;
+use crate::env::ChildEnv;
+use crate::fsutil;
+use crate::gpu::Wiring;
+use crate::project;
+
+/// Written last into the wrappers folder: what the wrappers were made for. Also marks the
+/// folder as labup's, so interpreter discovery skips it.
+pub const MANIFEST: &str = ".labup-wrappers";
+
+/// `.labup/shell/bin`.
+pub fn dir(root: &Path) -> PathBuf {
+    project::state_dir(root).join("shell").join("bin")
+}
+
+/// labup's own library folders for children (`LD_LIBRARY_PATH` of `labup env`: the
+/// `LABUP_LIBRARY_PATH` entries and the driver link folder), or `None` when there is nothing to add.
+pub fn library_path(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Option<String> {
+    let mut own = parent.clone();
+    own.remove("LD_LIBRARY_PATH");
+    let env = ChildEnv::workspace(config, &own, gpu);
+    env.entries.into_iter().find(|e| e.name == "LD_LIBRARY_PATH").and_then(|e| e.value).filter(|v| !v.is_empty())
+}
+
+/// The manifest's first lines: what decides whether existing wrappers still fit this shell.
+pub fn header(libs: &str, venv: &Path) -> String {
+    format!("library-path {libs}\nvenv {}\n", venv.display())
+}
+
+/// How the wrappers on disk compare with what this environment needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// No library folders to add: no wrappers wanted.
+    NotNeeded,
+    /// Wanted but never written (or for another library path or venv).
+    Missing,
+    /// Written for another library path or venv.
+    Stale,
+    /// Written for exactly this library path and venv.
+    Current,
+}
+
+/// Compares the manifest with the library path this environment needs (a file read, no writes).
+pub fn state(config: &Config, parent: &BTreeMap<String, String>) -> State {
+    let Some(libs) = library_path(config, parent, &crate::gpu::existing_wiring(config)) else {
+        return State::NotNeeded;
+    };
+    match fs::read_to_string(dir(&config.root).join(MANIFEST)) {
+        Err(_) => State::Missing,
+        Ok(text) if text.starts_with(&header(&libs, &config.python.venv)) => State::Current,
+        Ok(_) => State::Stale,
+    }
+}
+
+/// The wrapper script for one program of the venv.
+pub fn script(libs: &str, target: &Path) -> String {
+    let libs_q = sh_quote(libs);
+    format!(
+        "#!/bin/sh\n\
+         # Written by labup (`labup sync`, `labup up`); `labup hook` puts this folder first on PATH.\n\
+         # Runs the venv's program with the libraries PyPI wheels need on LD_LIBRARY_PATH, for it\n\
+         # and its children only: the shell and host programs keep their own environment.\n\
+         case \":${{LD_LIBRARY_PATH-}}:\" in\n\
+         \x20   *:{libs_q}:*) ;;\n\
+         \x20   *) LD_LIBRARY_PATH={libs_q}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}; export LD_LIBRARY_PATH ;;\n\
+         esac\n\
+         exec {} \"$@\"\n",
+        sh_quote(&target.display().to_string())
+    )
+}
+
+/// The venv's programs worth wrapping: executables, not the activate scripts.
+fn programs(bin: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(bin)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| fs::metadata(e.path()).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .filter_map(|e| e.file_name().to_str().map(str::to_string))
+        .filter(|n| !n.starts_with("activate") && !n.starts_with("Activate") && n != "deactivate")
+        .collect();
+    names.sort();
+    names
+}
+
+/// What [`refresh`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// Nothing to wrap, and no wrappers left behind.
+    None,
+    /// The wrappers already fit.
+    Unchanged,
+    /// Written (or rewritten) this many.
+    Written(usize),
+    /// Removed: the environment no longer needs them.
+    Removed,
+}
+
+/// Makes `.labup/shell/bin` fit the venv and the library path (called after a sync); a read and
+/// a compare when nothing changed.
+pub fn refresh(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Result<Refresh> {
+    let folder = dir(&config.root);
+    let bin = config.python.venv.join("bin");
+    let Some(libs) = library_path(config, parent, gpu).filter(|_| bin.is_dir()) else {
+        if folder.join(MANIFEST).is_file() {
+            fsutil::remove_tree(&folder)?;
+            return Ok(Refresh::Removed);
+        }
+        return Ok(Refresh::None);
+    };
+    let names = programs(&bin);
+    let manifest = format!("{}programs {}\n", header(&libs, &config.python.venv), names.join(" "));
+    if fs::read_to_string(folder.join(MANIFEST)).is_ok_and(|m| m == manifest) {
+        return Ok(Refresh::Unchanged);
+    }
+    project::ensure_state_dir(&config.root, "shell/bin")?;
+    // The manifest goes first so that an interrupted refresh reads as stale, never as current.
+    let _ = fs::remove_file(folder.join(MANIFEST));
+    for entry in fs::read_dir(&folder).with_context(|| format!("failed to read {}", folder.display()))?.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !names.contains(&name) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+    for name in &names {
+        let path = folder.join(name);
+        fsutil::atomic_write(&path, script(&libs, &bin.join(name)).as_bytes())?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("failed to make {} executable", path.display()))?;
+    }
+    fsutil::atomic_write(&folder.join(MANIFEST), manifest.as_bytes())?;
+    Ok(Refresh::Written(names.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn setup(libs: Option<&str>) -> (tempfile::TempDir, Config, BTreeMap<String, String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join(".venv/bin");
+        fs::create_dir_all(&bin).unwrap();
+        for name in ["python", "jupyter", "activate", "activate.fish"] {
+            fs::write(bin.join(name), "#!/bin/sh\n").unwrap();
+            fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::write(bin.join("not-executable"), "").unwrap();
+        let config = Config::load(dir.path()).unwrap();
+        let mut parent = BTreeMap::from([("LD_LIBRARY_PATH".to_string(), "/inherited".to_string())]);
+        if let Some(l) = libs {
+            parent.insert("LABUP_LIBRARY_PATH".into(), l.into());
+        }
+        (dir, config, parent)
+    }
+
+    #[test]
+    fn library_path_leaves_out_what_the_parent_had() {
+        let (_d, config, parent) = setup(Some("/nix/store/a/lib:/nix/store/b/lib"));
+        assert_eq!(
+            library_path(&config, &parent, &Wiring::default()).as_deref(),
+            Some("/nix/store/a/lib:/nix/store/b/lib")
+        );
+        let (_d, config, parent) = setup(None);
+        assert_eq!(library_path(&config, &parent, &Wiring::default()), None);
+    }
+
+    #[test]
+    fn refresh_writes_one_wrapper_per_program_then_does_nothing() {
+        let (d, config, parent) = setup(Some("/nix/store/a/lib"));
+        assert_eq!(state(&config, &parent), State::Missing);
+        assert_eq!(refresh(&config, &parent, &Wiring::default()).unwrap(), Refresh::Written(2));
+        let folder = dir(d.path());
+        let mut names: Vec<String> =
+            fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, [MANIFEST, "jupyter", "python"]);
+        let text = fs::read_to_string(folder.join("python")).unwrap();
+        assert!(text.contains(&format!("exec '{}/.venv/bin/python' \"$@\"", d.path().display())), "{text}");
+        assert_eq!(state(&config, &parent), State::Current);
+        assert_eq!(refresh(&config, &parent, &Wiring::default()).unwrap(), Refresh::Unchanged);
+
+        let mut other = parent;
+        other.insert("LABUP_LIBRARY_PATH".into(), "/nix/store/c/lib".into());
+        assert_eq!(state(&config, &other), State::Stale);
+        assert_eq!(refresh(&config, &other, &Wiring::default()).unwrap(), Refresh::Written(2));
+        assert!(fs::read_to_string(folder.join("python")).unwrap().contains("'/nix/store/c/lib'"));
+
+        other.remove("LABUP_LIBRARY_PATH");
+        assert_eq!(state(&config, &other), State::NotNeeded);
+        assert_eq!(refresh(&config, &other, &Wiring::default()).unwrap(), Refresh::Removed);
+        assert!(!folder.exists());
+        assert_eq!(refresh(&config, &other, &Wiring::default()).unwrap(), Refresh::None);
+    }
+
+    #[test]
+    fn removed_programs_lose_their_wrapper() {
+        let (d, config, parent) = setup(Some("/l"));
+        refresh(&config, &parent, &Wiring::default()).unwrap();
+        fs::remove_file(d.path().join(".venv/bin/jupyter")).unwrap();
+        assert_eq!(refresh(&config, &parent, &Wiring::default()).unwrap(), Refresh::Written(1));
+        assert!(!dir(d.path()).join("jupyter").exists());
+    }
+
+    #[test]
+    fn the_script_adds_the_libraries_once_in_front() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("show");
+        fs::write(&target, "#!/bin/sh\necho \"$LD_LIBRARY_PATH\"\n").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o755)).unwrap();
+        let wrapper = dir.path().join("wrapper");
+        fs::write(&wrapper, script("/a:/b", &target)).unwrap();
+        fs::set_permissions(&wrapper, fs::Permissions::from_mode(0o755)).unwrap();
+        let run = |ld: Option<&str>| {
+            let mut cmd = std::process::Command::new(&wrapper);
+            match ld {
+                Some(v) => cmd.env("LD_LIBRARY_PATH", v),
+                None => cmd.env_remove("LD_LIBRARY_PATH"),
+            };
+            String::from_utf8(cmd.output().unwrap().stdout).unwrap().trim().to_string()
+        };
+        assert_eq!(run(None), "/a:/b");
+        assert_eq!(run(Some("/x")), "/a:/b:/x");
+        assert_eq!(run(Some("/a:/b:/x")), "/a:/b:/x", "a nested python does not add them again");
+    }
+}
