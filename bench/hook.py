@@ -18,24 +18,10 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABUP = os.path.join(ROOT, "target", "release", "labup")
+from common import LABUP, ROOT, run, timed
 
 
-def run(args, cwd, env):
-    out = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(args)} failed:\n{out.stderr}")
-    return out
 
-
-def timed(args, cwd, env, runs):
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run(args, cwd, env)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main():

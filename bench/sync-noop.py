@@ -21,8 +21,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABUP = os.path.join(ROOT, "target", "release", "labup")
+from common import LABUP, ROOT, run, timed
 # 300+ pins once resolved: the data-science stack the old flakes installed, and then some.
 REQUIREMENTS = "\n".join("""
 jupyterlab jupyter ipywidgets pandas polars matplotlib seaborn plotly bokeh altair
@@ -33,21 +32,7 @@ black ruff mypy pytest
 """.split()) + "\n"
 
 
-def run(cmd, cwd, env, quiet=True):
-    out = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE if quiet else None,
-                         stderr=subprocess.PIPE if quiet else None, text=True)
-    if out.returncode != 0:
-        sys.exit(f"failed: {' '.join(cmd)}\n{out.stderr}")
-    return out
 
-
-def timed(cmd, cwd, env, runs):
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run(cmd, cwd, env)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def ms(seconds):

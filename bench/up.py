@@ -19,8 +19,7 @@ import sys
 import tempfile
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LABUP = os.path.join(ROOT, "target", "release", "labup")
+from common import LABUP, ROOT, run, timed
 
 SERVICE = r'''
 import os, socket, time, http.server
@@ -32,19 +31,7 @@ server.serve_forever()
 '''
 
 
-def run(args, cwd, env):
-    out = subprocess.run([LABUP, *args], cwd=cwd, env=env, capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"labup {' '.join(args)} failed:\n{out.stderr}")
 
-
-def timed(args, cwd, env, runs):
-    samples = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        run(args, cwd, env)
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def main():
@@ -63,19 +50,19 @@ def main():
     with open(os.path.join(project, "labup.toml"), "w") as f:
         f.write('[services.web]\ncommand = ["python", "service.py"]\nport = "auto"\nready = { http = "/" }\n')
     try:
-        run(["up"], project, env)
-        noop_up = timed(["up"], project, env, args.runs)
-        noop_sync = timed(["sync"], project, env, args.runs)
+        run([LABUP, "up"], project, env)
+        noop_up = timed([LABUP, "up"], project, env, args.runs)
+        noop_sync = timed([LABUP, "sync"], project, env, args.runs)
 
         delays = []
         for _ in range(max(5, args.runs // 2)):
-            run(["stop"], project, env)
+            run([LABUP, "stop"], project, env)
             os.remove(os.path.join(project, "listening.txt"))
-            run(["up"], project, env)
+            run([LABUP, "up"], project, env)
             done = time.time()
             with open(os.path.join(project, "listening.txt")) as f:
                 delays.append(done - float(f.read()))
-        run(["stop"], project, env)
+        run([LABUP, "stop"], project, env)
     finally:
         subprocess.run([LABUP, "stop"], cwd=project, env=env, capture_output=True)
         shutil.rmtree(project, ignore_errors=True)

@@ -1,7 +1,5 @@
 //! Checks of the machine around the project: state folder permissions, service ports, WSL, Ollama.
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
@@ -214,24 +212,7 @@ pub fn ollama_verdict(declared: Option<&str>, port: u16, version: Option<&str>) 
 
 /// The `version` of Ollama's `GET /api/version`, if a server answers on the port.
 pub fn ollama_version(port: u16) -> Option<String> {
-    let body = http_body(port, "/api/version", Duration::from_secs(2))?;
-    let json: serde_json::Value = serde_json::from_str(&body).ok()?;
-    json.get("version")?.as_str().map(str::to_string)
-}
-
-/// The body of a 200 answer to a GET on 127.0.0.1.
-fn http_body(port: u16, path: &str, timeout: Duration) -> Option<String> {
-    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), timeout).ok()?;
-    stream.set_read_timeout(Some(timeout)).ok()?;
-    stream.set_write_timeout(Some(timeout)).ok()?;
-    let request =
-        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: labup\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).ok()?;
-    let mut response = Vec::new();
-    let _ = (&mut stream).take(1 << 16).read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response);
-    let (head, body) = text.split_once("\r\n\r\n")?;
-    (crate::services::probe::parse_status(head) == Some(200)).then(|| body.to_string())
+    crate::services::ollama::Client::new(port, Some(Duration::from_secs(2))).version()
 }
 
 #[cfg(test)]
@@ -282,7 +263,7 @@ mod tests {
 
     #[test]
     fn a_real_foreign_listener_is_described() {
-        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = l.local_addr().unwrap().port();
         assert!(!ports::is_free(port));
         assert!(ports::describe_holder(port).starts_with("pid "));
@@ -328,7 +309,8 @@ mod tests {
 
     #[test]
     fn reads_an_ollama_version_from_a_stub_server() {
-        let l = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
         let port = l.local_addr().unwrap().port();
         let server = std::thread::spawn(move || {
             let (mut s, _) = l.accept().unwrap();
