@@ -41,6 +41,9 @@ def main():
     env.pop("VIRTUAL_ENV", None)
     with open(os.path.join(project, "requirements.txt"), "w") as f:
         f.write(f"--no-index\n--find-links {wheels}\nalpha\nbeta\ngamma\ndelta\n")
+    # No network: the default Jupyter (which installs jupyterlab from PyPI) is switched off.
+    with open(os.path.join(project, "labup.toml"), "w") as f:
+        f.write('[services.jupyter]\nkind = "jupyter"\nenabled = false\n')
     try:
         run([LABUP, "sync"], project, env)
         hook = run([LABUP, "hook", "bash"], project, env)
