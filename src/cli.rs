@@ -47,6 +47,9 @@ pub enum Command {
         /// Do not open the browser (also: LABUP_NO_BROWSER=1).
         #[arg(long)]
         no_browser: bool,
+        /// Print what would be synced and started; change nothing.
+        #[arg(long, conflicts_with = "foreground")]
+        dry_run: bool,
     },
     /// Stop services (all of them, and the supervisor, when none is named).
     #[command(alias = "down")]
@@ -122,6 +125,9 @@ pub enum Command {
         /// Print the result as JSON on stdout.
         #[arg(long)]
         json: bool,
+        /// Print what a sync would do (venv, lock, packages); change nothing.
+        #[arg(long, conflicts_with = "locked")]
+        dry_run: bool,
     },
     /// (Re)write the lock file from the requirement sources.
     Lock {
@@ -171,10 +177,12 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         locked: false,
         json: false,
         no_browser: false,
+        dry_run: false,
     });
     match command {
-        Command::Up { services, foreground, locked, json, no_browser } => {
-            commands::up(&root, &services, &commands::UpOptions { foreground, locked, json, no_browser }, ui)
+        Command::Up { services, foreground, locked, json, no_browser, dry_run } => {
+            let opts = commands::UpOptions { foreground, locked, json, no_browser, dry_run };
+            commands::up(&root, &services, &opts, ui)
         }
         Command::Stop { services } => commands::stop(&root, &services, ui),
         Command::Restart { services } => commands::restart(&root, &services, ui),
@@ -195,7 +203,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sync { locked, json } => commands::sync(&root, locked, json, ui),
+        Command::Sync { dry_run: true, json, .. } => commands::sync_plan(&root, json, ui),
+        Command::Sync { locked, json, .. } => commands::sync(&root, locked, json, ui),
         Command::Lock { upgrade, json } => commands::lock(&root, upgrade, json, ui),
         Command::Run { no_sync, command } => commands::run(&root, !no_sync, &command, ui),
         Command::Env { explain, json } => commands::env(&root, explain, json, ui),

@@ -29,6 +29,53 @@ use crate::error::Fail;
 use crate::python::sync;
 use crate::ui::{format_duration, Ui};
 
+/// `labup sync --dry-run`: the plan on stdout (text or JSON), nothing changed.
+pub fn sync_plan(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    let plan = crate::python::plan::plan(&config)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    } else {
+        print_sync_plan(&plan, ui);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The sync plan as lines on stdout.
+fn print_sync_plan(plan: &crate::python::plan::Plan, _ui: &Ui) {
+    if plan.action == "noop" {
+        println!("sync: nothing to do (the venv matches the lock)");
+        return;
+    }
+    match (plan.venv, &plan.venv_reason) {
+        ("rebuild", Some(why)) => println!("venv: would rebuild ({why})"),
+        ("create", _) => println!("venv: would create"),
+        _ => println!("venv: would keep"),
+    }
+    match plan.lock {
+        "resolve" => println!("lock: would resolve (missing or out of date with the requirements)"),
+        "none" => println!("lock: none (no requirements)"),
+        _ => println!("lock: current"),
+    }
+    if let Some(b) = &plan.torch_backend {
+        println!("torch: from the `{b}` index");
+    }
+    match (&plan.install, &plan.remove) {
+        (Some(i), Some(r)) => {
+            for p in i {
+                println!("  + {p}");
+            }
+            for p in r {
+                println!("  - {p}");
+            }
+            if i.is_empty() && r.is_empty() {
+                println!("packages: no change");
+            }
+        }
+        _ => println!("packages: known once the lock is resolved"),
+    }
+}
+
 /// `labup sync`.
 pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let config = Config::load(root)?;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde::Serialize;
 
 use super::services::{ensure_supervisor, fail_if_not_ready, is_up, wait_for};
 use super::status::{external_rows, print_rows, rows_for};
@@ -34,6 +35,70 @@ pub struct UpOptions {
     pub json: bool,
     /// Never open a browser.
     pub no_browser: bool,
+    /// Print the plan, change nothing.
+    pub dry_run: bool,
+}
+
+/// One service in `labup up --dry-run`.
+#[derive(Debug, Serialize)]
+struct PlannedService {
+    name: String,
+    kind: String,
+    /// `start`, `restart` (its spec changed), `keep` (already up) or `use` (an external server).
+    action: &'static str,
+    port: Option<String>,
+    command: Vec<String>,
+}
+
+/// `labup up --dry-run`: the sync plan and what would happen to each service.
+fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    let sync_plan = crate::python::plan::plan(&config)?;
+    let p = prepare(root, names, false, true, ui)?;
+    let state = RunDir::of(root).read();
+    let supervised = RunDir::of(root).live_supervisor(&state).is_some();
+    let mut services: Vec<PlannedService> = p
+        .specs
+        .iter()
+        .map(|s| {
+            let running = state.services.get(&s.name).is_some_and(|r| r.running());
+            PlannedService {
+                name: s.name.clone(),
+                kind: s.kind.clone(),
+                action: match (running, supervised && is_up(&state, s)) {
+                    (_, true) => "keep",
+                    (true, false) => "restart",
+                    (false, false) => "start",
+                },
+                port: s.port.map(|p| match p {
+                    Port::Fixed(n) => n.to_string(),
+                    Port::Auto => "auto".into(),
+                }),
+                command: s.argv.clone(),
+            }
+        })
+        .collect();
+    services.extend(p.external.iter().map(|e| PlannedService {
+        name: e.name.clone(),
+        kind: "ollama".into(),
+        action: "use",
+        port: Some(e.port.to_string()),
+        command: Vec::new(),
+    }));
+    if json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "sync": sync_plan, "services": services }))?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    super::print_sync_plan(&sync_plan, ui);
+    for s in &services {
+        let port = s.port.as_deref().map(|p| format!(" on port {p}")).unwrap_or_default();
+        let what = match s.action {
+            "use" => format!("would use the Ollama server already running{port}"),
+            a => format!("would {a}{port}: {}", s.command.join(" ")),
+        };
+        println!("{:<10} {what}", s.name);
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// An Ollama server labup found answering and uses without owning it.
@@ -59,19 +124,28 @@ struct Prepared {
 }
 
 /// Loads the config, syncs the venv (a no-op when nothing changed), finds what the built-in kinds
-/// need and plans the services.
-fn prepare(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Prepared> {
+/// need and plans the services. `dry_run`: no sync, and nothing is written (no token, no links).
+fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) -> Result<Prepared> {
     let config = Config::load(root)?;
-    let outcome = sync::sync(&config, locked, ui)?;
-    super::refresh_wrappers(&config, ui);
-    let env = super::child_env(&config, ui)?;
+    let (python, env) = if dry_run {
+        let wiring = crate::gpu::existing_wiring(&config);
+        (String::new(), crate::env::ChildEnv::workspace(&config, &super::parent_env(), &wiring))
+    } else {
+        let outcome = sync::sync(&config, locked, ui)?;
+        super::refresh_wrappers(&config, ui);
+        (outcome.python, super::child_env(&config, ui)?)
+    };
     let selected = spec::select(&config, names)?;
     let state = RunDir::of(root).read();
     let mut ctx = Context::default();
     let mut notes = Vec::new();
     let mut external = Vec::new();
     if selected.iter().any(|s| s.kind == ServiceKind::Jupyter) {
-        ctx.jupyter_token = Some(jupyter::token(root)?);
+        ctx.jupyter_token = Some(if dry_run {
+            jupyter::existing_token(root).unwrap_or_else(|| "(made at the first start)".into())
+        } else {
+            jupyter::token(root)?
+        });
         ctx.as_root = nix::unistd::geteuid().is_root();
         if ctx.as_root {
             notes.push("running as root: Jupyter gets `--allow-root`, which it needs to start as root".into());
@@ -91,7 +165,7 @@ fn prepare(root: &Path, names: &[String], locked: bool, ui: &Ui) -> Result<Prepa
         }
     }
     let specs = spec::plan(&config, &selected, &env, &ctx)?;
-    Ok(Prepared { config, python: outcome.python, specs, external, notes })
+    Ok(Prepared { config, python, specs, external, notes })
 }
 
 fn print_banner(p: &Prepared, ui: &Ui) {
@@ -115,7 +189,10 @@ fn print_banner(p: &Prepared, ui: &Ui) {
 
 /// `labup up [SERVICE…]`.
 pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
-    let p = prepare(root, names, opts.locked, ui)?;
+    if opts.dry_run {
+        return dry_run(root, names, opts.json, ui);
+    }
+    let p = prepare(root, names, opts.locked, false, ui)?;
     if !opts.json {
         print_banner(&p, ui);
     }
@@ -165,7 +242,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
 
 /// `labup restart [SERVICE…]`.
 pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
-    let mut p = prepare(root, names, false, ui)?;
+    let mut p = prepare(root, names, false, false, ui)?;
     if !names.is_empty() {
         p.specs.retain(|s| names.contains(&s.name));
     }

@@ -59,7 +59,8 @@ impl Cmd {
             .join(" ")
     }
 
-    fn expression(&self) -> duct::Expression {
+    /// The command as a duct expression (environment and folder applied).
+    pub fn expression(&self) -> duct::Expression {
         let mut e = duct::cmd(&self.program, &self.args);
         for (k, v) in &self.env {
             e = e.env(k, v);
@@ -203,6 +204,16 @@ impl Engine {
                 .arg(lock),
         };
         c.args(self.torch_args(torch))
+    }
+
+    /// uv only: what `sync` would install and remove, printed on stderr (`+ name==v`, `- name==v`).
+    pub fn sync_dry_run(&self, venv: &Path, lock: &Path, torch: Option<&str>) -> Option<Cmd> {
+        let Engine::Uv(uv) = self else { return None };
+        let c = Engine::uv(uv)
+            .args(["pip", "sync", "--dry-run", "--allow-empty-requirements", "--python"])
+            .arg(venv_python(venv))
+            .arg(lock);
+        Some(c.args(self.torch_args(torch)))
     }
 
     /// pip: removes distributions that the lock does not name.

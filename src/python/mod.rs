@@ -4,6 +4,7 @@ pub mod engine;
 pub mod fingerprint;
 pub mod interpreter;
 pub mod lockfile;
+pub mod plan;
 pub mod sources;
 pub mod sync;
 pub mod venv;

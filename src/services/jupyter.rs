@@ -76,6 +76,12 @@ pub fn token(root: &Path) -> Result<String> {
     Ok(token)
 }
 
+/// The workspace token when its file exists (nothing is created).
+pub fn existing_token(root: &Path) -> Option<String> {
+    let token = fs::read_to_string(Paths::of(root).token()).ok()?.trim().to_string();
+    is_valid_token(&token).then_some(token)
+}
+
 /// A token labup would have written: 32 to 128 hex digits.
 fn is_valid_token(token: &str) -> bool {
     (32..=128).contains(&token.len()) && token.bytes().all(|b| b.is_ascii_hexdigit())

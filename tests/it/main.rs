@@ -6,6 +6,7 @@ mod browser;
 mod config_errors;
 mod docs;
 mod doctor;
+mod dry_run;
 mod gpu;
 mod hook;
 mod init;

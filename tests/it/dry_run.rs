@@ -1,0 +1,60 @@
+//! `labup sync --dry-run` and `labup up --dry-run`: the plan, with nothing changed on disk.
+
+use crate::support::{shared, Project};
+
+fn plan(p: &Project, args: &[&str]) -> serde_json::Value {
+    let before = p.listing();
+    let out = p.labup(args).ok();
+    assert_eq!(p.listing(), before, "`labup {}` wrote something", args.join(" "));
+    out.json()
+}
+
+#[test]
+fn sync_dry_run_says_what_would_happen_and_changes_nothing() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    let fresh = plan(&p, &["sync", "--dry-run", "--json"]);
+    assert_eq!(
+        (fresh["action"].as_str(), fresh["venv"].as_str(), fresh["lock"].as_str()),
+        (Some("sync"), Some("create"), Some("resolve"))
+    );
+    assert_eq!(fresh["install"], serde_json::Value::Null, "unknown before resolving");
+
+    p.sync();
+    assert_eq!(plan(&p, &["sync", "--dry-run", "--json"])["action"], "noop");
+
+    // A package installed by hand: the lock is current, uv's own dry run names the change.
+    let status = std::process::Command::new(&shared().uv)
+        .args(["pip", "install", "--quiet", "--no-index", "--find-links"])
+        .arg(&shared().wheels)
+        .args(["gamma", "--python"])
+        .arg(p.path(".venv/bin/python"))
+        .env("UV_CACHE_DIR", shared().cache.join("uv"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let drift = plan(&p, &["sync", "--dry-run", "--json"]);
+    assert_eq!((drift["venv"].as_str(), drift["lock"].as_str()), (Some("keep"), Some("current")));
+    assert_eq!(drift["install"], serde_json::json!([]));
+    assert_eq!(drift["remove"], serde_json::json!(["gamma==1.0"]));
+    let text = p.labup(&["sync", "--dry-run"]).ok();
+    assert!(text.stdout.contains("  - gamma==1.0"), "{}", text.stdout);
+}
+
+#[test]
+fn up_dry_run_lists_what_would_start_then_what_is_kept() {
+    let p = Project::new();
+    p.file(
+        "labup.toml",
+        "[services.web]\ncommand = [\"python\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"$PORT\"]\nport = \"auto\"\n",
+    );
+    let first = plan(&p, &["up", "--dry-run", "--json"]);
+    assert_eq!(first["sync"]["venv"], "create");
+    assert_eq!(first["services"][0]["action"], "start");
+    assert_eq!(first["services"][0]["port"], "auto");
+    p.labup(&["up"]).ok();
+    let again = plan(&p, &["up", "--dry-run", "--json"]);
+    assert_eq!(again["sync"]["action"], "noop");
+    assert_eq!(again["services"][0]["action"], "keep");
+    p.labup(&["stop"]).ok();
+}
