@@ -1,6 +1,6 @@
 //! `labup sync --dry-run` and `labup up --dry-run`: the plan, with nothing changed on disk.
 
-use crate::support::{shared, Project};
+use crate::support::Project;
 
 fn plan(p: &Project, args: &[&str]) -> serde_json::Value {
     let before = p.listing();
@@ -24,15 +24,7 @@ fn sync_dry_run_says_what_would_happen_and_changes_nothing() {
     assert_eq!(plan(&p, &["sync", "--dry-run", "--json"])["action"], "noop");
 
     // A package installed by hand: the lock is current, uv's own dry run names the change.
-    let status = std::process::Command::new(&shared().uv)
-        .args(["pip", "install", "--quiet", "--no-index", "--find-links"])
-        .arg(&shared().wheels)
-        .args(["gamma", "--python"])
-        .arg(p.path(".venv/bin/python"))
-        .env("UV_CACHE_DIR", shared().cache.join("uv"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    p.install_by_hand("gamma");
     let drift = plan(&p, &["sync", "--dry-run", "--json"]);
     assert_eq!((drift["venv"].as_str(), drift["lock"].as_str()), (Some("keep"), Some("current")));
     assert_eq!(drift["install"], serde_json::json!([]));

@@ -206,6 +206,19 @@ impl Project {
         serde_json::from_slice(&out.stdout).expect("json")
     }
 
+    /// Installs a fixture package into the venv behind labup's back (with uv), as a user would.
+    pub fn install_by_hand(&self, package: &str) {
+        let status = Command::new(&shared().uv)
+            .args(["pip", "install", "--quiet", "--no-index", "--find-links"])
+            .arg(&shared().wheels)
+            .args([package, "--python"])
+            .arg(self.path(".venv/bin/python"))
+            .env("UV_CACHE_DIR", shared().cache.join("uv"))
+            .status()
+            .expect("uv");
+        assert!(status.success(), "uv pip install {package} failed");
+    }
+
     /// Every path under the project (relative), to check that nothing was written.
     pub fn listing(&self) -> Vec<String> {
         fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {

@@ -66,15 +66,7 @@ fn a_package_installed_by_hand_is_removed() {
     let p = Project::new();
     p.requirements("alpha\n");
     p.sync();
-    let status = std::process::Command::new(&shared().uv)
-        .args(["pip", "install", "--quiet", "--no-index", "--find-links"])
-        .arg(&shared().wheels)
-        .args(["gamma", "--python"])
-        .arg(p.path(".venv/bin/python"))
-        .env("UV_CACHE_DIR", shared().cache.join("uv"))
-        .status()
-        .unwrap();
-    assert!(status.success());
+    p.install_by_hand("gamma");
     assert!(p.installed().contains_key("gamma"));
     let out = p.sync();
     assert_eq!(out["action"], "synced");
