@@ -1,5 +1,7 @@
 //! `requirements.lock`: exact pins with hashes, headed by a digest of the inputs it came from.
 
+use std::path::{Path, PathBuf};
+
 use sha2::{Digest, Sha256};
 
 use super::sources::{logical_lines, Sources};
@@ -80,6 +82,20 @@ pub fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&str>) ->
     format!("sha256:{}", hex(&h.finalize()))
 }
 
+/// The lock for a torch backend: the configured file without torch (or with PyPI's `default`
+/// wheels), `<stem>.<backend>.<ext>` otherwise (`requirements.cu126.lock`). Torch wheels differ per
+/// backend, so a GPU box, a laptop and CI each keep their own committed lock instead of
+/// re-resolving (and rewriting) one shared file every time a machine of another kind syncs.
+pub fn path_for_backend(lock: &Path, backend: Option<&str>) -> PathBuf {
+    let Some(backend) = backend.filter(|b| *b != "default") else { return lock.to_path_buf() };
+    let name = lock.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let renamed = match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{backend}.{ext}"),
+        _ => format!("{name}.{backend}"),
+    };
+    lock.with_file_name(renamed)
+}
+
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -88,6 +104,16 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_torch_backend_has_its_own_lock() {
+        let lock = Path::new("/p/requirements.lock");
+        assert_eq!(path_for_backend(lock, None), lock);
+        assert_eq!(path_for_backend(lock, Some("default")), lock);
+        assert_eq!(path_for_backend(lock, Some("cu126")), Path::new("/p/requirements.cu126.lock"));
+        assert_eq!(path_for_backend(lock, Some("cpu")), Path::new("/p/requirements.cpu.lock"));
+        assert_eq!(path_for_backend(Path::new("/p/deps"), Some("cpu")), Path::new("/p/deps.cpu"));
+    }
 
     #[test]
     fn render_then_read_digest_and_pins() {

@@ -50,6 +50,7 @@ pub fn plan(config: &Config) -> Result<Plan> {
         return Ok(plan);
     }
     plan.action = "sync";
+    let config = &*sync::for_backend(config, torch.as_deref());
     let venv_dir = &config.python.venv;
     match venv::inspect(venv_dir) {
         venv::State::Foreign(why) => return Err(venv::refuse(venv_dir, &why).into()),

@@ -4,6 +4,7 @@
 //! then build or reuse the venv, clear the marker, sync, commit the lock, write the marker last.
 //! All of it runs under an exclusive lock in the state folder, outside the venv.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -64,8 +65,21 @@ struct Workspace<'a> {
     torch: Option<torch::Choice>,
 }
 
+/// The config with `[python] lock` naming this torch backend's lock (`requirements.cu126.lock`;
+/// unchanged without torch).
+pub fn for_backend<'a>(config: &'a Config, backend: Option<&str>) -> Cow<'a, Config> {
+    let lock = lockfile::path_for_backend(&config.python.lock, backend);
+    if lock == config.python.lock {
+        return Cow::Borrowed(config);
+    }
+    let mut c = config.clone();
+    c.python.lock = lock;
+    Cow::Owned(c)
+}
+
 /// The fast check: the marker's fingerprint matches and the venv is healthy.
 pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&str>) -> Option<Marker> {
+    let config = &*for_backend(config, torch);
     let venv = &config.python.venv;
     let marker = fingerprint::read(venv)?;
     let venv::State::Venv(cfg) = venv::inspect(venv) else {
@@ -98,9 +112,11 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
     if let Some(marker) = up_to_date(config, &interp, &sources, backend.as_deref()) {
         return Ok(noop(marker));
     }
+    let base = config;
+    let config = &*for_backend(base, backend.as_deref());
     let ws = Workspace::new(config, ui, sources, interp, torch)?;
     let _guard = ws.lock()?;
-    if let Some(marker) = up_to_date(config, &ws.interp, &ws.sources, backend.as_deref()) {
+    if let Some(marker) = up_to_date(base, &ws.interp, &ws.sources, backend.as_deref()) {
         return Ok(noop(marker));
     }
     if let Some(c) = &ws.torch {
@@ -114,6 +130,7 @@ pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
     let sources = Sources::detect(config)?;
     let interp = interpreter::find(config.python.version.as_deref())?;
     let torch = gpu::torch_for_sync(config, &sources);
+    let config = &*for_backend(config, torch.as_ref().map(|c| c.backend.as_str()));
     let ws = Workspace::new(config, ui, sources, interp, torch)?;
     let lock_path = &config.python.lock;
     if ws.sources.is_empty() {
@@ -280,7 +297,15 @@ impl<'a> Workspace<'a> {
                 display_path(lock_path),
                 self.sources.describe(&self.config.root)
             ))
-            .hint("run `labup lock` and commit the lock file")
+            .hint(match self.backend().filter(|b| *b != "default") {
+                // Each torch backend has its own lock: this machine's may never have been made.
+                Some(b) => format!(
+                    "run `labup lock` on a machine that picks the `{b}` torch index (or anywhere with \
+                     `[python] torch = \"{b}\"` in labup.local.toml) and commit {}",
+                    display_path(lock_path)
+                ),
+                None => "run `labup lock` and commit the lock file".into(),
+            })
             .into());
         }
         self.resolve(engine, info, false).map(Some)

@@ -234,3 +234,22 @@ fn state_dir_is_private() {
     assert_eq!(mode & 0o777, 0o700);
     assert_eq!(std::fs::read_to_string(p.path(".labup/.gitignore")).unwrap(), "*\n");
 }
+
+#[test]
+fn each_torch_backend_keeps_its_own_lock() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    p.file("labup.toml", "[python]\ntorch = \"cpu\"\n");
+    p.sync();
+    assert!(p.path("requirements.cpu.lock").is_file(), "the cpu backend's lock");
+    assert!(!p.path("requirements.lock").exists(), "no shared lock to fight over");
+    let cpu_lock = std::fs::read_to_string(p.path("requirements.cpu.lock")).unwrap();
+    assert!(p.labup(&["sync", "--locked", "--json"]).ok().json()["action"] == "noop");
+
+    // A machine of another kind (here: the setting) has no lock of its own yet.
+    p.file("labup.toml", "[python]\ntorch = \"cu126\"\n");
+    let out = p.labup(&["sync", "--locked"]).code(1);
+    assert!(out.stderr.contains("requirements.cu126.lock is missing"), "{}", out.stderr);
+    assert!(out.stderr.contains("`[python] torch = \"cu126\"`"), "{}", out.stderr);
+    assert_eq!(std::fs::read_to_string(p.path("requirements.cpu.lock")).unwrap(), cpu_lock, "left alone");
+}
