@@ -21,7 +21,7 @@ use crate::ui::Ui;
 
 /// Whether `spec` runs, ready, with exactly this spec.
 pub(super) fn is_up(state: &RunState, spec: &Spec) -> bool {
-    state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Ready && &r.spec == spec && r.running())
+    state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Ready && r.spec.same_service(spec) && r.running())
 }
 
 /// Starts the detached supervisor unless one runs, and waits until it answers.

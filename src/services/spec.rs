@@ -108,10 +108,28 @@ impl Spec {
         })
     }
 
+    /// Whether `other` runs the same service: everything equal except the `PATH` inherited from
+    /// the shell that ran `labup up`. Terminals differ in PATH (an IDE's, tmux's, `nix develop`'s);
+    /// that alone must not restart Jupyter and kill its kernels. A change labup makes (venv,
+    /// libraries) or the config makes (command, env, port…) still counts.
+    pub fn same_service(&self, other: &Spec) -> bool {
+        let strip = |s: &Spec| {
+            let mut s = s.clone();
+            s.env.remove("PATH");
+            s
+        };
+        strip(self) == strip(other) && first_path_entry(self) == first_path_entry(other)
+    }
+
     /// Its log file.
     pub fn log_path(&self, log_dir: &Path) -> PathBuf {
         log_dir.join(format!("{}.log", self.name))
     }
+}
+
+/// The venv's `bin`, which labup puts first on a service's PATH.
+fn first_path_entry(spec: &Spec) -> Option<&str> {
+    spec.env.get("PATH").and_then(|p| p.as_deref()).and_then(|p| p.split(':').next())
 }
 
 /// The services to start for `wanted` names (all enabled when empty), dependencies included, in
@@ -190,6 +208,23 @@ mod tests {
         assert_eq!(specs.len(), 2);
         let specs = plan_all(&c, &["off".into()], &Context::default()).unwrap();
         assert_eq!(specs[0].name, "off", "naming a disabled service starts it");
+    }
+
+    #[test]
+    fn a_different_inherited_path_is_the_same_service() {
+        let (_d, c) = config(TOML);
+        let spec = plan_all(&c, &["db".into()], &Context::default()).unwrap().remove(0);
+        let with_path = |p: &str| {
+            let mut s = spec.clone();
+            s.env.insert("PATH".into(), Some(p.into()));
+            s
+        };
+        let a = with_path("/p/.venv/bin:/usr/bin");
+        assert!(a.same_service(&with_path("/p/.venv/bin:/home/me/.cargo/bin:/usr/bin")));
+        assert!(!a.same_service(&with_path("/q/.venv/bin:/usr/bin")), "another venv");
+        let mut changed = a.clone();
+        changed.argv.push("--flag".into());
+        assert!(!a.same_service(&changed));
     }
 
     #[test]

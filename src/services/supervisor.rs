@@ -240,7 +240,7 @@ impl Supervisor {
                         m
                     });
                     let running = m.process.is_some();
-                    if m.spec != spec && running {
+                    if !m.spec.same_service(&spec) && running {
                         if !self.foreground {
                             eprintln!("[{}] `{}` changed: restarting it", proc::unix_now(), spec.name);
                         }
@@ -249,10 +249,13 @@ impl Supervisor {
                         let action = m.policy.on_event(Event::StopRequested, now);
                         Self::act(&self.run, m, action, now);
                     } else {
-                        if m.spec != spec {
+                        if !m.spec.same_service(&spec) {
                             m.policy = Policy::new(spec.restart);
                         }
-                        m.spec = spec;
+                        // A running service keeps the spec it runs with (its inherited PATH).
+                        if !running {
+                            m.spec = spec;
+                        }
                         if !matches!(m.policy.phase(), Phase::Starting | Phase::Ready) || m.stopping.is_some() {
                             m.pending_start = true;
                         }

@@ -311,3 +311,22 @@ fn pypi_fasthtml_server_py_is_the_default_app() {
         std::net::TcpListener::bind("127.0.0.1:5001").is_ok() && std::net::TcpListener::bind("0.0.0.0:5001").is_ok()
     );
 }
+
+#[test]
+fn up_from_a_terminal_with_another_path_restarts_nothing() {
+    let mut p = Project::new();
+    p.file("labup.toml", HTTP_SERVICE);
+    p.labup(&["up"]).ok();
+    let pid = pid_of(&p, "web");
+    let path = format!("/opt/some-tool/bin:{}", std::env::var("PATH").unwrap_or_default());
+    p.set("PATH", path);
+    p.labup(&["up"]).ok().stderr_has("everything is already up");
+    assert_eq!(pid_of(&p, "web"), pid, "a different inherited PATH is not a changed service");
+    // A change in the config still restarts it.
+    p.file(
+        "labup.toml",
+        &HTTP_SERVICE.replace("ready = { http = \"/\" }", "ready = { http = \"/\" }\nenv = { X = \"1\" }"),
+    );
+    p.labup(&["up"]).ok();
+    assert_ne!(pid_of(&p, "web"), pid, "a changed service restarts");
+}
