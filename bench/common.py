@@ -27,3 +27,20 @@ def timed(cmd, cwd, env, runs):
         run(cmd, cwd, env)
         samples.append(time.perf_counter() - start)
     return statistics.median(samples)
+
+
+def args_with_runs(default):
+    """`--runs N` parsed; exits when the release binary is not built."""
+    import argparse
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--runs", type=int, default=default)
+    args = ap.parse_args()
+    if not os.path.exists(LABUP):
+        sys.exit("build first: cargo build --release")
+    return args
+
+
+def real_python():
+    """The interpreter behind `python3` (not a pyenv shim): what LABUP_PYTHON gets."""
+    return subprocess.run([sys.executable, "-c", "import sys; print(sys.executable)"],
+                          capture_output=True, text=True).stdout.strip()

@@ -18,20 +18,15 @@ import sys
 import tempfile
 import time
 
-from common import LABUP, ROOT, run, timed
+from common import LABUP, ROOT, args_with_runs, real_python, run, timed
 
 
 
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=50)
-    args = ap.parse_args()
-    if not os.path.exists(LABUP):
-        sys.exit("build first: cargo build --release")
-    python = subprocess.run([sys.executable, "-c", "import sys; print(sys.executable)"],
-                            capture_output=True, text=True).stdout.strip()
+    args = args_with_runs(50)
+    python = real_python()
     project = tempfile.mkdtemp(prefix="labup-bench-hook-")
     wheels = os.path.join(project, "wheels")
     run([python, os.path.join(ROOT, "tests", "fixtures", "make_wheels.py"), wheels], project, os.environ)

@@ -21,7 +21,7 @@ import sys
 import tempfile
 import time
 
-from common import LABUP, ROOT, run, timed
+from common import LABUP, ROOT, real_python, run, timed
 # 300+ pins once resolved: the data-science stack the old flakes installed, and then some.
 REQUIREMENTS = "\n".join("""
 jupyterlab jupyter ipywidgets pandas polars matplotlib seaborn plotly bokeh altair
@@ -47,8 +47,7 @@ def main():
     if not os.path.exists(LABUP):
         sys.exit("build first: cargo build --release")
     uv = shutil.which("uv") or sys.exit("uv is needed: pip install uv")
-    python = subprocess.run([sys.executable, "-c", "import sys; print(sys.executable)"],
-                            capture_output=True, text=True).stdout.strip()
+    python = real_python()
     project = args.keep or tempfile.mkdtemp(prefix="labup-bench-")
     os.makedirs(project, exist_ok=True)
     env = dict(os.environ, LABUP_PYTHON=python, LABUP_UV=uv, UV_PYTHON_DOWNLOADS="never", NO_COLOR="1")

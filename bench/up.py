@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 
-from common import LABUP, ROOT, run, timed
+from common import LABUP, ROOT, args_with_runs, real_python, run, timed
 
 SERVICE = r'''
 import os, socket, time, http.server
@@ -35,13 +35,8 @@ server.serve_forever()
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=int, default=20)
-    args = ap.parse_args()
-    if not os.path.exists(LABUP):
-        sys.exit("build first: cargo build --release")
-    python = subprocess.run([sys.executable, "-c", "import sys; print(sys.executable)"],
-                            capture_output=True, text=True).stdout.strip()
+    args = args_with_runs(20)
+    python = real_python()
     project = tempfile.mkdtemp(prefix="labup-bench-up-")
     env = dict(os.environ, LABUP_PYTHON=python, NO_COLOR="1")
     env.pop("VIRTUAL_ENV", None)
