@@ -161,7 +161,10 @@ pub fn clean_stale_runtime_files(dir: &Path) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(rest) = name.strip_prefix("jpserver-") else { continue };
         let pid = rest.split('.').next().and_then(|p| p.parse::<i32>().ok());
-        if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+        // kill(pid, 0): "no such process" is the only answer that means dead (EPERM: alive).
+        let dead =
+            |p: i32| nix::sys::signal::kill(nix::unistd::Pid::from_raw(p), None) == Err(nix::errno::Errno::ESRCH);
+        if pid.is_some_and(dead) {
             let _ = fs::remove_file(entry.path());
         }
     }

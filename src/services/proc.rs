@@ -3,6 +3,9 @@
 //! A pid alone is not an identity: after a reboot or a long time it names someone else. A
 //! process is ours when its pid, its start time (`/proc/<pid>/stat` field 22) and the boot id
 //! all match what was recorded when labup started it; labup signals nothing else.
+//!
+//! Linux answers from `/proc`. Where there is no `/proc` (macOS) the same facts come from `ps`
+//! (`pid`, `pgid`, `stat`, `lstart`) and `sysctl kern.boottime`: slower, but the same rules.
 
 use std::fs;
 use std::time::{Duration, Instant};
@@ -22,20 +25,92 @@ pub struct Identity {
     pub boot_id: String,
 }
 
-/// The current boot's id (`/proc/sys/kernel/random/boot_id`; empty where there is none).
-pub fn boot_id() -> String {
-    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BOOT_ID
-        .get_or_init(|| {
-            fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
-        })
-        .clone()
+/// Where process facts come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Table {
+    /// `/proc` (Linux).
+    Procfs,
+    /// `ps` and `sysctl` (macOS, BSDs).
+    Ps,
 }
 
-/// Fields of `/proc/<pid>/stat` after the command name: (state, pgrp, start time).
+fn table() -> Table {
+    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
+    *TABLE.get_or_init(|| if fs::metadata("/proc/self/stat").is_ok() { Table::Procfs } else { Table::Ps })
+}
+
+/// The current boot's id (`/proc/sys/kernel/random/boot_id`, else `sysctl kern.boottime`; empty
+/// where there is none).
+pub fn boot_id() -> String {
+    static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    BOOT_ID.get_or_init(|| boot_id_in(table())).clone()
+}
+
+fn boot_id_in(table: Table) -> String {
+    match table {
+        Table::Procfs => {
+            fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
+        }
+        Table::Ps => output("sysctl", &["-n", "kern.boottime"]).map(|s| s.trim().to_string()).unwrap_or_default(),
+    }
+}
+
+/// A command's stdout, in the C locale (`lstart` is then the same text every time).
+fn output(program: &str, args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new(program).args(args).env("LC_ALL", "C").output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// (state, pgrp, start time) of a process.
 fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
+    stat_in(table(), pid)
+}
+
+fn stat_in(table: Table, pid: i32) -> Option<(char, i32, u64)> {
+    match table {
+        Table::Procfs => parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?),
+        Table::Ps => parse_ps_line(&output("ps", &["-p", &pid.to_string(), "-o", "stat=,pgid=,lstart="])?),
+    }
+}
+
+/// `Ss 26293 Sat Nov 21 11:45:27 2026` → (state, pgid, a number standing for the start time).
+pub fn parse_ps_line(line: &str) -> Option<(char, i32, u64)> {
+    let mut fields = line.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let pgid = fields.next()?.parse().ok()?;
+    let start: Vec<&str> = fields.collect();
+    if start.is_empty() {
+        return None;
+    }
+    // Only equality matters: a stable hash of the start text (FNV-1a).
+    let hash = start
+        .join(" ")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    Some((state, pgid, hash))
+}
+
+/// Live (not zombie) processes in group `pgid`.
+fn group_in(table: Table, pgid: i32) -> Vec<i32> {
+    match table {
+        Table::Procfs => {
+            let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+                .filter(|pid| stat_in(table, *pid).is_some_and(|(state, pgrp, _)| state != 'Z' && pgrp == pgid))
+                .collect()
+        }
+        Table::Ps => output("ps", &["-A", "-o", "pid=,pgid=,stat="])
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                let (pid, group, state) = (f.first()?.parse().ok()?, f.get(1)?.parse::<i32>().ok()?, f.get(2)?);
+                (group == pgid && !state.starts_with('Z')).then_some(pid)
+            })
+            .collect(),
+    }
 }
 
 /// Parses a stat line; the command name may contain spaces and parentheses, so split at the last `)`.
@@ -75,12 +150,7 @@ pub fn group_members(leader: &Identity) -> Vec<i32> {
             return Vec::new();
         }
     }
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| stat(*pid).is_some_and(|(state, pgrp, _)| state != 'Z' && pgrp == leader.pid))
-        .collect()
+    group_in(table(), leader.pid)
 }
 
 /// Sends `signal` to the group of `leader` if (and only if) that group still has members that
@@ -126,6 +196,9 @@ pub fn unix_now() -> u64 {
 
 /// The command line of a process, for messages.
 pub fn command_line(pid: i32) -> Option<String> {
+    if table() == Table::Ps {
+        return output("ps", &["-p", &pid.to_string(), "-o", "command="]).map(|s| s.trim().to_string());
+    }
     let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let text: Vec<String> =
         raw.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
@@ -146,6 +219,32 @@ mod tests {
         let line = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0";
         assert_eq!(parse_stat(line), Some(('S', 1234, 987654)));
         assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn ps_lines_parse() {
+        let a = parse_ps_line("Ss   26293 Sat Nov 21 11:45:27 2026\n").unwrap();
+        assert_eq!((a.0, a.1), ('S', 26293));
+        assert_eq!(parse_ps_line("Ss 26293 Sat Nov 21 11:45:27 2026"), Some(a), "same text, same start");
+        assert_ne!(parse_ps_line("Ss 26293 Sat Nov 21 11:45:28 2026").map(|p| p.2), Some(a.2));
+        assert_eq!(parse_ps_line("Ss 26293"), None);
+    }
+
+    /// The `ps` path (macOS) run here against procps' `ps`, checked against `/proc`.
+    #[test]
+    fn the_ps_table_agrees_with_procfs() {
+        let me = std::process::id() as i32;
+        let (state, pgrp, start) = stat_in(Table::Ps, me).expect("ps -p answers for this process");
+        assert_eq!(pgrp, stat_in(Table::Procfs, me).unwrap().1);
+        assert_ne!(state, 'Z');
+        assert_eq!(stat_in(Table::Ps, me).unwrap().2, start, "a stable start");
+        assert!(group_in(Table::Ps, pgrp).contains(&me));
+        let procfs = group_in(Table::Procfs, pgrp);
+        let ps = group_in(Table::Ps, pgrp);
+        assert!(procfs.iter().all(|p| ps.contains(p)), "ps {ps:?} lacks some of {procfs:?}");
+        // `ps` lists itself (it runs in this group): the only extra, and gone by now.
+        assert!(ps.iter().all(|p| procfs.contains(p) || stat_in(Table::Procfs, *p).is_none()), "{ps:?}");
+        assert_eq!(stat_in(Table::Ps, i32::MAX), None, "no such process");
     }
 
     #[test]
