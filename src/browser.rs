@@ -79,9 +79,9 @@ pub fn opener(
     }
 }
 
-/// Whether `program` is on PATH.
+/// Whether `program` is on PATH (an executable file).
 pub fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
+    crate::python::interpreter::search_path(program).is_some()
 }
 
 /// Opens `url` with `program`, detached: labup does not wait for the browser.

@@ -203,7 +203,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
             clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Sync { dry_run: true, json, .. } => commands::sync_plan(&root, json, ui),
+        Command::Sync { dry_run: true, json, .. } => commands::sync_plan(&root, json),
         Command::Sync { locked, json, .. } => commands::sync(&root, locked, json, ui),
         Command::Lock { upgrade, json } => commands::lock(&root, upgrade, json, ui),
         Command::Run { no_sync, command } => commands::run(&root, !no_sync, &command, ui),

@@ -30,19 +30,19 @@ use crate::python::sync;
 use crate::ui::{format_duration, Ui};
 
 /// `labup sync --dry-run`: the plan on stdout (text or JSON), nothing changed.
-pub fn sync_plan(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
+pub fn sync_plan(root: &Path, json: bool) -> Result<ExitCode> {
     let config = Config::load(root)?;
     let plan = crate::python::plan::plan(&config)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        print_sync_plan(&plan, ui);
+        print_sync_plan(&plan);
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The sync plan as lines on stdout.
-fn print_sync_plan(plan: &crate::python::plan::Plan, _ui: &Ui) {
+fn print_sync_plan(plan: &crate::python::plan::Plan) {
     if plan.action == "noop" {
         println!("sync: nothing to do (the venv matches the lock)");
         return;
@@ -80,7 +80,7 @@ fn print_sync_plan(plan: &crate::python::plan::Plan, _ui: &Ui) {
 pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let config = Config::load(root)?;
     let outcome = sync::sync(&config, locked, ui)?;
-    refresh_wrappers(&config, ui);
+    refresh_wrappers(&config, crate::gpu::wire(&config).as_ref(), ui);
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
     } else if outcome.action == "noop" {
@@ -109,14 +109,18 @@ pub fn lock(root: &Path, upgrade: bool, json: bool, ui: &Ui) -> Result<ExitCode>
 pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let config = Config::load(root)?;
-    if sync_first {
+    let gpu = if sync_first {
         sync::sync(&config, false, ui)?;
-        refresh_wrappers(&config, ui);
-    }
+        let gpu = wiring(&config, ui)?;
+        refresh_wrappers(&config, Ok(&gpu), ui);
+        gpu
+    } else {
+        wiring(&config, ui)?
+    };
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    child_env(&config, ui)?.apply(&mut cmd);
+    child_env(&config, &gpu).apply(&mut cmd);
     let err = cmd.exec();
     let name = program.to_string_lossy();
     if err.kind() == std::io::ErrorKind::NotFound {
@@ -130,7 +134,7 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
 /// `labup env`.
 pub fn env(root: &Path, explain: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let config = Config::load(root)?;
-    let env = child_env(&config, ui)?;
+    let env = child_env(&config, &wiring(&config, ui)?);
     if json {
         println!("{}", serde_json::to_string_pretty(&env)?);
     } else {
@@ -139,20 +143,26 @@ pub fn env(root: &Path, explain: bool, json: bool, ui: &Ui) -> Result<ExitCode> 
     Ok(ExitCode::SUCCESS)
 }
 
-/// The workspace environment for children, with the GPU driver wired (warnings to stderr).
-fn child_env(config: &Config, ui: &Ui) -> Result<ChildEnv> {
+/// The GPU driver wired for children (links made from the driver's files), warnings to stderr.
+fn wiring(config: &Config, ui: &Ui) -> Result<crate::gpu::Wiring> {
     let gpu = crate::gpu::wire(config)?;
     for w in &gpu.warnings {
         ui.warn(w);
     }
-    Ok(ChildEnv::workspace(config, &parent_env(), &gpu))
+    Ok(gpu)
+}
+
+/// The workspace environment for children, with this GPU wiring.
+fn child_env(config: &Config, gpu: &crate::gpu::Wiring) -> ChildEnv {
+    ChildEnv::workspace(config, &parent_env(), gpu)
 }
 
 /// After a sync: the interpreter wrappers `labup hook` puts on PATH follow the venv and the
 /// library path (a manifest compare when nothing changed); a failure only warns.
-fn refresh_wrappers(config: &Config, ui: &Ui) {
-    let refreshed =
-        crate::gpu::wire(config).and_then(|gpu| crate::shell::wrappers::refresh(config, &parent_env(), &gpu));
+fn refresh_wrappers(config: &Config, gpu: Result<&crate::gpu::Wiring, &anyhow::Error>, ui: &Ui) {
+    let refreshed = gpu
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .and_then(|gpu| crate::shell::wrappers::refresh(config, &parent_env(), gpu));
     if let Err(e) = refreshed {
         ui.warn(format!("the shell's python wrappers were not updated: {e:#}"));
     }

@@ -89,7 +89,7 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "sync": sync_plan, "services": services }))?);
         return Ok(ExitCode::SUCCESS);
     }
-    super::print_sync_plan(&sync_plan, ui);
+    super::print_sync_plan(&sync_plan);
     for s in &services {
         let port = s.port.as_deref().map(|p| format!(" on port {p}")).unwrap_or_default();
         let what = match s.action {
@@ -132,8 +132,9 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
         (String::new(), crate::env::ChildEnv::workspace(&config, &super::parent_env(), &wiring))
     } else {
         let outcome = sync::sync(&config, locked, ui)?;
-        super::refresh_wrappers(&config, ui);
-        (outcome.python, super::child_env(&config, ui)?)
+        let gpu = super::wiring(&config, ui)?;
+        super::refresh_wrappers(&config, Ok(&gpu), ui);
+        (outcome.python, super::child_env(&config, &gpu))
     };
     let selected = spec::select(&config, names)?;
     let state = RunDir::of(root).read();

@@ -37,30 +37,18 @@ impl GpuFacts {
     }
 }
 
-/// The version field of `/proc/driver/nvidia/version`: the word after `Kernel Module` (and
-/// its architecture), between double spaces.
-pub fn parse_proc_version(text: &str) -> Option<String> {
-    let line = text.lines().find(|l| l.starts_with("NVRM version:"))?;
-    line.split("  ")
-        .map(str::trim)
-        .find(|w| !w.is_empty() && w.split('.').all(|p| p.chars().all(|c| c.is_ascii_digit())) && w.contains('.'))
-        .map(str::to_string)
-}
-
 /// The facts from the cheap sources, every host path read under `root`.
 pub fn detect(config: &Config, parent: &BTreeMap<String, String>, root: &Path) -> GpuFacts {
-    let read = |p: &str| std::fs::read_to_string(host_path(root, p)).ok();
-    let (driver_version, source) = if let Some(v) =
-        parent.get(envvars::LABUP_CUDA_DRIVER_VERSION).filter(|v| !v.is_empty())
-    {
-        (Some(v.trim().to_string()), "override")
-    } else if let Some(v) = read("/sys/module/nvidia/version").map(|v| v.trim().to_string()).filter(|v| !v.is_empty()) {
-        (Some(v), "sysfs")
-    } else if let Some(v) = read("/proc/driver/nvidia/version").as_deref().and_then(parse_proc_version) {
-        (Some(v), "procfs")
-    } else {
-        (None, "none")
+    // The same sources, in the same order, as `labup gpu` (override, sysfs, procfs).
+    let override_version = parent.get(envvars::LABUP_CUDA_DRIVER_VERSION).map(String::as_str);
+    let found = crate::gpu::detect::version_from_files(&crate::gpu::Host::fake(root), override_version);
+    let source = match found.as_ref().map(|(_, s)| *s) {
+        Some(crate::gpu::Source::Override) => "override",
+        Some(crate::gpu::Source::Sysfs) => "sysfs",
+        Some(_) => "procfs",
+        None => "none",
     };
+    let driver_version = found.map(|(v, _)| v);
     let wsl = host_path(root, "/dev/dxg").exists();
     let mut facts = GpuFacts { driver_version, source: source.into(), wsl, ..GpuFacts::default() };
     if !facts.present() {
@@ -144,8 +132,8 @@ mod tests {
 
     #[test]
     fn reads_the_procfs_version() {
-        assert_eq!(parse_proc_version(PROC).as_deref(), Some("550.144.03"));
-        assert_eq!(parse_proc_version("GCC version: 12"), None);
+        assert_eq!(crate::gpu::detect::parse_procfs(PROC).as_deref(), Some("550.144.03"));
+        assert_eq!(crate::gpu::detect::parse_procfs("GCC version: 12"), None);
     }
 
     fn root_with(files: &[(&str, &str)]) -> tempfile::TempDir {

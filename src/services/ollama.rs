@@ -24,16 +24,12 @@ pub fn binary() -> Result<PathBuf, Fail> {
         return Err(Fail::new(format!("{} is set to {p}, which does not exist", envvars::LABUP_OLLAMA))
             .hint(format!("fix or unset {}", envvars::LABUP_OLLAMA)));
     }
-    std::env::var_os("PATH")
-        .and_then(|paths| std::env::split_paths(&paths).map(|d| d.join("ollama")).find(|p| p.is_file()))
-        .ok_or_else(|| {
-            Fail::new("a service of kind `ollama` is declared, but the `ollama` program is not installed").hint(
-                format!(
-                "install it (https://ollama.com/download), set {} to it, or run `nix run .#up-llm`, which provides it",
-                envvars::LABUP_OLLAMA
-            ),
-            )
-        })
+    crate::python::interpreter::search_path("ollama").ok_or_else(|| {
+        Fail::new("a service of kind `ollama` is declared, but the `ollama` program is not installed").hint(format!(
+            "install it (https://ollama.com/download), set {} to it, or run `nix run .#up-llm`, which provides it",
+            envvars::LABUP_OLLAMA
+        ))
+    })
 }
 
 /// The `ollama serve` command line and environment for a port (`$PORT` is filled in later).
