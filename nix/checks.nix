@@ -21,7 +21,7 @@ let
   # number it skipped. Everything else in tests/ runs here.
   # - binary_id(labup::nix): tests/nix.rs drives nix-instantiate, nixpkgs-fmt and deadnix,
   #   and there is no Nix inside a Nix build. `nix-lint` below covers format and lint;
-  #   CI (.ci/run, after .ci/install-nix-tools) runs the whole binary.
+  #   CI (.ci/run, after .ci/setup.d/20-nix-tools.sh) runs the whole binary.
   # - test(/^pip::pip_/): labup's pip fallback runs `python -m pip` from the base
   #   interpreter, and nixpkgs' Python ships without pip. CI runs them with a pip-carrying
   #   Python. (uv_installer_without_uv in the same module needs no pip and runs here.)

@@ -104,6 +104,12 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Write the files an existing engine runs the workspace with (Kubernetes, Slurm, systemd).
+    Export {
+        /// The engine.
+        #[command(subcommand)]
+        target: crate::export::Target,
+    },
     /// What the hook's code calls on shell entry and exit (`[shell] autostart`).
     #[command(name = "__shell", hide = true)]
     Shell {
@@ -213,5 +219,6 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         // A new labup.toml belongs where labup was asked, not in a project folder further up.
         Command::Init { flake, force } => commands::init(&start, flake, force, ui),
         Command::Shell { action } => commands::shell_action(&root, &action, ui),
+        Command::Export { target } => commands::export(&root, &target, ui),
     }
 }

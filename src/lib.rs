@@ -8,6 +8,7 @@ pub mod doctor;
 pub mod env;
 pub mod envvars;
 pub mod error;
+pub mod export;
 pub mod fsutil;
 pub mod gpu;
 pub mod init;

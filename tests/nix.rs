@@ -3,7 +3,7 @@
 //! Nix; `flake.lock` agrees with `flake.nix` and the verified pins; the template works.
 //!
 //! Needs `nix-instantiate` (Debian's `nix-bin`), `nixpkgs-fmt` and `deadnix`:
-//! `.ci/install-nix-tools` installs all three. A missing tool fails the test with that hint.
+//! `.ci/setup.d/20-nix-tools.sh` installs all three. A missing tool fails the test with that hint.
 //! Inside the Nix sandbox there is no Nix, so `nix/checks.nix` leaves this binary out.
 
 #![allow(clippy::unwrap_used)]
@@ -13,7 +13,7 @@ use std::process::{Command, Output};
 
 use serde_json::{json, Value};
 
-const INSTALL_HINT: &str = "run `.ci/install-nix-tools` as root (Debian: `apt-get install nix-bin`, \
+const INSTALL_HINT: &str = "run `.ci/setup.d/20-nix-tools.sh` as root (Debian: `apt-get install nix-bin`, \
                             then `cargo install --locked nixpkgs-fmt deadnix`)";
 
 fn root() -> &'static Path {

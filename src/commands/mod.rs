@@ -1,6 +1,7 @@
 //! The commands: thin glue between the command line and the modules that do the work.
 
 mod doctor;
+mod export;
 mod gpu;
 mod hook;
 mod init;
@@ -9,6 +10,7 @@ mod status;
 mod up;
 
 pub use doctor::doctor;
+pub use export::export;
 pub use gpu::gpu;
 pub use hook::{hook, shell_action, ShellAction};
 pub use init::init;

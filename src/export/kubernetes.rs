@@ -1,0 +1,1 @@
+//! `labup export kubernetes` (being built: see the engines table in DESIGN.md).
