@@ -61,6 +61,14 @@ pub enum Command {
     Restart {
         /// Services to restart (all when none is named).
         services: Vec<String>,
+        /// Jupyter: make a new token first (the old URL stops working).
+        #[arg(long)]
+        new_token: bool,
+    },
+    /// Open a running service's URL in the browser again (Jupyter when none is named).
+    Open {
+        /// The service (default: the first Jupyter service).
+        service: Option<String>,
     },
     /// Each service's state, pid, URL, uptime, restarts and last error.
     Status {
@@ -191,7 +199,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
             commands::up(&root, &services, &opts, ui)
         }
         Command::Stop { services } => commands::stop(&root, &services, ui),
-        Command::Restart { services } => commands::restart(&root, &services, ui),
+        Command::Restart { services, new_token } => commands::restart(&root, &services, new_token, ui),
+        Command::Open { service } => commands::open(&root, service.as_deref(), ui),
         Command::Status { json } => commands::status(&root, json, ui),
         Command::Logs { service, follow, lines } => commands::show_logs(&root, service.as_deref(), follow, lines),
         Command::Supervise => commands::supervise(&root),

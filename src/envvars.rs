@@ -20,6 +20,15 @@ pub const LABUP_STATE_DIR: &str = "LABUP_STATE_DIR";
 pub const LABUP_NO_BROWSER: &str = "LABUP_NO_BROWSER";
 /// Never draw progress bars.
 pub const LABUP_NO_PROGRESS: &str = "LABUP_NO_PROGRESS";
+/// The user's Jupyter config folder: labup's Jupyter ignores its server settings and keeps
+/// JupyterLab's user settings and workspaces there.
+pub const JUPYTER_CONFIG_DIR: &str = "JUPYTER_CONFIG_DIR";
+/// Extra Jupyter config folders: not passed to labup's Jupyter (named in the ignored notice).
+pub const JUPYTER_CONFIG_PATH: &str = "JUPYTER_CONFIG_PATH";
+/// JupyterLab's user settings folder, passed on to labup's Jupyter.
+pub const JUPYTERLAB_SETTINGS_DIR: &str = "JUPYTERLAB_SETTINGS_DIR";
+/// JupyterLab's workspaces folder, passed on to labup's Jupyter.
+pub const JUPYTERLAB_WORKSPACES_DIR: &str = "JUPYTERLAB_WORKSPACES_DIR";
 /// Turns colour off (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -39,6 +48,14 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (LABUP_STATE_DIR, "user/tests", "state folder instead of `.labup`"),
     (LABUP_NO_BROWSER, "user", "never open a browser"),
     (LABUP_NO_PROGRESS, "user", "never draw progress bars"),
+    (
+        JUPYTER_CONFIG_DIR,
+        "user",
+        "your Jupyter config folder (default `~/.jupyter`): its server settings are ignored, its JupyterLab settings kept",
+    ),
+    (JUPYTER_CONFIG_PATH, "user", "extra Jupyter config folders: not passed to labup's Jupyter"),
+    (JUPYTERLAB_SETTINGS_DIR, "user", "JupyterLab user settings folder, kept for labup's Jupyter"),
+    (JUPYTERLAB_WORKSPACES_DIR, "user", "JupyterLab workspaces folder, kept for labup's Jupyter"),
     (NO_COLOR, "user", "no colour in output"),
 ];
 

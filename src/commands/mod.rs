@@ -5,6 +5,7 @@ mod export;
 mod gpu;
 mod hook;
 mod init;
+mod open;
 mod services;
 mod status;
 mod up;
@@ -14,6 +15,7 @@ pub use export::export;
 pub use gpu::gpu;
 pub use hook::{hook, shell_action, ShellAction};
 pub use init::init;
+pub use open::open;
 pub use services::{show_logs, stop, supervise};
 pub use status::status;
 pub use up::{restart, up, UpOptions};
@@ -159,14 +161,38 @@ fn child_env(config: &Config, gpu: &crate::gpu::Wiring) -> ChildEnv {
     ChildEnv::workspace(config, &parent_env(), gpu)
 }
 
-/// After a sync: the interpreter wrappers `labup hook` puts on PATH follow the venv and the
-/// library path (a manifest compare when nothing changed); a failure only warns.
+/// After a sync: the interpreter wrappers `labup hook` puts on PATH and the project's
+/// kernelspec follow the venv and the library path (a compare when nothing changed); a failure
+/// only warns.
 fn refresh_wrappers(config: &Config, gpu: Result<&crate::gpu::Wiring, &anyhow::Error>, ui: &Ui) {
     let refreshed = gpu
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .and_then(|gpu| crate::shell::wrappers::refresh(config, &parent_env(), gpu));
     if let Err(e) = refreshed {
         ui.warn(format!("the shell's python wrappers were not updated: {e:#}"));
+    }
+    if let Ok(gpu) = gpu {
+        refresh_kernelspec(config, gpu, ui);
+    }
+}
+
+/// Writes (or renames, or removes) the project's kernelspec in the venv.
+fn refresh_kernelspec(config: &Config, gpu: &crate::gpu::Wiring, ui: &Ui) {
+    use crate::python::kernelspec;
+    let spec = crate::services::jupyter::kernelspec(config, &parent_env(), gpu);
+    match kernelspec::refresh(&config.python.venv, spec.as_ref()) {
+        Ok(r) => {
+            for w in &r.warnings {
+                ui.warn(w);
+            }
+            if let (true, Some(s)) = (r.written, &spec) {
+                ui.debug(format!("wrote the kernelspec {} ({})", s.name, s.display_name));
+            }
+            for name in &r.removed {
+                ui.debug(format!("removed the old kernelspec {name}"));
+            }
+        }
+        Err(e) => ui.warn(format!("the project's Jupyter kernelspec was not updated: {e:#}")),
     }
 }
 

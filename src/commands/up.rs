@@ -145,8 +145,13 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
         ctx.jupyter_token = Some(if dry_run {
             jupyter::existing_token(root).unwrap_or_else(|| "(made at the first start)".into())
         } else {
-            jupyter::token(root)?
+            let token = jupyter::token(root)?;
+            if let Some(why) = &token.replaced {
+                ui.warn(format!("{why}: made a new Jupyter token, so the Jupyter URL changes (reopen it from below)"));
+            }
+            token.value
         });
+        ctx.jupyter = jupyter_extras(&config, dry_run, ui)?;
         ctx.as_root = nix::unistd::geteuid().is_root();
         if ctx.as_root {
             notes.push("running as root: Jupyter gets `--allow-root`, which it needs to start as root".into());
@@ -167,6 +172,26 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
     }
     let specs = spec::plan(&config, &selected, &env, &ctx)?;
     Ok(Prepared { config, python, specs, external, notes })
+}
+
+/// What labup's Jupyter gets besides its service's config: the user's JupyterLab folders,
+/// labup's Ollama for Jupyter AI, and (not in a dry run) `.labup/jupyter/config` written, with a
+/// one-time notice about the user-global server config it ignores.
+fn jupyter_extras(config: &Config, dry_run: bool, ui: &Ui) -> Result<jupyter::Extras> {
+    let parent = super::parent_env();
+    let user = jupyter::UserDirs::from_env(&parent);
+    let ollama = jupyter::Ollama::of(config);
+    if !dry_run {
+        let kernel = crate::python::kernelspec::kernel_name(&config.project.name);
+        let present = crate::python::kernelspec::kernels_dir(&config.python.venv).join(&kernel).is_dir();
+        let text = jupyter::server_config(present.then_some(kernel.as_str()), ollama.as_ref());
+        jupyter::write_server_config(&config.root, &text)?;
+        let found = jupyter::ignored_config(&jupyter::foreign_config_dirs(user.as_ref(), &parent));
+        if let Some(notice) = jupyter::ignored_notice(&config.root, &found) {
+            ui.warn(notice);
+        }
+    }
+    Ok(jupyter::Extras { user, env: ollama.map(|o| o.env()).unwrap_or_default() })
 }
 
 fn print_banner(p: &Prepared, ui: &Ui) {
@@ -241,8 +266,19 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
     fail_if_not_ready(&run, &state, &p.specs)
 }
 
-/// `labup restart [SERVICE…]`.
-pub fn restart(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
+/// `labup restart [SERVICE…] [--new-token]`.
+pub fn restart(root: &Path, names: &[String], new_token: bool, ui: &Ui) -> Result<ExitCode> {
+    if new_token {
+        let config = Config::load(root)?;
+        let selected = spec::select(&config, names)?;
+        if !selected.iter().any(|s| s.kind == ServiceKind::Jupyter) {
+            return Err(crate::error::Fail::usage("`--new-token` is for Jupyter, and no Jupyter service is named")
+                .hint("name a `kind = \"jupyter\"` service (`labup restart jupyter --new-token`), or none")
+                .into());
+        }
+        jupyter::new_token(root)?;
+        ui.info("made a new Jupyter token: the old URL no longer works");
+    }
     let mut p = prepare(root, names, false, false, ui)?;
     if !names.is_empty() {
         p.specs.retain(|s| names.contains(&s.name));

@@ -3,6 +3,7 @@
 pub mod engine;
 pub mod fingerprint;
 pub mod interpreter;
+pub mod kernelspec;
 pub mod lockfile;
 pub mod plan;
 pub mod sources;

@@ -21,6 +21,8 @@ pub struct Context {
     pub jupyter_token: Option<String>,
     /// labup runs as root (Jupyter then needs `--allow-root`).
     pub as_root: bool,
+    /// The user's JupyterLab folders and the variables for Jupyter and its kernels.
+    pub jupyter: jupyter::Extras,
     /// The `ollama` program, when an Ollama service must be started.
     pub ollama: Option<PathBuf>,
     /// Services that already answer outside labup (an Ollama server the user runs): not
@@ -74,9 +76,9 @@ impl Spec {
             ServiceKind::Jupyter => {
                 let token = ctx.jupyter_token.as_deref().ok_or_else(|| Fail::new("no Jupyter token was prepared"))?;
                 let paths = jupyter::Paths::of(&config.root);
-                let launch = jupyter::launch(service, &config.python.venv, &paths, token, ctx.as_root);
+                let launch = jupyter::launch(service, &config.python.venv, &paths, token, ctx.as_root, &ctx.jupyter);
                 argv = launch.argv;
-                vars.extend(launch.env.into_iter().map(|(k, v)| (k, Some(v))));
+                vars.extend(launch.env);
                 ready = ready.or(Some(launch.ready));
                 runtime_dir = Some(launch.runtime_dir);
             }
@@ -242,7 +244,11 @@ mod tests {
         let nb = &specs[0];
         assert_eq!(nb.kind, "jupyter");
         assert_eq!(nb.env["JUPYTER_TOKEN"], Some("f00d".into()));
-        assert!(nb.argv[0].ends_with("bin/jupyter-lab"));
+        assert!(nb.argv[0].ends_with("bin/python"));
+        assert_eq!(
+            nb.env["JUPYTER_CONFIG_DIR"],
+            Some(crate::project::state_dir(d.path()).join("jupyter/config").display().to_string())
+        );
         assert_eq!(nb.runtime_dir, Some(crate::project::state_dir(d.path()).join("jupyter/runtime")));
         assert_eq!(nb.ready, Some(Ready::Http("/api".into())));
         assert!(nb.open);
