@@ -64,6 +64,9 @@ fn print_sync_plan(plan: &crate::python::plan::Plan) {
     if let Some(b) = &plan.torch_backend {
         println!("torch: from the `{b}` index");
     }
+    if let Some(p) = &plan.project {
+        println!("project: would install `{}` from {} (editable, as `uv sync` does)", p.name, display_path(&p.dir));
+    }
     match (&plan.install, &plan.remove) {
         (Some(i), Some(r)) => {
             for p in i {

@@ -216,6 +216,22 @@ impl Engine {
         Some(c.args(self.torch_args(torch)))
     }
 
+    /// The project itself, editable and without its dependencies (the lock has them), as
+    /// `uv sync` installs a package project; uv takes it as a second requirements file of the
+    /// exact sync ([`Engine::sync`] plus this file), so "exact" never removes it.
+    pub fn editable_requirement(dir: &Path) -> String {
+        format!("-e {}\n", dir.display())
+    }
+
+    /// pip: installs the project editable, without dependencies (after the lock's packages).
+    pub fn pip_editable(interp: &Interpreter, venv: &Path, dir: &Path) -> Cmd {
+        Cmd::new(&interp.path)
+            .args(["-m", "pip", "--python"])
+            .arg(venv_python(venv))
+            .args(["install", "--no-deps", "--quiet", "--disable-pip-version-check", "--no-input", "-e"])
+            .arg(dir)
+    }
+
     /// pip: removes distributions that the lock does not name.
     pub fn pip_uninstall(interp: &Interpreter, venv: &Path, names: &[String]) -> Cmd {
         Cmd::new(&interp.path)

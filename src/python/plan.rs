@@ -30,6 +30,17 @@ pub struct Plan {
     pub remove: Option<Vec<String>>,
     /// The PyTorch index, when torch is among the requirements.
     pub torch_backend: Option<String>,
+    /// The project's own package, installed editable by the sync (`name`, `dir`).
+    pub project: Option<PlannedPackage>,
+}
+
+/// The project's own package in a sync plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedPackage {
+    /// Its normalized name.
+    pub name: String,
+    /// Where it is installed from (editable).
+    pub dir: std::path::PathBuf,
 }
 
 /// Computes the plan.
@@ -45,11 +56,14 @@ pub fn plan(config: &Config) -> Result<Plan> {
         install: Some(Vec::new()),
         remove: Some(Vec::new()),
         torch_backend: torch.clone(),
+        project: None,
     };
     if sync::up_to_date(config, &interp, &sources, torch.as_deref()).is_some() {
         return Ok(plan);
     }
     plan.action = "sync";
+    plan.project =
+        sources.project_package.as_ref().map(|p| PlannedPackage { name: p.name.clone(), dir: p.dir.clone() });
     let config = &*sync::for_backend(config, torch.as_deref());
     let venv_dir = &config.python.venv;
     match venv::inspect(venv_dir) {
@@ -88,7 +102,9 @@ pub fn plan(config: &Config) -> Result<Plan> {
         }
     };
     plan.install = install;
-    plan.remove = remove;
+    // The exact sync keeps the project's own package (a dry run against the lock alone lists it).
+    let keep = |p: &String| plan.project.as_ref().is_none_or(|pkg| !is_named(p, &pkg.name));
+    plan.remove = remove.map(|r| r.into_iter().filter(keep).collect());
     Ok(plan)
 }
 
@@ -105,6 +121,12 @@ fn diff_with_uv(config: &Config, torch: Option<&str>) -> Option<Diff> {
     }
     let (install, remove) = parse_dry_run(&String::from_utf8_lossy(&out.stderr));
     Some((Some(install), Some(remove)))
+}
+
+/// Whether `name==version` (or `name @ …`) is the distribution `name`.
+fn is_named(pin: &str, name: &str) -> bool {
+    let n = pin.split(['=', ' ', '@']).next().unwrap_or_default();
+    venv::normalize(n) == name
 }
 
 /// The ` + name==v` and ` - name==v` lines of uv's dry run.
@@ -133,5 +155,7 @@ mod tests {
         let (install, remove) = parse_dry_run(text);
         assert_eq!(install, ["alpha==2.0", "gamma==1.0"]);
         assert_eq!(remove, ["alpha==1.0", "delta==1.0"]);
+        assert!(is_named("My_Pkg==0.1.0", "my-pkg"));
+        assert!(!is_named("alpha==1.0", "alp"));
     }
 }

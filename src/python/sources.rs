@@ -21,6 +21,24 @@ pub struct Sources {
     pub pylocks: Vec<PathBuf>,
     /// `[python] packages`.
     pub packages: Vec<String>,
+    /// The project itself, when its `pyproject.toml` makes it a package: installed editable.
+    pub project_package: Option<Package>,
+}
+
+/// The project as a package of its own (`uv init --package`): what `uv sync` installs editable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Package {
+    /// Its normalized name (`[project] name`).
+    pub name: String,
+    /// The folder holding its `pyproject.toml`.
+    pub dir: PathBuf,
+}
+
+impl Package {
+    /// Its `pyproject.toml`.
+    pub fn pyproject(&self) -> PathBuf {
+        self.dir.join("pyproject.toml")
+    }
 }
 
 /// Index and link options in requirement files, which the lock must carry to install.
@@ -58,6 +76,9 @@ impl Sources {
             if name == "uv.lock" {
                 sources.uv_lock = Some(path);
             } else if name == "pyproject.toml" {
+                if sources.project_package.is_none() {
+                    sources.project_package = project_package(&path)?;
+                }
                 let lock = path.with_file_name("uv.lock");
                 if lock.is_file() {
                     sources.uv_lock = Some(lock);
@@ -73,7 +94,7 @@ impl Sources {
         Ok(sources)
     }
 
-    /// Whether nothing at all is asked for.
+    /// Whether no requirement is asked for (the project's own package needs no lock).
     pub fn is_empty(&self) -> bool {
         self.requirement_files.is_empty()
             && self.pyproject.is_none()
@@ -93,6 +114,12 @@ impl Sources {
         }
         if let Some(lock) = &self.uv_lock {
             let pyproject = lock.with_file_name("pyproject.toml");
+            if seen.insert(pyproject.clone()) {
+                out.push(pyproject);
+            }
+        }
+        // The package's own pyproject.toml decides how it is built (not its sources: editable).
+        if let Some(pyproject) = self.project_package.as_ref().map(Package::pyproject) {
             if seen.insert(pyproject.clone()) {
                 out.push(pyproject);
             }
@@ -204,6 +231,35 @@ fn auto_detect(root: &Path) -> Vec<PathBuf> {
         .collect();
     found.sort();
     found
+}
+
+/// The project as a package, as uv decides it: `[tool.uv] package = true`, or a `[build-system]`
+/// table and `package` not `false`; it needs a `[project] name`.
+pub fn project_package(path: &Path) -> Result<Option<Package>, Fail> {
+    let text = fs::read_to_string(path).map_err(|e| Fail::usage(format!("cannot read {}: {e}", display_path(path))))?;
+    let table: toml::Table = toml::from_str(&text)
+        .map_err(|e| Fail::usage(format!("{} is not valid TOML: {}", display_path(path), e.message())))?;
+    let flag = table.get("tool").and_then(|t| t.get("uv")).and_then(|u| u.get("package"));
+    let package = match flag {
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => {
+            return Err(Fail::usage(format!("`[tool.uv] package` in {} must be true or false", display_path(path))))
+        }
+        None => table.get("build-system").is_some_and(toml::Value::is_table),
+    };
+    let name = table.get("project").and_then(|p| p.get("name")).and_then(toml::Value::as_str);
+    match (package, name) {
+        (false, _) => Ok(None),
+        (true, Some(n)) => Ok(Some(Package {
+            name: super::venv::normalize(n),
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        })),
+        (true, None) => Err(Fail::usage(format!(
+            "{} declares a package (`[build-system]`) but no `[project] name`",
+            display_path(path)
+        ))
+        .hint("add `name = \"…\"` under `[project]`, or `[tool.uv] package = false` if it is not a package")),
+    }
 }
 
 /// `[project] dependencies` of a `pyproject.toml`.
@@ -331,6 +387,32 @@ mod tests {
         assert_eq!(s.requirement_files, [d.join("requirements-dev.txt"), d.join("requirements.txt")]);
         assert_eq!(s.pyproject, Some(d.join("pyproject.toml")));
         assert_eq!(s.describe(d), "requirements-dev.txt, requirements.txt, pyproject.toml, jupyterlab");
+    }
+
+    #[test]
+    fn a_pyproject_with_a_build_system_is_a_package_unless_uv_says_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let pkg = |toml: &str| {
+            fs::write(d.join("pyproject.toml"), toml).unwrap();
+            project_package(&d.join("pyproject.toml"))
+        };
+        let bs = "[build-system]\nrequires=['hatchling']\nbuild-backend='hatchling.build'\n";
+        let got = pkg(&format!("[project]\nname='My_Pkg'\n{bs}")).unwrap().unwrap();
+        assert_eq!(got, Package { name: "my-pkg".into(), dir: d.to_path_buf() });
+        assert_eq!(pkg("[project]\nname='app'\ndependencies=[]\n").unwrap(), None, "uv init's app: no build system");
+        assert_eq!(pkg(&format!("[project]\nname='x'\n{bs}[tool.uv]\npackage=false\n")).unwrap(), None);
+        assert!(pkg("[project]\nname='x'\n[tool.uv]\npackage=true\n").unwrap().is_some());
+        let e = pkg(&format!("[project]\nversion='1'\n{bs}")).unwrap_err();
+        assert!(e.message.contains("no `[project] name`"), "{}", e.message);
+        assert!(matches!(e.exit, crate::error::Exit::Usage));
+
+        // Detected with the pyproject, even without dependencies, and its file is an input.
+        fs::write(d.join("pyproject.toml"), format!("[project]\nname='x'\n{bs}")).unwrap();
+        let s = Sources::detect(&config(d)).unwrap();
+        assert_eq!(s.pyproject, None);
+        assert_eq!(s.project_package.as_ref().map(|p| p.name.as_str()), Some("x"));
+        assert!(s.files().contains(&d.join("pyproject.toml")));
     }
 
     #[test]

@@ -390,29 +390,42 @@ impl<'a> Workspace<'a> {
         fingerprint::clear(venv_dir)?;
         let before = venv::installed(venv_dir);
         let described = self.sources.describe(&config.root);
-        let result =
-            engine::run(ui, &engine.sync(&self.interp, venv_dir, lock, self.backend()), "installing into the venv")
-                .map_err(|e| with_hint(e, &described, &config.python.lock, "install"))
-                .and_then(|_| {
-                    if *engine != Engine::Pip {
-                        return Ok(());
-                    }
-                    let wanted: Vec<String> = lockfile::pins(&fs::read_to_string(lock).unwrap_or_default())
-                        .into_iter()
-                        .map(|p| p.name)
-                        .collect();
-                    let extra: Vec<String> =
-                        venv::installed(venv_dir).into_keys().filter(|n| !wanted.contains(n)).collect();
-                    if extra.is_empty() {
-                        return Ok(());
-                    }
-                    engine::run(
-                        ui,
-                        &Engine::pip_uninstall(&self.interp, venv_dir, &extra),
-                        "removing packages not in the lock",
-                    )
-                    .map(drop)
-                });
+        let package = self.sources.project_package.as_ref();
+        let mut sync_cmd = engine.sync(&self.interp, venv_dir, lock, self.backend());
+        if let (Engine::Uv(_), Some(pkg)) = (engine, package) {
+            // The project itself, editable, in the same exact sync: uv keeps it.
+            let file = self.write_tmp("project-editable.txt", &Engine::editable_requirement(&pkg.dir))?;
+            sync_cmd.args.push(file.display().to_string());
+        }
+        let result = engine::run(ui, &sync_cmd, "installing into the venv")
+            .and_then(|out| match (engine, package) {
+                (Engine::Pip, Some(pkg)) => engine::run(
+                    ui,
+                    &Engine::pip_editable(&self.interp, venv_dir, &pkg.dir),
+                    &format!("installing the project `{}` (editable)", pkg.name),
+                ),
+                _ => Ok(out),
+            })
+            .map_err(|e| with_hint(e, &described, &config.python.lock, "install"))
+            .and_then(|_| {
+                if *engine != Engine::Pip {
+                    return Ok(());
+                }
+                let mut wanted: Vec<String> =
+                    lockfile::pins(&fs::read_to_string(lock).unwrap_or_default()).into_iter().map(|p| p.name).collect();
+                wanted.extend(package.map(|p| p.name.clone()));
+                let extra: Vec<String> =
+                    venv::installed(venv_dir).into_keys().filter(|n| !wanted.contains(n)).collect();
+                if extra.is_empty() {
+                    return Ok(());
+                }
+                engine::run(
+                    ui,
+                    &Engine::pip_uninstall(&self.interp, venv_dir, &extra),
+                    "removing packages not in the lock",
+                )
+                .map(drop)
+            });
         if let Err(e) = result {
             step.abandon();
             return Err(e);
