@@ -69,6 +69,8 @@ pub struct Spec {
     pub args: Vec<String>,
     /// Variables the kernel gets, in order.
     pub env: Vec<(String, String)>,
+    /// Other files of the kernelspec folder (name, content), such as an IPython config file.
+    pub files: Vec<(String, String)>,
     /// The project folder (recorded for the user and for ownership).
     pub root: PathBuf,
     /// The venv (recorded).
@@ -85,6 +87,7 @@ impl Spec {
             python: super::interpreter::venv_python(&venv),
             args,
             env,
+            files: Vec::new(),
             root: config.root.clone(),
             venv,
         }
@@ -160,7 +163,9 @@ pub fn refresh(venv: &Path, spec: Option<&Spec>) -> Result<Refresh> {
     let file = target.join("kernel.json");
     let text = spec.render();
     let current = fs::read_to_string(&file).ok();
-    if current.as_deref() == Some(text.as_str()) {
+    let files_current =
+        spec.files.iter().all(|(name, body)| fs::read_to_string(target.join(name)).ok().as_deref() == Some(body));
+    if current.as_deref() == Some(text.as_str()) && files_current {
         return Ok(out);
     }
     let occupied = current.is_some() || fs::read_dir(&target).is_ok_and(|mut d| d.next().is_some());
@@ -173,6 +178,10 @@ pub fn refresh(venv: &Path, spec: Option<&Spec>) -> Result<Refresh> {
         return Ok(out);
     }
     fs::create_dir_all(&target).with_context(|| format!("failed to create {}", target.display()))?;
+    for (name, body) in &spec.files {
+        fsutil::atomic_write(&target.join(name), body.as_bytes())?;
+    }
+    // kernel.json last: a folder with labup's kernel.json is complete.
     fsutil::atomic_write(&file, text.as_bytes())?;
     out.written = true;
     Ok(out)
@@ -188,6 +197,7 @@ mod tests {
             display_name: display_name("3.12.4", name),
             python: venv.join("bin/python"),
             args: Vec::new(),
+            files: Vec::new(),
             env: vec![("LD_LIBRARY_PATH".into(), "/p/.labup/driver/550.1".into())],
             root: "/p".into(),
             venv: venv.to_path_buf(),

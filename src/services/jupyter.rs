@@ -275,6 +275,31 @@ impl Ollama {
         ]
     }
 
+    /// IPython config for jupyter-ai-magic-commands' `AiMagics`: each declared model as an alias
+    /// of its name (`%%ai llama3.2:1b`) for LiteLLM's `ollama_chat/<model>` at labup's Ollama, and
+    /// the first one the default (`%%ai` alone). Its `%%ai` accepts only LiteLLM's known model ids
+    /// or aliases, and a local model is not a known id: hence the aliases. `None` without models.
+    pub fn ipython_config(&self, config: &Config) -> Option<String> {
+        let first = self.model.clone()?;
+        let svc = config.enabled_services().find(|s| s.kind == ServiceKind::Ollama)?;
+        let aliases: serde_json::Map<String, serde_json::Value> = svc
+            .models
+            .iter()
+            .map(|m| {
+                let target = serde_json::json!({
+                    "target": format!("ollama_chat/{m}"),
+                    "api_base": format!("http://127.0.0.1:{}", self.port),
+                    "api_key_name": null,
+                });
+                (m.clone(), target)
+            })
+            .collect();
+        let doc = serde_json::json!({ "AiMagics": { "initial_language_model": first, "initial_aliases": aliases } });
+        let mut text = serde_json::to_string_pretty(&doc).ok()?;
+        text.push('\n');
+        Some(text)
+    }
+
     /// The LiteLLM model id of the first model (`ollama_chat/llama3.2:1b`: Ollama's chat API).
     pub fn model_id(&self) -> Option<String> {
         self.model.as_ref().map(|m| format!("ollama_chat/{m}"))
@@ -329,15 +354,24 @@ pub fn kernelspec(
     }
     let ollama = Ollama::of(config);
     let mut args = Vec::new();
+    let mut files = Vec::new();
     if let Some(o) = &ollama {
         env.extend(o.env());
-        if let Some(model) = o.model_id() {
-            // `%%ai` without a model id uses it (jupyter-ai-magic-commands' `AiMagics`).
-            args.push(format!("--AiMagics.initial_language_model={model}"));
+        if let Some(text) = o.ipython_config(config) {
+            let dir = crate::python::kernelspec::kernels_dir(venv)
+                .join(crate::python::kernelspec::kernel_name(&config.project.name));
+            // IPython's `--config` loads one more config file (`BaseIPythonApplication.extra_config_file`).
+            args.push(format!("--config={}", dir.join(AI_CONFIG).display()));
+            files.push((AI_CONFIG.to_string(), text));
         }
     }
-    Some(crate::python::kernelspec::Spec::new(config, &marker.python, args, env))
+    let mut spec = crate::python::kernelspec::Spec::new(config, &marker.python, args, env);
+    spec.files = files;
+    Some(spec)
 }
+
+/// The IPython config file in the project kernelspec that gives `%%ai` its models.
+pub const AI_CONFIG: &str = "labup_ai_config.json";
 
 /// Config file names Jupyter servers read.
 const CONFIG_FILES: &[&str] = &[
@@ -352,8 +386,16 @@ const CONFIG_FILES: &[&str] = &[
 ];
 
 /// Settings that change who can reach the server, looked for in ignored files to name them.
-const SECURITY_KEYS: &[&str] =
-    &["token", "password", "disable_check_xsrf", "ip", "allow_origin", "allow_remote_access", "allow_root"];
+const SECURITY_KEYS: &[&str] = &[
+    "token",
+    "password",
+    "hashed_password",
+    "disable_check_xsrf",
+    "ip",
+    "allow_origin",
+    "allow_remote_access",
+    "allow_root",
+];
 
 /// Server config files outside labup's folder that a plain `jupyter lab` would read and labup's
 /// does not, each with the security settings it mentions.
@@ -595,6 +637,17 @@ mod tests {
         assert_eq!(v["JupyternautExtension"]["initial_language_model"], "ollama_chat/llama3.2:1b");
         assert!(o.env().contains(&("OLLAMA_API_BASE".into(), "http://127.0.0.1:11500".into())));
         assert!(o.env().contains(&("OLLAMA_HOST".into(), "127.0.0.1:11500".into())));
+        let d = tempfile::tempdir().unwrap();
+        fs::write(
+            d.path().join("labup.toml"),
+            "[services.llm]\nkind = \"ollama\"\nport = 11500\nmodels = [\"llama3.2:1b\", \"qwen\"]\n",
+        )
+        .unwrap();
+        let config = Config::load(d.path()).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&o.ipython_config(&config).unwrap()).unwrap();
+        assert_eq!(v["AiMagics"]["initial_language_model"], "llama3.2:1b");
+        assert_eq!(v["AiMagics"]["initial_aliases"]["qwen"]["target"], "ollama_chat/qwen");
+        assert_eq!(v["AiMagics"]["initial_aliases"]["qwen"]["api_base"], "http://127.0.0.1:11500");
     }
 
     #[test]

@@ -115,3 +115,232 @@ fn pypi_jupyter_port_taken_is_a_clear_error() {
     assert!(out.stderr.contains("port = \\\"auto\\\"") || out.stderr.contains("port = \"auto\""), "{}", out.stderr);
     drop(holder);
 }
+
+/// A fake NixOS GPU host (`LABUP_FS_ROOT`): the NVIDIA driver 565.77 in `/run/opengl-driver/lib`,
+/// as empty files (no GPU is reachable from the test machines). Returns the root.
+fn fake_nixos_gpu_host() -> tempfile::TempDir {
+    let root = tempfile::Builder::new().prefix("labup-host-").tempdir().unwrap();
+    let put = |rel: &str| {
+        let p = root.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, "").unwrap();
+    };
+    put("etc/NIXOS");
+    std::fs::create_dir_all(root.path().join("sys/module/nvidia")).unwrap();
+    std::fs::write(root.path().join("sys/module/nvidia/version"), "565.77\n").unwrap();
+    for lib in ["libcuda", "libnvidia-ml", "libnvidia-ptxjitcompiler"] {
+        put(&format!("run/opengl-driver/lib/{lib}.so.565.77"));
+        std::os::unix::fs::symlink(
+            format!("{lib}.so.565.77"),
+            root.path().join(format!("run/opengl-driver/lib/{lib}.so.1")),
+        )
+        .unwrap();
+    }
+    root
+}
+
+/// Runs Python code in a kernel started through the server's REST API and its websocket (JSON
+/// messages on `/api/kernels/<id>/channels`, as JupyterLab's frontend does), with the venv's
+/// tornado as the websocket client. Returns (kernel name, printed output).
+fn run_in_server_kernel(venv_python: &std::path::Path, base: &str, token: &str, code: &str) -> (String, String) {
+    const CLIENT: &str = r#"
+import asyncio, json, sys, urllib.request, uuid
+from tornado.websocket import websocket_connect
+base, token, code = sys.argv[1:4]
+req = urllib.request.Request(base + "/api/kernels", data=b"{}", method="POST",
+    headers={"Authorization": "token " + token, "Content-Type": "application/json"})
+kernel = json.load(urllib.request.urlopen(req, timeout=60))
+async def main():
+    ws = await websocket_connect(f"{base.replace('http', 'ws', 1)}/api/kernels/{kernel['id']}/channels?token={token}")
+    msg_id = uuid.uuid4().hex
+    await ws.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True}}))
+    out = []
+    while True:
+        m = await asyncio.wait_for(ws.read_message(), 120)
+        if m is None:
+            break
+        m = json.loads(m)
+        if m.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if m["msg_type"] == "stream":
+            out.append(m["content"]["text"])
+        elif m["msg_type"] == "error":
+            out.append("ERROR " + m["content"]["ename"] + ": " + m["content"]["evalue"])
+        elif m["msg_type"] == "status" and m["content"]["execution_state"] == "idle":
+            break
+    print(json.dumps({"kernel": kernel["name"], "output": "".join(out)}))
+asyncio.run(main())
+"#;
+    let out = Command::new(venv_python).args(["-c", CLIENT, base, token, code]).output().unwrap();
+    assert!(out.status.success(), "websocket client: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["kernel"].as_str().unwrap().to_string(), v["output"].as_str().unwrap().to_string())
+}
+
+/// What a kernel reports about itself: `[sys.executable, LD_LIBRARY_PATH]` as JSON on one line.
+const WHO_AM_I: &str =
+    "import json, os, sys; print(json.dumps([sys.executable, os.environ.get('LD_LIBRARY_PATH', '')]))";
+
+fn parse_who(output: &str) -> (String, String) {
+    let line = output.lines().find(|l| l.starts_with('[')).unwrap_or_else(|| panic!("kernel said: {output}"));
+    let v: Vec<String> = serde_json::from_str(line).unwrap();
+    (v[0].clone(), v[1].clone())
+}
+
+#[test]
+fn pypi_jupyter_project_kernel_serves_every_frontend_and_user_config_cannot_turn_security_off() {
+    let host = fake_nixos_gpu_host();
+    let mut p = Project::new();
+    p.with_jupyter();
+    // A user-global config that turns every protection off, and a JupyterLab theme setting.
+    let home = p.path("home");
+    p.file(
+        "home/.jupyter/jupyter_server_config.py",
+        "c.IdentityProvider.token = ''\nc.PasswordIdentityProvider.hashed_password = ''\n\
+         c.ServerApp.disable_check_xsrf = True\nc.ServerApp.ip = '0.0.0.0'\n",
+    );
+    p.file(
+        "home/.jupyter/lab/user-settings/@jupyterlab/apputils-extension/themes.jupyterlab-settings",
+        r#"{"theme": "JupyterLab Dark"}"#,
+    );
+    p.set("HOME", &home).set("LABUP_FS_ROOT", host.path());
+    p.file("labup.toml", "[project]\nname = \"My Lab\"\n\n[services.jupyter]\nkind = \"jupyter\"\nport = \"auto\"\n");
+
+    let up = p.labup(&["up"]).ok();
+    assert!(up.stderr.contains("labup's Jupyter ignores the server settings in"), "{}", up.stderr);
+    assert!(
+        up.stderr.contains("jupyter_server_config.py (sets token, hashed_password, disable_check_xsrf, ip)"),
+        "{}",
+        up.stderr
+    );
+    let lab = jupyter_row(&p);
+    let port = lab["port"].as_u64().unwrap() as u16;
+    let url = lab["url"].as_str().unwrap().to_string();
+    let token = url.split("token=").nth(1).unwrap().to_string();
+    let base = format!("http://127.0.0.1:{port}");
+    assert_eq!(http_get(&format!("{base}/api/status")), Some(403), "~/.jupyter turned the token off");
+    assert_eq!(http_get(&format!("{base}/api/status?token={token}")), Some(200));
+    assert_eq!(listening_addresses(port), ["0100007F"], "~/.jupyter's ip = '0.0.0.0' was ignored");
+    let again = p.labup(&["restart", "jupyter"]).ok();
+    assert!(!again.stderr.contains("ignores the server settings"), "said once: {}", again.stderr);
+
+    // The project kernelspec, in the venv, is the server's default.
+    let venv_python = p.path(".venv/bin/python");
+    let kernel_json = p.path(".venv/share/jupyter/kernels/labup-my-lab/kernel.json");
+    let spec: serde_json::Value = serde_json::from_slice(&std::fs::read(&kernel_json).unwrap()).unwrap();
+    let minor = p.sync()["python"].as_str().unwrap().rsplit_once('.').unwrap().0.to_string();
+    assert_eq!(spec["display_name"], format!("Python {minor} (My Lab)"));
+    let link_dir = p.path(".labup/driver/565.77").display().to_string();
+    let specs = Command::new(&crate::support::shared().python)
+        .args(["-c", &format!(
+            "import json, urllib.request; print(urllib.request.urlopen('{base}/api/kernelspecs?token={token}', timeout=30).read().decode())"
+        )])
+        .output()
+        .unwrap();
+    let specs: serde_json::Value = serde_json::from_slice(&specs.stdout).unwrap();
+    assert_eq!(specs["default"], "labup-my-lab");
+    assert_eq!(specs["kernelspecs"]["labup-my-lab"]["spec"]["display_name"], format!("Python {minor} (My Lab)"));
+
+    // The user's JupyterLab settings still apply.
+    let theme = Command::new(&crate::support::shared().python)
+        .args(["-c", &format!(
+            "import urllib.request; print(urllib.request.urlopen('{base}/lab/api/settings/@jupyterlab/apputils-extension:themes?token={token}', timeout=30).read().decode())"
+        )])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&theme.stdout).contains("JupyterLab Dark"),
+        "{}",
+        String::from_utf8_lossy(&theme.stdout)
+    );
+
+    // 1. A kernel through the server's websocket, as JupyterLab starts it (default kernel).
+    let (name, out) = run_in_server_kernel(&venv_python, &base, &token, WHO_AM_I);
+    assert_eq!(name, "labup-my-lab");
+    let (exe, ld) = parse_who(&out);
+    assert_eq!(exe, venv_python.display().to_string());
+    assert!(ld.split(':').any(|d| d == link_dir), "the GPU link folder on LD_LIBRARY_PATH: {ld}");
+
+    // 2. A kernel started outside labup by another client (what VS Code does): its own
+    // jupyter_client, a clean environment, the venv's kernels found through JUPYTER_PATH.
+    let client = p.path("client-venv");
+    let uv = &crate::support::shared().uv;
+    let made = Command::new(uv)
+        .args(["venv", "--quiet", "--python"])
+        .arg(&crate::support::shared().python)
+        .arg(&client)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let installed = Command::new(uv)
+        .args(["pip", "install", "--quiet", "jupyter_client", "--python"])
+        .arg(client.join("bin/python"))
+        .env("UV_CACHE_DIR", crate::support::shared().cache.join("uv"))
+        .status()
+        .unwrap();
+    assert!(installed.success(), "jupyter_client from PyPI");
+    const VIA_CLIENT: &str = r#"
+import json, sys
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import start_new_kernel
+names = sorted(KernelSpecManager().find_kernel_specs())
+km, kc = start_new_kernel(kernel_name=sys.argv[1], startup_timeout=120)
+out = []
+try:
+    kc.execute_interactive(sys.argv[2], timeout=120,
+        output_hook=lambda m: out.append(m["content"].get("text", "")) if m["msg_type"] == "stream" else None)
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+print(json.dumps({"names": names, "output": "".join(out)}))
+"#;
+    let run = Command::new(client.join("bin/python"))
+        .args(["-c", VIA_CLIENT, "labup-my-lab", WHO_AM_I])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", &home)
+        .env("JUPYTER_PATH", p.path(".venv/share/jupyter"))
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "jupyter_client: {}", String::from_utf8_lossy(&run.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(v["names"].as_array().unwrap().iter().any(|n| n == "labup-my-lab"), "{v}");
+    let (exe, ld) = parse_who(v["output"].as_str().unwrap());
+    assert_eq!(exe, venv_python.display().to_string(), "the venv's Python, whatever PATH says");
+    assert!(ld.split(':').any(|d| d == link_dir), "the link folder without labup: {ld}");
+
+    // A stable token: `restart` keeps it, `--new-token` replaces it, a damaged file is replaced
+    // with a warning.
+    assert_eq!(jupyter_row(&p)["url"], url.as_str());
+    let fresh = p.labup(&["restart", "jupyter", "--new-token"]).ok();
+    assert!(fresh.stderr.contains("made a new Jupyter token"), "{}", fresh.stderr);
+    let new_url = jupyter_row(&p)["url"].as_str().unwrap().to_string();
+    assert_ne!(new_url, url);
+    let new_token = new_url.split("token=").nth(1).unwrap().to_string();
+    let port = jupyter_row(&p)["port"].as_u64().unwrap();
+    assert_eq!(
+        http_get(&format!("http://127.0.0.1:{port}/api/status?token={token}")),
+        Some(403),
+        "the old token is dead"
+    );
+    assert_eq!(http_get(&format!("http://127.0.0.1:{port}/api/status?token={new_token}")), Some(200));
+    p.labup(&["stop"]).ok();
+    p.labup(&["up"]).ok();
+    assert_eq!(jupyter_row(&p)["url"].as_str(), Some(new_url.as_str()), "stop and up keep the URL");
+    p.labup(&["stop"]).ok();
+    std::fs::write(p.path(".labup/jupyter/token"), "not a token\n").unwrap();
+    let up = p.labup(&["up"]).ok();
+    assert!(up.stderr.contains("does not hold a token labup wrote: made a new Jupyter token"), "{}", up.stderr);
+    assert_ne!(jupyter_row(&p)["url"].as_str(), Some(new_url.as_str()));
+
+    // `labup open` without a display: the URL on stdout, the tunnel on stderr.
+    let open = p.labup(&["open"]).ok();
+    assert_eq!(open.stdout.trim(), jupyter_row(&p)["url"].as_str().unwrap());
+    let port = jupyter_row(&p)["port"].as_u64().unwrap();
+    assert!(open.stderr.contains(&format!("ssh -N -L {port}:127.0.0.1:{port} ")), "{}", open.stderr);
+}
