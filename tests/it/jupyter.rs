@@ -331,16 +331,205 @@ print(json.dumps({"names": names, "output": "".join(out)}))
     assert_eq!(http_get(&format!("http://127.0.0.1:{port}/api/status?token={new_token}")), Some(200));
     p.labup(&["stop"]).ok();
     p.labup(&["up"]).ok();
-    assert_eq!(jupyter_row(&p)["url"].as_str(), Some(new_url.as_str()), "stop and up keep the URL");
+    let token_of = |u: &str| u.split("token=").nth(1).map(str::to_string);
+    // (`port = "auto"` may pick another port; with a fixed port the whole URL is the same.)
+    assert_eq!(
+        token_of(jupyter_row(&p)["url"].as_str().unwrap()),
+        Some(new_token.clone()),
+        "stop and up keep the token"
+    );
     p.labup(&["stop"]).ok();
     std::fs::write(p.path(".labup/jupyter/token"), "not a token\n").unwrap();
     let up = p.labup(&["up"]).ok();
     assert!(up.stderr.contains("does not hold a token labup wrote: made a new Jupyter token"), "{}", up.stderr);
-    assert_ne!(jupyter_row(&p)["url"].as_str(), Some(new_url.as_str()));
+    assert_ne!(token_of(jupyter_row(&p)["url"].as_str().unwrap()), Some(new_token));
 
     // `labup open` without a display: the URL on stdout, the tunnel on stderr.
     let open = p.labup(&["open"]).ok();
     assert_eq!(open.stdout.trim(), jupyter_row(&p)["url"].as_str().unwrap());
     let port = jupyter_row(&p)["port"].as_u64().unwrap();
     assert!(open.stderr.contains(&format!("ssh -N -L {port}:127.0.0.1:{port} ")), "{}", open.stderr);
+}
+
+/// `uv` run in the project, with the tests' cache.
+fn uv_in(p: &Project, args: &[&str]) {
+    let s = crate::support::shared();
+    let out = Command::new(&s.uv)
+        .args(args)
+        .current_dir(p.root())
+        .env("UV_CACHE_DIR", s.cache.join("uv"))
+        .env("UV_PYTHON", &s.python)
+        .env("UV_PYTHON_DOWNLOADS", "never")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "uv {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn venv_python_says(p: &Project, code: &str) -> Result<String, String> {
+    let out = Command::new(p.path(".venv/bin/python")).args(["-c", code]).output().unwrap();
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).into_owned())
+    }
+}
+
+#[test]
+fn pypi_a_package_project_is_installed_editable_and_kept_by_the_exact_sync() {
+    // As a new user does it: `uv init --package`, `uv add numpy`, then labup.
+    let p = Project::new();
+    uv_in(&p, &["init", "--package", "--name", "mypkg", "--vcs", "none", "--no-readme", "."]);
+    uv_in(&p, &["add", "--quiet", "numpy"]);
+    assert!(p.path("src/mypkg/__init__.py").is_file());
+    let plan = p.labup(&["sync", "--dry-run"]).ok();
+    assert!(plan.stdout.contains("project: would install `mypkg` from"), "{}", plan.stdout);
+    assert!(!plan.stdout.contains("- mypkg"), "the exact sync would remove it: {}", plan.stdout);
+
+    p.sync();
+    assert_eq!(venv_python_says(&p, "import mypkg, numpy; print(mypkg.__name__)"), Ok("mypkg".into()));
+    let json = p.labup(&["sync", "--dry-run", "--json"]).ok().json();
+    assert_eq!(json["action"], "noop");
+
+    // Editable: a change to its source needs no sync, and the sync stays a no-op.
+    p.file("src/mypkg/__init__.py", "VALUE = 42\n\ndef main() -> None:\n    print(VALUE)\n");
+    assert_eq!(p.sync()["action"], "noop");
+    assert_eq!(venv_python_says(&p, "import mypkg; print(mypkg.VALUE)"), Ok("42".into()));
+    // Its pyproject.toml is an input: a new entry point arrives with the next sync.
+    let pyproject = std::fs::read_to_string(p.path("pyproject.toml")).unwrap();
+    let with_script = pyproject.replace("[project.scripts]\n", "[project.scripts]\nmypkg-value = \"mypkg:main\"\n");
+    assert_ne!(with_script, pyproject, "uv init --package writes [project.scripts]");
+    p.file("pyproject.toml", &with_script);
+    assert_eq!(p.sync()["action"], "synced");
+    let value = Command::new(p.path(".venv/bin/mypkg-value")).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&value.stdout).trim(), "42");
+
+    // From scratch, and with pip (`pip install -e . --no-deps` after the lock; not removed as
+    // extraneous). pip cannot read uv.lock, so the pyproject's dependencies are the input there.
+    std::fs::remove_file(p.path("uv.lock")).unwrap();
+    std::fs::remove_dir_all(p.path(".venv")).unwrap();
+    p.file("labup.toml", "[python]\ninstaller = \"pip\"\n");
+    let out = p.sync();
+    assert_eq!(out["action"], "created");
+    assert_eq!(venv_python_says(&p, "import mypkg, numpy; print(mypkg.VALUE)"), Ok("42".into()));
+    assert_eq!(p.sync()["action"], "noop");
+}
+
+#[test]
+fn pypi_jupyter_ai_magics_reach_labups_ollama_stub() {
+    // jupyter-ai-magic-commands (Jupyter AI 3's `%%ai`, through LiteLLM) from PyPI; Ollama is the
+    // STUB of tests/fixtures/ollama_stub.py, which answers chat requests with a fixed sentence.
+    let mut p = Project::new();
+    let models = p.path("models");
+    std::fs::create_dir_all(&models).unwrap();
+    let stub = p.path("stub-bin/ollama");
+    p.file(
+        "stub-bin/ollama",
+        &format!(
+            "#!/bin/sh\nexec '{}' '{}' \"$@\"\n",
+            crate::support::shared().python.display(),
+            crate::support::shared().fixtures.join("ollama_stub.py").display()
+        ),
+    );
+    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.set("LABUP_OLLAMA", &stub).set("OLLAMA_MODELS", &models);
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    p.file(
+        "labup.toml",
+        &format!(
+            "[project]\nname = \"ai\"\n\n[python]\npackages = [\"ipykernel\", \"jupyter-ai-magic-commands\"]\n\n\
+             [services.llm]\nkind = \"ollama\"\nport = {port}\nmodels = [\"llama3.2:1b\"]\n"
+        ),
+    );
+    p.labup(&["up"]).ok();
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(p.path(".venv/share/jupyter/kernels/labup-ai/kernel.json")).unwrap())
+            .unwrap();
+    assert_eq!(spec["env"]["OLLAMA_API_BASE"], format!("http://127.0.0.1:{port}"));
+    const AI: &str = r#"
+import json, sys
+from jupyter_client.manager import start_new_kernel
+km, kc = start_new_kernel(kernel_name=sys.argv[1], startup_timeout=180)
+out = []
+def hook(m):
+    c = m["content"]
+    if m["msg_type"] in ("execute_result", "display_data"):
+        out.append(c["data"].get("text/markdown") or c["data"].get("text/plain", ""))
+    elif m["msg_type"] == "stream":
+        out.append(c["text"])
+    elif m["msg_type"] == "error":
+        out.append("ERROR " + c["ename"] + ": " + c["evalue"])
+try:
+    kc.execute_interactive("%load_ext jupyter_ai_magic_commands", timeout=240, output_hook=hook)
+    kc.execute_interactive("%%ai\nSay hello", timeout=240, output_hook=hook)
+finally:
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+print(json.dumps("".join(out)))
+"#;
+    // A clean environment, as another frontend gives it: the kernelspec carries the address.
+    let run = Command::new(p.path(".venv/bin/python"))
+        .args(["-c", AI, "labup-ai"])
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("HOME", p.root())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let said: String = serde_json::from_slice(&run.stdout).unwrap();
+    assert!(said.contains("Hello from the labup Ollama stub (llama3.2:1b)"), "the kernel got: {said}");
+    let events = std::fs::read_to_string(models.join("stub-events.log")).unwrap();
+    assert!(events.lines().any(|l| l == "chat llama3.2:1b"), "{events}");
+}
+
+/// The DOM headless Chromium (Debian's `chromium`) has rendered for `url` after its scripts ran.
+fn chromium_dom(url: &str, profile: &std::path::Path) -> String {
+    let chromium = crate::support::which("chromium").expect("Debian's chromium (.ci/setup.d/40-chromium.sh)");
+    // The flags known to work on these machines: no sandbox as root, no GPU, and no background
+    // networking (the machine's network is closed; only the loopback page is loaded).
+    let out = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=30000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(["--dump-dom", url])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "chromium: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn engine_chromium_opens_the_printed_token_url_into_jupyterlab_with_the_project_kernel() {
+    let p = Project::new();
+    p.with_jupyter();
+    p.file(
+        "labup.toml",
+        "[project]\nname = \"Browser Demo\"\n\n[services.jupyter]\nkind = \"jupyter\"\nport = \"auto\"\n",
+    );
+    let up = p.labup(&["up"]).ok();
+    let url = jupyter_row(&p)["url"].as_str().unwrap().to_string();
+    assert!(up.stdout.contains(&url), "the printed table has the token URL: {}", up.stdout);
+    let minor = p.sync()["python"].as_str().unwrap().rsplit_once('.').unwrap().0.to_string();
+
+    let dom = chromium_dom(&url, &p.path("chromium-profile"));
+    assert!(dom.contains("jp-LauncherCard"), "JupyterLab's launcher did not render: {}", &dom[..dom.len().min(2000)]);
+    assert!(
+        dom.contains(&format!("title=\"Python {minor} (Browser Demo)\"")),
+        "the launcher shows the project kernel: {:?}",
+        dom.match_indices("jp-LauncherCard-label").map(|(i, _)| &dom[i..(i + 80).min(dom.len())]).collect::<Vec<_>>()
+    );
+    // The same page without the token is the login page: the check above saw the real thing.
+    let bare = url.split('?').next().unwrap();
+    let login = chromium_dom(bare, &p.path("chromium-profile-2"));
+    assert!(!login.contains("jp-LauncherCard"), "JupyterLab rendered without the token");
+    assert!(login.contains("password") || login.contains("token"), "{}", &login[..login.len().min(2000)]);
 }
