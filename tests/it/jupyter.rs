@@ -533,3 +533,103 @@ fn engine_chromium_opens_the_printed_token_url_into_jupyterlab_with_the_project_
     assert!(!login.contains("jp-LauncherCard"), "JupyterLab rendered without the token");
     assert!(login.contains("password") || login.contains("token"), "{}", &login[..login.len().min(2000)]);
 }
+
+/// The venv's site-packages.
+fn site_packages(p: &Project) -> std::path::PathBuf {
+    std::fs::read_dir(p.path(".venv/lib"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path().join("site-packages"))
+        .find(|d| d.is_dir())
+        .unwrap()
+}
+
+#[test]
+fn kernelspec_follows_every_sync_renames_with_the_project_and_leaves_foreign_ones_alone() {
+    // Offline: the fixture wheels, and an `ipykernel` folder put into site-packages by hand (the
+    // kernelspec is written only where ipykernel can run it). A fake NixOS GPU host.
+    let host = fake_nixos_gpu_host();
+    let mut p = Project::new();
+    p.set("LABUP_FS_ROOT", host.path());
+    p.requirements("alpha==1.0\n");
+    p.file("labup.toml", "[project]\nname = \"Data Sci!\"\n");
+    p.sync();
+    let kernels = p.path(".venv/share/jupyter/kernels");
+    assert!(!kernels.join("labup-data-sci").exists(), "no ipykernel, no kernelspec");
+    std::fs::create_dir_all(site_packages(&p).join("ipykernel")).unwrap();
+
+    let noop = p.sync();
+    assert_eq!(noop["action"], "noop", "the venv itself did not change");
+    let file = kernels.join("labup-data-sci/kernel.json");
+    let spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).expect("written by a no-op sync")).unwrap();
+    let minor = noop["python"].as_str().unwrap().rsplit_once('.').unwrap().0.to_string();
+    assert_eq!(spec["display_name"], format!("Python {minor} (Data Sci!)"));
+    assert_eq!(spec["argv"][0], p.path(".venv/bin/python").display().to_string());
+    assert_eq!(spec["argv"].as_array().unwrap()[1..5], ["-m", "ipykernel_launcher", "-f", "{connection_file}"]);
+    assert_eq!(spec["env"]["LD_LIBRARY_PATH"], p.path(".labup/driver/565.77").display().to_string());
+    let stamp = std::fs::metadata(&file).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(p.sync()["action"], "noop");
+    assert_eq!(std::fs::metadata(&file).unwrap().modified().unwrap(), stamp, "unchanged content is not rewritten");
+
+    // Another project name: the old kernelspec goes, the new one comes; ipykernel's own stays.
+    std::fs::create_dir_all(kernels.join("python3")).unwrap();
+    std::fs::write(kernels.join("python3/kernel.json"), "{\"argv\": [\"python\"]}").unwrap();
+    p.file("labup.toml", "[project]\nname = \"renamed\"\n");
+    p.sync();
+    assert!(!kernels.join("labup-data-sci").exists());
+    assert!(kernels.join("labup-renamed/kernel.json").is_file());
+    assert!(kernels.join("python3/kernel.json").is_file());
+
+    // A folder with our name that labup did not write: a warning, and it is left as it was.
+    p.file("labup.toml", "[project]\nname = \"theirs\"\n");
+    p.file(".venv/share/jupyter/kernels/labup-theirs/kernel.json", "{\"argv\": [\"/their/python\"]}");
+    let out = p.labup(&["sync"]).ok();
+    assert!(out.stderr.contains("labup-theirs is not labup's"), "{}", out.stderr);
+    assert_eq!(
+        std::fs::read_to_string(kernels.join("labup-theirs/kernel.json")).unwrap(),
+        "{\"argv\": [\"/their/python\"]}"
+    );
+
+    // `labup sync --dry-run` writes nothing.
+    p.file("labup.toml", "[project]\nname = \"dry\"\n");
+    p.labup(&["sync", "--dry-run"]).ok();
+    assert!(!kernels.join("labup-dry").exists());
+}
+
+const WEB: &str =
+    "[services.web]\ncommand = [\"python\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"$PORT\"]\n\
+                   port = \"auto\"\nready = { http = \"/\" }\n";
+
+#[test]
+fn open_opens_a_running_service_again_or_says_how_to_reach_it() {
+    let mut p = Project::new();
+    p.file("labup.toml", WEB);
+    let no_jupyter = p.labup(&["open"]).code(2);
+    assert!(no_jupyter.stderr.contains("no Jupyter service is declared"), "{}", no_jupyter.stderr);
+    let not_running = p.labup(&["open", "web"]).code(1);
+    assert!(not_running.stderr.contains("`web` is not running"), "{}", not_running.stderr);
+    assert!(not_running.stderr.contains("labup up web"), "{}", not_running.stderr);
+    assert!(p.labup(&["open", "wbe"]).code(2).stderr.contains("did you mean `web`?"));
+
+    p.labup(&["up"]).ok();
+    let url = p.labup(&["status", "--json"]).ok().json()["services"][0]["url"].as_str().unwrap().to_string();
+    let port = url.trim_end_matches('/').rsplit(':').next().unwrap().to_string();
+    // With a display and an opener: the URL goes to it.
+    let log = p.path("opened.log");
+    p.file("fake-bin/xdg-open", &format!("#!/bin/sh\necho \"$1\" >> '{}'\n", log.display()));
+    std::fs::set_permissions(p.path("fake-bin/xdg-open"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", p.path("fake-bin").display(), std::env::var("PATH").unwrap_or_default());
+    p.set("PATH", path).set("DISPLAY", ":0").unset("LABUP_NO_BROWSER");
+    let opened = p.labup(&["open", "web"]).ok();
+    assert_eq!(opened.stdout.trim(), url);
+    assert!(wait_until(5, || std::fs::read_to_string(&log).is_ok_and(|t| t.trim() == url)), "the opener got the URL");
+    // Over SSH: nothing is opened; the URL and the tunnel are printed.
+    p.set("SSH_CONNECTION", "10.0.0.1 5000 10.0.0.2 22");
+    let ssh = p.labup(&["open", "web"]).ok();
+    assert_eq!(ssh.stdout.trim(), url);
+    assert!(ssh.stderr.contains(&format!("ssh -N -L {port}:127.0.0.1:{port} ")), "{}", ssh.stderr);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(std::fs::read_to_string(&log).unwrap().lines().count(), 1, "over SSH nothing was opened");
+}
