@@ -315,8 +315,9 @@ fn check_jupyter_auth(state: &RunState, newly: &[&Spec], ui: &Ui) {
         let Some(port) = state.services.get(&spec.name).and_then(|r| r.port) else { continue };
         if probe::http_status(port, "/api/status", Duration::from_secs(2)) == Some(200) {
             ui.warn(format!(
-                "`{}` answers without its token: a Jupyter config file turns authentication off, so any web page \
-                 you visit can run code as you; remove `token = ''`/`password = ''` from ~/.jupyter",
+                "`{}` answers without its token: a Jupyter config file labup's Jupyter reads (the venv's \
+                 etc/jupyter, or one added to .labup/jupyter/config) turns authentication off, so any web page \
+                 you visit can run code as you; remove its `token = ''`/`password = ''`",
                 spec.name
             ));
         }

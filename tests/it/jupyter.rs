@@ -405,12 +405,21 @@ fn pypi_a_package_project_is_installed_editable_and_kept_by_the_exact_sync() {
 
     // From scratch, and with pip (`pip install -e . --no-deps` after the lock; not removed as
     // extraneous). pip cannot read uv.lock, so the pyproject's dependencies are the input there.
+    // (pip builds it with hatchling from the index: uv's own build backend is the version of the
+    // uv that ran `uv init`, which an index may not have yet.)
     std::fs::remove_file(p.path("uv.lock")).unwrap();
     std::fs::remove_dir_all(p.path(".venv")).unwrap();
+    p.file(
+        "pyproject.toml",
+        "[project]\nname = \"mypkg\"\nversion = \"0.1.0\"\nrequires-python = \">=3.8\"\ndependencies = [\"numpy\"]\n\n\
+         [project.scripts]\nmypkg-value = \"mypkg:main\"\n\n\
+         [build-system]\nrequires = [\"hatchling\"]\nbuild-backend = \"hatchling.build\"\n",
+    );
     p.file("labup.toml", "[python]\ninstaller = \"pip\"\n");
     let out = p.sync();
     assert_eq!(out["action"], "created");
     assert_eq!(venv_python_says(&p, "import mypkg, numpy; print(mypkg.VALUE)"), Ok("42".into()));
+    assert!(p.path(".venv/bin/mypkg-value").is_file());
     assert_eq!(p.sync()["action"], "noop");
 }
 
@@ -558,9 +567,13 @@ fn kernelspec_follows_every_sync_renames_with_the_project_and_leaves_foreign_one
     assert!(!kernels.join("labup-data-sci").exists(), "no ipykernel, no kernelspec");
     std::fs::create_dir_all(site_packages(&p).join("ipykernel")).unwrap();
 
-    let noop = p.sync();
-    assert_eq!(noop["action"], "noop", "the venv itself did not change");
+    // (site-packages changed by hand: a sync, which finds nothing to install or remove.)
+    p.sync();
     let file = kernels.join("labup-data-sci/kernel.json");
+    assert!(file.is_file());
+    std::fs::remove_dir_all(kernels.join("labup-data-sci")).unwrap();
+    let noop = p.sync();
+    assert_eq!(noop["action"], "noop");
     let spec: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&file).expect("written by a no-op sync")).unwrap();
     let minor = noop["python"].as_str().unwrap().rsplit_once('.').unwrap().0.to_string();
