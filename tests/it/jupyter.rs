@@ -226,6 +226,9 @@ fn pypi_jupyter_project_kernel_serves_every_frontend_and_user_config_cannot_turn
     assert_eq!(http_get(&format!("{base}/api/status")), Some(403), "~/.jupyter turned the token off");
     assert_eq!(http_get(&format!("{base}/api/status?token={token}")), Some(200));
     assert_eq!(listening_addresses(port), ["0100007F"], "~/.jupyter's ip = '0.0.0.0' was ignored");
+    // Server extensions from the venv still load (they enable themselves in its etc/jupyter).
+    assert_eq!(http_get(&format!("{base}/api/terminals?token={token}")), Some(200), "jupyter_server_terminals");
+    assert_eq!(http_get(&format!("{base}/lsp/status?token={token}")), Some(200), "jupyter_lsp");
     let again = p.labup(&["restart", "jupyter"]).ok();
     assert!(!again.stderr.contains("ignores the server settings"), "said once: {}", again.stderr);
 
