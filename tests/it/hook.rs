@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{wait_until, which, Output, Project};
+use crate::support::{shared, wait_until, which, Output, Project};
 
 const LABUP: &str = env!("CARGO_BIN_EXE_labup");
 
@@ -180,6 +180,55 @@ fn sync_inside_a_hooked_shell_builds_from_the_base_interpreter() {
     let out = in_shell(&p, &bash(), "eval \"$(labup hook bash)\"; labup sync --json");
     let json: serde_json::Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
     assert_eq!(json["action"], "noop", "{}\n{}", out.stdout, out.stderr);
+}
+
+/// `pip` typed in a hooked shell acts on the venv (which has no pip of its own), not on the base
+/// interpreter, and says once that the venv is exact. `PIP_REQUIRE_VIRTUALENV=1` makes a pip
+/// that would install into the base interpreter refuse, so the test never changes it.
+fn check_pip_in_the_shell(p: &Project) {
+    let wheels = shared().wheels.display().to_string();
+    let script = format!(
+        r#"
+export PIP_REQUIRE_VIRTUALENV=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+eval "$(labup hook bash)"
+echo "pip=$(command -v pip)"
+pip install --no-index --find-links {wheels} gamma 2>first.err >/dev/null; echo "first=$?"
+pip install --no-index --find-links {wheels} delta 2>second.err >/dev/null; echo "second=$?"
+python -c 'import gamma; print("gamma=" + gamma.__version__)'
+"#
+    );
+    let out = in_shell(p, &bash(), &script);
+    assert!(field(&out, "pip").starts_with(&p.path(".labup/shell").display().to_string()), "{}", out.stdout);
+    let first = std::fs::read_to_string(p.path("first.err")).unwrap();
+    assert_eq!(field(&out, "first"), "0", "{first}");
+    assert_eq!(field(&out, "second"), "0");
+    assert_eq!(field(&out, "gamma"), "1.0", "{}", out.stderr);
+    assert!(first.contains("the next `labup sync` removes"), "the note: {first}");
+    let second = std::fs::read_to_string(p.path("second.err")).unwrap();
+    assert!(!second.contains("labup sync"), "said once: {second}");
+    let base = Command::new(&shared().python).args(["-c", "import gamma"]).output().unwrap();
+    assert!(!base.status.success(), "gamma went into the base interpreter");
+    // As it said: the venv is exact again after the next sync.
+    assert_eq!(p.sync()["removed"], 2);
+    assert!(!p.installed().contains_key("gamma"));
+}
+
+#[test]
+fn pip_in_a_hooked_shell_installs_into_the_venv_with_uv() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    p.sync();
+    check_pip_in_the_shell(&p);
+}
+
+#[test]
+fn pip_in_a_hooked_shell_installs_into_the_venv_with_pip() {
+    let mut p = Project::new();
+    p.unset("LABUP_UV");
+    p.file("labup.toml", "[python]\ninstaller = \"pip\"\n");
+    p.requirements("alpha\n");
+    p.sync();
+    check_pip_in_the_shell(&p);
 }
 
 /// A folder holding a copy of the libz the test Python loads, under a name nothing else has.
