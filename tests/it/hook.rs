@@ -236,7 +236,7 @@ fn fake_library_dir(p: &Project) -> PathBuf {
     let dir = p.path("fake-store/lib");
     std::fs::create_dir_all(&dir).unwrap();
     let find = "import zlib; print([l.split()[-1] for l in open('/proc/self/maps') if '/libz.so' in l][0])";
-    let out = Command::new(&crate::support::shared().python).args(["-c", find]).output().unwrap();
+    let out = Command::new(&shared().python).args(["-c", find]).output().unwrap();
     let libz = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(out.status.success() && !libz.is_empty(), "no libz: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::copy(libz, dir.join("liblabupfake.so")).unwrap();
