@@ -119,8 +119,9 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
     } else {
         // Without a sync, a missing or broken venv would let PATH fall through to another
         // Python (the system's), which runs without a word: refuse instead.
+        let gpu = wiring(&config, ui)?;
         check_venv_usable(&config)?;
-        wiring(&config, ui)?
+        gpu
     };
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);

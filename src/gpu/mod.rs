@@ -300,13 +300,15 @@ fn own_index_settings(config: &Config, sources: &Sources) -> Option<String> {
     };
     let pyproject = config.root.join("pyproject.toml");
     if let Ok(text) = std::fs::read_to_string(&pyproject) {
-        let tool_uv = text.split("[tool.uv").skip(1).map(|t| t.split("\n[").next().unwrap_or_default()).collect::<String>();
+        let tool_uv =
+            text.split("[tool.uv").skip(1).map(|t| t.split("\n[").next().unwrap_or_default()).collect::<String>();
         if text.contains("[[tool.uv.index]]") || index_key(&tool_uv, true) {
             return Some("the index settings in pyproject.toml's [tool.uv]".into());
         }
     }
     let home = envvars::get(envvars::HOME).map(PathBuf::from);
-    let xdg = envvars::get(envvars::XDG_CONFIG_HOME).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let xdg =
+        envvars::get(envvars::XDG_CONFIG_HOME).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".config")));
     let mut files: Vec<(PathBuf, bool)> = vec![(config.root.join("uv.toml"), true)];
     files.extend(envvars::get(envvars::UV_CONFIG_FILE).map(|f| (PathBuf::from(f), true)));
     files.extend(xdg.iter().map(|x| (x.join("uv/uv.toml"), true)));

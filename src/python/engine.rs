@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::interpreter::{venv_python, Interpreter};
-use crate::gpu::torch::{Route, PYTORCH_INDEX};
 use crate::config::Installer;
 use crate::envvars;
 use crate::error::Fail;
+use crate::gpu::torch::{Route, PYTORCH_INDEX};
 use crate::ui::Ui;
 
 /// Which tool installs.
@@ -166,9 +166,8 @@ impl Engine {
     /// same flags go to resolution and to the sync, so the locked `+cuXYZ` wheels and their
     /// hashes are found again. PyPI's own torch and the user's own index settings: no flags.
     pub fn torch_args(&self, torch: Option<&Route>) -> Vec<String> {
-        let pip_pair = |url: String| {
-            vec!["--index-url".into(), url, "--extra-index-url".into(), "https://pypi.org/simple".into()]
-        };
+        let pip_pair =
+            |url: String| vec!["--index-url".into(), url, "--extra-index-url".into(), "https://pypi.org/simple".into()];
         match (self, torch) {
             (_, None | Some(Route::Pypi | Route::Yours(_))) => Vec::new(),
             (Engine::Uv(_), Some(Route::Pytorch(b))) => vec!["--torch-backend".into(), b.clone()],
@@ -310,10 +309,9 @@ pub fn pip_report_to_lock(report: &str) -> Result<PipLock> {
         let name = super::venv::normalize(name);
         let info = &item["download_info"];
         let url = info["url"].as_str().unwrap_or_default();
-        let sha = info["archive_info"]["hashes"]["sha256"]
-            .as_str()
-            .map(str::to_string)
-            .or_else(|| info["archive_info"]["hash"].as_str().and_then(|h| h.strip_prefix("sha256=")).map(str::to_string));
+        let sha = info["archive_info"]["hashes"]["sha256"].as_str().map(str::to_string).or_else(|| {
+            info["archive_info"]["hash"].as_str().and_then(|h| h.strip_prefix("sha256=")).map(str::to_string)
+        });
         let subdir = info["subdirectory"].as_str().map(|s| format!("#subdirectory={s}")).unwrap_or_default();
         let direct = item["is_direct"].as_bool().unwrap_or(false);
         let (line, why): (String, Option<&'static str>) = if !direct {
@@ -328,10 +326,7 @@ pub fn pip_report_to_lock(report: &str) -> Result<PipLock> {
             (format!("{name} @ {vcs}+{url}{at}{subdir}"), Some(why))
         } else if info.get("dir_info").is_some_and(|v| v.is_object()) {
             if info["dir_info"]["editable"].as_bool().unwrap_or(false) {
-                (
-                    format!("-e {name} @ {url}{subdir}"),
-                    Some("an editable local folder: pip has no single file to hash"),
-                )
+                (format!("-e {name} @ {url}{subdir}"), Some("an editable local folder: pip has no single file to hash"))
             } else {
                 (format!("{name} @ {url}{subdir}"), Some("a local folder: pip has no single file to hash"))
             }
@@ -408,7 +403,10 @@ mod tests {
         assert!(uv.torch_args(Some(&Route::Pypi)).is_empty());
         assert!(Engine::Pip.torch_args(Some(&Route::Yours("x".into()))).is_empty());
         assert_eq!(uv.torch_args(Some(&Route::Index("https://m/whl/cpu".into()))), ["--index", "https://m/whl/cpu"]);
-        assert_eq!(Engine::Pip.torch_args(Some(&Route::Index("https://m/whl/cpu".into())))[..2], ["--index-url", "https://m/whl/cpu"]);
+        assert_eq!(
+            Engine::Pip.torch_args(Some(&Route::Index("https://m/whl/cpu".into())))[..2],
+            ["--index-url", "https://m/whl/cpu"]
+        );
         let pip = Engine::Pip.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some(&r("cu126")));
         assert!(
             pip.display().ends_with(

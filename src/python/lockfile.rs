@@ -73,7 +73,10 @@ pub fn names(text: &str) -> (BTreeSet<String>, bool) {
         let rest = req[end..].trim_start();
         let named = end > 0
             && !req.starts_with('.')
-            && (rest.is_empty() || rest.starts_with("==") || rest.starts_with('@') || rest.starts_with([';', '[', ' ']));
+            && (rest.is_empty()
+                || rest.starts_with("==")
+                || rest.starts_with('@')
+                || rest.starts_with([';', '[', ' ']));
         if named && !req[..end].contains("://") && !rest.starts_with("://") {
             names.insert(super::venv::normalize(&req[..end]));
         } else {

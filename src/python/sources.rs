@@ -33,11 +33,8 @@ impl Sources {
     /// Finds the inputs: `[python] requirements` when set, else what the project folder has.
     pub fn detect(config: &Config) -> Result<Sources, Fail> {
         let root = &config.root;
-        let mut sources = Sources {
-            packages: config.python.packages.clone(),
-            root: Some(config.root.clone()),
-            ..Sources::default()
-        };
+        let mut sources =
+            Sources { packages: config.python.packages.clone(), root: Some(config.root.clone()), ..Sources::default() };
         // What enabled services need from the venv: JupyterLab for `kind = "jupyter"`.
         if config.enabled_services().any(|s| s.kind == crate::config::ServiceKind::Jupyter)
             && !sources.packages.iter().any(|p| requirement_name(p) == "jupyterlab")
@@ -509,7 +506,10 @@ mod tests {
                 assert!(files.contains(&d.join(pkg).join(f)), "{pkg}/{f} in {files:?}");
             }
         }
-        assert!(!files.iter().any(|f| f.starts_with(d.join("wheels")) || f.starts_with(d.join("missing"))), "{files:?}");
+        assert!(
+            !files.iter().any(|f| f.starts_with(d.join("wheels")) || f.starts_with(d.join("missing"))),
+            "{files:?}"
+        );
         assert_eq!(local_folder("-e mypkg @ file:///nonexistent/x", d), None);
         assert_eq!(local_folder(&format!("-e mypkg @ file://{}/mypkg", d.display()), d), Some(d.join("mypkg")));
     }

@@ -203,6 +203,10 @@ impl<'a> Workspace<'a> {
         let (config, ui) = (self.config, self.ui);
         let venv_dir = &config.python.venv;
         venv::remove_leftovers(venv_dir);
+        // Older labups kept their temporary lock files beside the lock: labup's own names only.
+        for old in ["labup-new", "labup-resolve"] {
+            let _ = fs::remove_file(fsutil::sibling(&config.python.lock, old));
+        }
         let info = self.query_interpreter()?;
         let engine = Engine::detect(config.python.installer)?;
 

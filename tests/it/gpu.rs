@@ -404,6 +404,6 @@ fn torch_pypi_takes_pypis_own_wheels_and_bad_index_values_are_refused() {
     assert_eq!(plan["torch_backend"], "pypi");
     p.file("labup.toml", "[python]\ntorch = \"pypi\"\ntorch-index = \"mirror.example/whl\"\n");
     let before = p.listing();
-    p.labup(&["sync"]).code(2).stderr_has("labup.toml").stderr_has("torch-index").stderr_has("line 3");
+    p.labup(&["sync"]).code(2).stderr_has("labup.toml:3:").stderr_has("torch-index");
     assert_eq!(p.listing(), before, "nothing written");
 }
