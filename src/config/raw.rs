@@ -319,7 +319,7 @@ impl<'de> Deserialize<'de> for IndexBase {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let rest = ["https://", "http://", "file://"].iter().find_map(|p| s.strip_prefix(p));
-        if !rest.is_some_and(|r| !r.trim_matches('/').is_empty()) || s.contains(char::is_whitespace) {
+        if rest.is_none_or(|r| r.trim_matches('/').is_empty()) || s.contains(char::is_whitespace) {
             return Err(de::Error::custom(format!(
                 "invalid torch-index \"{s}\": use the URL of a PyTorch wheel index without the backend, \
                  like \"https://download.pytorch.org/whl\" or a mirror of it (https://, http:// or file://)"
