@@ -185,7 +185,7 @@ fn sync_inside_a_hooked_shell_builds_from_the_base_interpreter() {
 /// `pip` typed in a hooked shell acts on the venv (which has no pip of its own), not on the base
 /// interpreter, and says once that the venv is exact. `PIP_REQUIRE_VIRTUALENV=1` makes a pip
 /// that would install into the base interpreter refuse, so the test never changes it.
-fn check_pip_in_the_shell(p: &Project) {
+pub(crate) fn check_pip_in_the_shell(p: &Project) {
     let wheels = shared().wheels.display().to_string();
     let script = format!(
         r#"
@@ -216,16 +216,6 @@ python -c 'import gamma; print("gamma=" + gamma.__version__)'
 #[test]
 fn pip_in_a_hooked_shell_installs_into_the_venv_with_uv() {
     let p = Project::new();
-    p.requirements("alpha\n");
-    p.sync();
-    check_pip_in_the_shell(&p);
-}
-
-#[test]
-fn pip_in_a_hooked_shell_installs_into_the_venv_with_pip() {
-    let mut p = Project::new();
-    p.unset("LABUP_UV");
-    p.file("labup.toml", "[python]\ninstaller = \"pip\"\n");
     p.requirements("alpha\n");
     p.sync();
     check_pip_in_the_shell(&p);
