@@ -29,6 +29,41 @@ pub const JUPYTER_CONFIG_PATH: &str = "JUPYTER_CONFIG_PATH";
 pub const JUPYTERLAB_SETTINGS_DIR: &str = "JUPYTERLAB_SETTINGS_DIR";
 /// JupyterLab's workspaces folder, passed on to labup's Jupyter.
 pub const JUPYTERLAB_WORKSPACES_DIR: &str = "JUPYTERLAB_WORKSPACES_DIR";
+/// uv's and pip's own index settings: when one is set, labup adds no torch index over it.
+pub const UV_INDEX_URL: &str = "UV_INDEX_URL";
+/// See [`UV_INDEX_URL`].
+pub const UV_DEFAULT_INDEX: &str = "UV_DEFAULT_INDEX";
+/// See [`UV_INDEX_URL`].
+pub const UV_INDEX: &str = "UV_INDEX";
+/// See [`UV_INDEX_URL`].
+pub const UV_EXTRA_INDEX_URL: &str = "UV_EXTRA_INDEX_URL";
+/// See [`UV_INDEX_URL`].
+pub const UV_NO_INDEX: &str = "UV_NO_INDEX";
+/// See [`UV_INDEX_URL`].
+pub const PIP_INDEX_URL: &str = "PIP_INDEX_URL";
+/// See [`UV_INDEX_URL`].
+pub const PIP_EXTRA_INDEX_URL: &str = "PIP_EXTRA_INDEX_URL";
+/// See [`UV_INDEX_URL`].
+pub const PIP_NO_INDEX: &str = "PIP_NO_INDEX";
+/// The index variables, in the order they are reported.
+pub const INDEX_SETTINGS: [&str; 8] = [
+    UV_INDEX_URL,
+    UV_DEFAULT_INDEX,
+    UV_INDEX,
+    UV_EXTRA_INDEX_URL,
+    UV_NO_INDEX,
+    PIP_INDEX_URL,
+    PIP_EXTRA_INDEX_URL,
+    PIP_NO_INDEX,
+];
+/// uv's config file named by the environment (read for index settings).
+pub const UV_CONFIG_FILE: &str = "UV_CONFIG_FILE";
+/// pip's config file named by the environment (read for index settings).
+pub const PIP_CONFIG_FILE: &str = "PIP_CONFIG_FILE";
+/// The home folder (for `~/.pip/pip.conf` and, without `XDG_CONFIG_HOME`, `~/.config`).
+pub const HOME: &str = "HOME";
+/// Where the user's `uv/uv.toml` and `pip/pip.conf` are.
+pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 /// Turns colour off (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -57,6 +92,18 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (JUPYTERLAB_SETTINGS_DIR, "user", "JupyterLab user settings folder, kept for labup's Jupyter"),
     (JUPYTERLAB_WORKSPACES_DIR, "user", "JupyterLab workspaces folder, kept for labup's Jupyter"),
     (NO_COLOR, "user", "no colour in output"),
+    (UV_INDEX_URL, "user", "uv's index (with the others below: labup then adds no torch index)"),
+    (UV_DEFAULT_INDEX, "user", "uv's index"),
+    (UV_INDEX, "user", "uv's extra indexes"),
+    (UV_EXTRA_INDEX_URL, "user", "uv's extra indexes"),
+    (UV_NO_INDEX, "user", "uv without an index"),
+    (PIP_INDEX_URL, "user", "pip's index"),
+    (PIP_EXTRA_INDEX_URL, "user", "pip's extra indexes"),
+    (PIP_NO_INDEX, "user", "pip without an index"),
+    (UV_CONFIG_FILE, "user", "uv's config file, read for index settings"),
+    (PIP_CONFIG_FILE, "user", "pip's config file, read for index settings"),
+    (HOME, "system", "the home folder, for `~/.pip/pip.conf` and `~/.config`"),
+    (XDG_CONFIG_HOME, "system", "where `uv/uv.toml` and `pip/pip.conf` are looked for"),
 ];
 
 /// A variable's value when it is set and not empty.

@@ -50,5 +50,6 @@ fn render(r: &Report) -> String {
         ));
     }
     out.push_str(&format!("torch          {}: {}\n", r.torch_backend, r.reason));
+    out.push_str(&format!("torch index    {}\n", r.torch_index));
     out
 }

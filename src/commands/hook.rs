@@ -11,6 +11,7 @@ use std::process::{ExitCode, Stdio};
 use anyhow::{Context, Result};
 
 use crate::config::{display_path, Config};
+use crate::error::Fail;
 use crate::python::{interpreter, sources::Sources, sync};
 use crate::services::proc;
 use crate::services::state::RunDir;
@@ -57,6 +58,7 @@ pub fn hook(root: &Path, explicit: bool, shell: Shell) -> Result<ExitCode> {
         root: root.to_path_buf(),
         venv: config.python.venv.clone(),
         wrappers: (matches!(wrapper_state, wrappers::State::Current | wrappers::State::Stale)).then_some(wrappers_dir),
+        pip: Some(wrappers::pip_dir(root)).filter(|d| d.join("pip").is_file()),
         prompt: script::prompt_name(&config.project.name),
         autostart,
     };
@@ -101,9 +103,15 @@ fn venv_hint(config: &Config) -> Option<String> {
     if !interpreter::venv_python(venv).exists() {
         return Some(format!("no {} yet: run `labup up` (or `labup sync`)", display_path(venv)));
     }
-    let interp = match interpreter::find(config.python.version.as_deref()) {
+    let interp = match interpreter::for_venv(config.python.version.as_deref(), venv) {
         Ok(i) => i,
-        Err(e) => return Some(format!("{e}: run `labup sync` for details")),
+        // `labup sync` would fail the same way: say what fixes it instead.
+        Err(e) => {
+            return Some(match e.downcast_ref::<Fail>() {
+                Some(Fail { message, hint: Some(hint), .. }) => format!("{message}: {hint}, then `labup sync`"),
+                _ => format!("{e:#}"),
+            })
+        }
     };
     let sources = match Sources::detect(config) {
         Ok(s) => s,

@@ -62,7 +62,7 @@ fn print_sync_plan(plan: &crate::python::plan::Plan) {
         _ => println!("lock: current"),
     }
     if let Some(b) = &plan.torch_backend {
-        println!("torch: from the `{b}` index");
+        println!("torch: {b} from {}", plan.torch_index.as_deref().unwrap_or("?"));
     }
     if let Some(p) = &plan.project {
         println!("project: would install `{}` from {} (editable, as `uv sync` does)", p.name, display_path(&p.dir));
@@ -122,7 +122,11 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
         refresh_wrappers(&config, Ok(&gpu), ui);
         gpu
     } else {
-        wiring(&config, ui)?
+        // Without a sync, a missing or broken venv would let PATH fall through to another
+        // Python (the system's), which runs without a word: refuse instead.
+        let gpu = wiring(&config, ui)?;
+        check_venv_usable(&config)?;
+        gpu
     };
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);
@@ -136,6 +140,35 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
             .into());
     }
     Err(anyhow::Error::new(err).context(format!("failed to run `{name}`")))
+}
+
+/// For `run --no-sync`: the venv exists and its interpreter resolves.
+fn check_venv_usable(config: &Config) -> Result<(), Fail> {
+    use crate::python::venv;
+    let dir = &config.python.venv;
+    let hint = "run `labup sync` first (or `labup run` without `--no-sync`, which syncs)";
+    match venv::inspect(dir) {
+        venv::State::Foreign(why) => Err(venv::refuse(dir, &why)),
+        venv::State::Missing => Err(Fail::new(format!(
+            "there is no {} yet, so `--no-sync` has no Python to run the command with",
+            display_path(dir)
+        ))
+        .hint(hint)),
+        venv::State::Venv(cfg) => {
+            let python = crate::python::interpreter::venv_python(dir);
+            let why = if std::fs::metadata(&python).is_err() {
+                Some(format!("its {} does not resolve", display_path(&python)))
+            } else if !cfg.home.is_dir() {
+                Some(format!("the interpreter folder it was built from ({}) is gone", cfg.home.display()))
+            } else {
+                None
+            };
+            match why {
+                Some(why) => Err(Fail::new(format!("{} is broken: {why}", display_path(dir))).hint(hint)),
+                None => Ok(()),
+            }
+        }
+    }
 }
 
 /// `labup env`.
@@ -174,6 +207,9 @@ fn refresh_wrappers(config: &Config, gpu: Result<&crate::gpu::Wiring, &anyhow::E
     if let Err(e) = refreshed {
         ui.warn(format!("the shell's python wrappers were not updated: {e:#}"));
     }
+    if let Err(e) = refresh_pip(config) {
+        ui.warn(format!("the shell's `pip` for the venv was not updated: {e:#}"));
+    }
     if let Ok(gpu) = gpu {
         refresh_kernelspec(config, gpu, ui);
     }
@@ -197,6 +233,20 @@ fn refresh_kernelspec(config: &Config, gpu: &crate::gpu::Wiring, ui: &Ui) {
         }
         Err(e) => ui.warn(format!("the project's Jupyter kernelspec was not updated: {e:#}")),
     }
+}
+
+/// The hooked shell's `pip` (`.labup/shell/pip`): uv's pip when uv installs, else the base
+/// interpreter's pip, both aimed at the venv.
+fn refresh_pip(config: &Config) -> Result<()> {
+    use crate::python::{engine::Engine, interpreter};
+    use crate::shell::wrappers::{self, PipRunner};
+    let runner = match Engine::detect(config.python.installer)? {
+        Engine::Uv(uv) => PipRunner::Uv(uv),
+        Engine::Pip => {
+            PipRunner::Base(interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?.path)
+        }
+    };
+    wrappers::refresh_pip(config, &runner)
 }
 
 /// The environment labup was started with, for `ChildEnv::workspace`.

@@ -402,6 +402,9 @@ mod tests {
         let e = err("[python]\nversion = \"three\"\n");
         assert!(e.message.contains("invalid Python version"), "{}", e.message);
         assert!(parse(&src("[python]\ntorch = \"cu126\"\nversion = \"3.12\"\n"), 1).is_ok());
+        assert!(parse(&src("[python]\ntorch = \"pypi\"\ntorch-index = \"https://m.example/whl/\"\n"), 1).is_ok());
+        let e = err("[python]\ntorch-index = \"m.example/whl\"\n");
+        assert!(e.message.contains("invalid torch-index"), "{}", e.message);
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct Python {
     pub installer: Installer,
     /// PyTorch wheel index choice.
     pub torch: String,
+    /// `[python] torch-index`: the PyTorch index base to use instead of download.pytorch.org.
+    pub torch_index: Option<String>,
 }
 
 /// `[gpu]`.
@@ -184,6 +186,7 @@ impl Config {
                 lock: abs(py.lock.as_deref().unwrap_or("requirements.lock")),
                 installer: py.installer.unwrap_or_default(),
                 torch: py.torch.unwrap_or_default().0,
+                torch_index: py.torch_index.map(|i| i.0),
             },
             gpu: Gpu {
                 cuda: gpu.cuda.unwrap_or_default(),

@@ -40,6 +40,8 @@ pub struct RawPython {
     pub lock: Option<String>,
     pub installer: Option<Installer>,
     pub torch: Option<TorchBackend>,
+    #[serde(rename = "torch-index")]
+    pub torch_index: Option<IndexBase>,
 }
 
 /// `[gpu]`.
@@ -296,15 +298,34 @@ impl<'de> Deserialize<'de> for TorchBackend {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-        let ok = matches!(s.as_str(), "auto" | "cpu" | "xpu")
+        let ok = matches!(s.as_str(), "auto" | "cpu" | "xpu" | "pypi")
             || s.strip_prefix("cu").is_some_and(|t| t.len() == 3 && digits(t) && !t.contains('.'))
             || s.strip_prefix("rocm").is_some_and(digits);
         if !ok {
             return Err(de::Error::custom(format!(
-                "invalid torch backend \"{s}\": use \"auto\", \"cpu\", a CUDA index like \"cu126\", or \"rocm6.3\""
+                "invalid torch backend \"{s}\": use \"auto\", \"cpu\", a CUDA index like \"cu126\", \"rocm6.3\", or \"pypi\" (PyPI's own wheels)"
             )));
         }
         Ok(TorchBackend(s))
+    }
+}
+
+/// `[python] torch-index`: the base URL of a PyTorch wheel index (a mirror of
+/// `https://download.pytorch.org/whl`); the backend's name is appended (`<base>/cu126`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct IndexBase(pub String);
+
+impl<'de> Deserialize<'de> for IndexBase {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let rest = ["https://", "http://", "file://"].iter().find_map(|p| s.strip_prefix(p));
+        if rest.is_none_or(|r| r.trim_matches('/').is_empty()) || s.contains(char::is_whitespace) {
+            return Err(de::Error::custom(format!(
+                "invalid torch-index \"{s}\": use the URL of a PyTorch wheel index without the backend, \
+                 like \"https://download.pytorch.org/whl\" or a mirror of it (https://, http:// or file://)"
+            )));
+        }
+        Ok(IndexBase(s.trim_end_matches('/').to_string()))
     }
 }
 
@@ -320,6 +341,7 @@ pub fn merge(base: RawFile, over: RawFile) -> RawFile {
             lock: o.lock.or(b.lock),
             installer: o.installer.or(b.installer),
             torch: o.torch.or(b.torch),
+            torch_index: o.torch_index.or(b.torch_index),
         }),
         gpu: merge_opt(base.gpu, over.gpu, |b, o| RawGpu {
             cuda: o.cuda.or(b.cuda),

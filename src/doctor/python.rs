@@ -23,7 +23,7 @@ fn from_error(err: &anyhow::Error) -> Verdict {
 /// The base interpreter is there, runs, and matches `[python] version`.
 pub fn interpreter(ctx: &Context) -> Verdict {
     let required = ctx.config.python.version.as_deref();
-    let interp = match interpreter::find(required) {
+    let interp = match interpreter::for_venv(required, &ctx.config.python.venv) {
         Ok(i) => i,
         Err(e) => return from_error(&e),
     };
@@ -58,7 +58,7 @@ pub fn venv(ctx: &Context) -> Verdict {
         return Verdict::fail(format!("{shown}/bin/python is missing or broken"))
             .fix("labup sync (it rebuilds the venv)");
     }
-    let Ok(interp) = interpreter::find(config.python.version.as_deref()) else {
+    let Ok(interp) = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv) else {
         return Verdict::warn(format!(
             "{shown} exists, but without an interpreter labup cannot tell whether it is in sync"
         ));

@@ -272,6 +272,60 @@ pub fn torch_requested(sources: &Sources) -> bool {
     lines.iter().any(|l| torch::names_torch(l))
 }
 
+/// Where the installer looks for torch with `backend` (see [`torch::route`]).
+pub fn torch_route(config: &Config, sources: &Sources, backend: &str) -> torch::Route {
+    torch::route(backend, config.python.torch_index.as_deref(), own_index_settings(config, sources))
+}
+
+/// Index settings of the user's that decide where packages come from, so labup adds no torch
+/// index over them: `--index-url`, `--extra-index-url` or `--no-index` in a requirement file,
+/// uv's and pip's index variables, a project `uv.toml` or `[tool.uv]` with an index, and the
+/// user's and system's `uv.toml` and `pip.conf`. Files are read, nothing is run.
+fn own_index_settings(config: &Config, sources: &Sources) -> Option<String> {
+    if let Some(found) = sources.index_settings(&config.root) {
+        return Some(found);
+    }
+    for var in envvars::INDEX_SETTINGS {
+        if envvars::get(var).is_some_and(|v| !v.trim().is_empty()) {
+            return Some(format!("{var} in the environment"));
+        }
+    }
+    let index_key = |text: &str, toml: bool| {
+        text.lines().map(str::trim).any(|l| {
+            let key = l.split('=').next().unwrap_or_default().trim();
+            (toml && l.starts_with("[[index]]"))
+                || ["index-url", "extra-index-url", "index_url", "extra_index_url", "no-index", "default-index"]
+                    .contains(&key)
+        })
+    };
+    let pyproject = config.root.join("pyproject.toml");
+    if let Ok(text) = std::fs::read_to_string(&pyproject) {
+        let tool_uv =
+            text.split("[tool.uv").skip(1).map(|t| t.split("\n[").next().unwrap_or_default()).collect::<String>();
+        if text.contains("[[tool.uv.index]]") || index_key(&tool_uv, true) {
+            return Some("the index settings in pyproject.toml's [tool.uv]".into());
+        }
+    }
+    let home = envvars::get(envvars::HOME).map(PathBuf::from);
+    let xdg =
+        envvars::get(envvars::XDG_CONFIG_HOME).map(PathBuf::from).or_else(|| home.as_ref().map(|h| h.join(".config")));
+    let mut files: Vec<(PathBuf, bool)> = vec![(config.root.join("uv.toml"), true)];
+    files.extend(envvars::get(envvars::UV_CONFIG_FILE).map(|f| (PathBuf::from(f), true)));
+    files.extend(xdg.iter().map(|x| (x.join("uv/uv.toml"), true)));
+    files.push((PathBuf::from("/etc/uv/uv.toml"), true));
+    files.extend(envvars::get(envvars::PIP_CONFIG_FILE).map(|f| (PathBuf::from(f), false)));
+    files.extend(xdg.iter().map(|x| (x.join("pip/pip.conf"), false)));
+    files.extend(home.iter().map(|h| (h.join(".pip/pip.conf"), false)));
+    files.push((PathBuf::from("/etc/pip.conf"), false));
+    files.push((PathBuf::from("/etc/xdg/pip/pip.conf"), false));
+    for (file, toml) in files {
+        if std::fs::read_to_string(&file).is_ok_and(|t| index_key(&t, toml)) {
+            return Some(format!("the index settings in {}", file.display()));
+        }
+    }
+    None
+}
+
 /// The torch backend for a sync: `None` when the requirements do not name torch and
 /// `[python] torch` is `auto` (then nothing about the GPU is read at all).
 pub fn torch_for_sync(config: &Config, sources: &Sources) -> Option<torch::Choice> {
@@ -314,6 +368,8 @@ pub struct Report {
     pub devices: Vec<Device>,
     /// The PyTorch index labup installs torch from.
     pub torch_backend: String,
+    /// Where torch is installed from: the index URL, or the user's own settings that decide.
+    pub torch_index: String,
     /// Why that index.
     pub reason: String,
     /// Where the driver version came from.
@@ -344,6 +400,7 @@ pub fn report(config: &Config) -> Result<(Report, Vec<String>)> {
             driver_dir: driver.dir.as_ref().map(|d| d.dir.clone()),
             link_dir: wiring.link_dir,
             devices: devices.unwrap_or_default(),
+            torch_index: torch_route(config, &Sources::detect(config).unwrap_or_default(), &choice.backend).describe(),
             torch_backend: choice.backend,
             reason: choice.reason,
             source: driver.source,

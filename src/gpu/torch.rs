@@ -96,11 +96,14 @@ fn cc_text(cc: (u32, u32)) -> String {
 
 /// Picks the backend.
 pub fn select(input: &Input) -> Choice {
+    if input.setting == "pypi" {
+        return choice("pypi", "set by `[python] torch = \"pypi\"`: PyPI's own torch wheels".into());
+    }
     if input.setting != "auto" {
         return choice(input.setting, format!("set by `[python] torch = \"{}\"`", input.setting));
     }
     if input.platform == Platform::Macos {
-        return choice("default", "macOS has no CUDA: PyPI's torch uses Metal (MPS) there".into());
+        return choice("pypi", "macOS has no CUDA: PyPI's torch uses Metal (MPS) there".into());
     }
     if input.cuda == Cuda::Off {
         return choice("cpu", "`[gpu] cuda = \"off\"`".into());
@@ -160,6 +163,46 @@ pub fn select(input: &Input) -> Choice {
         "no current PyTorch CUDA build supports these GPUs".to_string()
     };
     choice("cpu", format!("{by_driver}; no index it supports has kernels for compute capability {list}: {hint}"))
+}
+
+/// PyTorch's own wheel indexes: `<base>/<backend>`.
+pub const PYTORCH_INDEX: &str = "https://download.pytorch.org/whl";
+
+/// Where the installer looks for torch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// PyTorch's index for this backend: uv's `--torch-backend` (which sends only the PyTorch
+    /// packages there), pip's `--index-url <PYTORCH_INDEX>/<backend>` with PyPI as extra.
+    Pytorch(String),
+    /// A PyTorch index at this URL (`[python] torch-index` and the backend).
+    Index(String),
+    /// PyPI's own torch wheels: no index flags.
+    Pypi,
+    /// The user's own index settings decide (what, and where it is set): no index flags.
+    Yours(String),
+}
+
+impl Route {
+    /// For `labup gpu` and `sync --dry-run`: the index URL, or what decides.
+    pub fn describe(&self) -> String {
+        match self {
+            Route::Pytorch(b) => format!("{PYTORCH_INDEX}/{b}"),
+            Route::Index(url) => url.clone(),
+            Route::Pypi => "PyPI's own torch wheels (https://pypi.org/simple)".into(),
+            Route::Yours(what) => format!("your own index settings: {what}"),
+        }
+    }
+}
+
+/// The route for `backend`: the user's own index settings first (labup adds no flags over them),
+/// then PyPI for `pypi`, then `[python] torch-index`, else PyTorch's index.
+pub fn route(backend: &str, base: Option<&str>, yours: Option<String>) -> Route {
+    match (yours, backend, base) {
+        (Some(what), _, _) => Route::Yours(what),
+        (None, "pypi", _) => Route::Pypi,
+        (None, b, Some(base)) => Route::Index(format!("{}/{b}", base.trim_end_matches('/'))),
+        (None, b, None) => Route::Pytorch(b.to_string()),
+    }
 }
 
 /// Whether a requirement line names torch, torchvision or torchaudio.
@@ -275,7 +318,7 @@ mod tests {
         assert_eq!(pick(None, None).backend, "cpu");
         let mac =
             Input { platform: Platform::Macos, setting: "auto", cuda: Cuda::Auto, driver: None, capabilities: None };
-        assert_eq!(select(&mac).backend, "default");
+        assert_eq!(select(&mac).backend, "pypi");
         assert!(select(&mac).reason.contains("Metal (MPS)"));
     }
 
@@ -303,6 +346,24 @@ mod tests {
         for l in ["torchmetrics", "pytorch-lightning", "-r torch.txt", "# torch"] {
             assert!(!names_torch(l), "{l}");
         }
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("cu126", None, None), Route::Pytorch("cu126".into()));
+        assert_eq!(route("cu126", None, None).describe(), "https://download.pytorch.org/whl/cu126");
+        assert_eq!(route("cpu", Some("https://m/whl/"), None), Route::Index("https://m/whl/cpu".into()));
+        assert_eq!(route("pypi", Some("https://m/whl"), None), Route::Pypi);
+        let yours = route("cu126", Some("https://m/whl"), Some("UV_INDEX_URL in the environment".into()));
+        assert_eq!(yours.describe(), "your own index settings: UV_INDEX_URL in the environment");
+        let pypi = select(&Input {
+            platform: Platform::Linux,
+            setting: "pypi",
+            cuda: Cuda::Auto,
+            driver: Some("580.65.06"),
+            capabilities: None,
+        });
+        assert_eq!(pypi.backend, "pypi");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use super::interpreter::{venv_python, Interpreter};
 use crate::config::Installer;
 use crate::envvars;
 use crate::error::Fail;
+use crate::gpu::torch::{Route, PYTORCH_INDEX};
 use crate::ui::Ui;
 
 /// Which tool installs.
@@ -124,7 +125,7 @@ impl Engine {
         inputs: &Path,
         out: &Path,
         upgrade: bool,
-        torch: Option<&str>,
+        torch: Option<&Route>,
     ) -> Cmd {
         let c = match self {
             Engine::Uv(uv) => {
@@ -160,19 +161,19 @@ impl Engine {
     }
 
     /// Where torch comes from: uv's `--torch-backend` (which sends only the PyTorch packages to
-    /// the PyTorch index), pip's index pair (PyTorch's first, PyPI for everything else). The same
-    /// flags go to resolution and to the sync, so the locked `+cuXYZ` wheels and their hashes
-    /// are found again. `default` means PyPI's own torch: no flags.
-    pub fn torch_args(&self, torch: Option<&str>) -> Vec<String> {
+    /// the PyTorch index), pip's index pair (PyTorch's first, PyPI for everything else); a
+    /// `[python] torch-index` mirror is uv's `--index` (searched before PyPI) or pip's pair. The
+    /// same flags go to resolution and to the sync, so the locked `+cuXYZ` wheels and their
+    /// hashes are found again. PyPI's own torch and the user's own index settings: no flags.
+    pub fn torch_args(&self, torch: Option<&Route>) -> Vec<String> {
+        let pip_pair =
+            |url: String| vec!["--index-url".into(), url, "--extra-index-url".into(), "https://pypi.org/simple".into()];
         match (self, torch) {
-            (_, None | Some("default")) => Vec::new(),
-            (Engine::Uv(_), Some(b)) => vec!["--torch-backend".into(), b.into()],
-            (Engine::Pip, Some(b)) => vec![
-                "--index-url".into(),
-                format!("https://download.pytorch.org/whl/{b}"),
-                "--extra-index-url".into(),
-                "https://pypi.org/simple".into(),
-            ],
+            (_, None | Some(Route::Pypi | Route::Yours(_))) => Vec::new(),
+            (Engine::Uv(_), Some(Route::Pytorch(b))) => vec!["--torch-backend".into(), b.clone()],
+            (Engine::Uv(_), Some(Route::Index(url))) => vec!["--index".into(), url.clone()],
+            (Engine::Pip, Some(Route::Pytorch(b))) => pip_pair(format!("{PYTORCH_INDEX}/{b}")),
+            (Engine::Pip, Some(Route::Index(url))) => pip_pair(url.clone()),
         }
     }
 
@@ -191,7 +192,7 @@ impl Engine {
     }
 
     /// Makes the venv exactly the lock (uv); pip installs here and removes extras separately.
-    pub fn sync(&self, interp: &Interpreter, venv: &Path, lock: &Path, torch: Option<&str>) -> Cmd {
+    pub fn sync(&self, interp: &Interpreter, venv: &Path, lock: &Path, torch: Option<&Route>) -> Cmd {
         let c = match self {
             Engine::Uv(uv) => Engine::uv(uv)
                 .args(["pip", "sync", "--quiet", "--allow-empty-requirements", "--python"])
@@ -207,7 +208,7 @@ impl Engine {
     }
 
     /// uv only: what `sync` would install and remove, printed on stderr (`+ name==v`, `- name==v`).
-    pub fn sync_dry_run(&self, venv: &Path, lock: &Path, torch: Option<&str>) -> Option<Cmd> {
+    pub fn sync_dry_run(&self, venv: &Path, lock: &Path, torch: Option<&Route>) -> Option<Cmd> {
         let Engine::Uv(uv) = self else { return None };
         let c = Engine::uv(uv)
             .args(["pip", "sync", "--dry-run", "--allow-empty-requirements", "--python"])
@@ -300,26 +301,70 @@ pub fn classify(message: &str) -> Option<&'static str> {
     }
 }
 
-/// Converts pip's `--report` JSON into lock lines `name==version --hash=sha256:…`.
-pub fn pip_report_to_lock(report: &str) -> Result<String> {
+/// pip's resolution as lock text: the body, and what pip could not hash (name, why).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipLock {
+    /// Lock lines, sorted by name.
+    pub body: String,
+    /// Entries without a `--hash`, with the reason, in body order.
+    pub unhashed: Vec<(String, &'static str)>,
+}
+
+/// Converts pip's `--report` JSON into lock lines. Index packages become `name==version`; a
+/// requirement pip took from a direct source keeps that source, so the install never falls back
+/// to an index that may serve someone else's package of the same name: an editable folder
+/// `-e name @ file:///…`, a folder or archive `name @ <url>`, a VCS checkout
+/// `name @ git+<url>@<commit>`. Every archive keeps pip's sha256 (`--hash`); folders and
+/// checkouts have no single file to hash, and a comment above them in the lock says so.
+pub fn pip_report_to_lock(report: &str) -> Result<PipLock> {
     let json: serde_json::Value = serde_json::from_str(report).context("pip wrote an unreadable --report")?;
     let mut entries = Vec::new();
     for item in json["install"].as_array().into_iter().flatten() {
         let name = item["metadata"]["name"].as_str().context("pip report entry without a name")?;
         let version = item["metadata"]["version"].as_str().context("pip report entry without a version")?;
-        let sha = item["download_info"]["archive_info"]["hashes"]["sha256"].as_str();
-        entries.push((super::venv::normalize(name), version.to_string(), sha.map(str::to_string)));
+        let name = super::venv::normalize(name);
+        let info = &item["download_info"];
+        let url = info["url"].as_str().unwrap_or_default();
+        let sha = info["archive_info"]["hashes"]["sha256"].as_str().map(str::to_string).or_else(|| {
+            info["archive_info"]["hash"].as_str().and_then(|h| h.strip_prefix("sha256=")).map(str::to_string)
+        });
+        let subdir = info["subdirectory"].as_str().map(|s| format!("#subdirectory={s}")).unwrap_or_default();
+        let direct = item["is_direct"].as_bool().unwrap_or(false);
+        let (line, why): (String, Option<&'static str>) = if !direct {
+            (format!("{name}=={version}"), sha.is_none().then_some("pip gave no digest for it"))
+        } else if info.get("vcs_info").is_some_and(|v| v.is_object()) {
+            let vcs = info["vcs_info"]["vcs"].as_str().unwrap_or("git");
+            let at = info["vcs_info"]["commit_id"].as_str().map(|c| format!("@{c}")).unwrap_or_default();
+            let why = match vcs {
+                "git" => "a git checkout: pip has no single file to hash; the commit is pinned",
+                _ => "a VCS checkout: pip has no single file to hash; the revision is pinned",
+            };
+            (format!("{name} @ {vcs}+{url}{at}{subdir}"), Some(why))
+        } else if info.get("dir_info").is_some_and(|v| v.is_object()) {
+            if info["dir_info"]["editable"].as_bool().unwrap_or(false) {
+                (format!("-e {name} @ {url}{subdir}"), Some("an editable local folder: pip has no single file to hash"))
+            } else {
+                (format!("{name} @ {url}{subdir}"), Some("a local folder: pip has no single file to hash"))
+            }
+        } else {
+            (format!("{name} @ {url}{subdir}"), sha.is_none().then_some("pip gave no digest for this archive"))
+        };
+        entries.push((name, line, sha.filter(|_| why.is_none()), why));
     }
     entries.sort();
-    // pip's hash-checking mode needs a hash on every line or none.
-    let hashed = entries.iter().all(|(_, _, h)| h.is_some());
-    Ok(entries
-        .into_iter()
-        .map(|(name, version, sha)| match sha.filter(|_| hashed) {
-            Some(sha) => format!("{name}=={version} \\\n    --hash=sha256:{sha}\n"),
-            None => format!("{name}=={version}\n"),
-        })
-        .collect())
+    let mut body = String::new();
+    let mut unhashed = Vec::new();
+    for (name, line, sha, why) in entries {
+        match (sha, why) {
+            (Some(sha), _) => body.push_str(&format!("{line} \\\n    --hash=sha256:{sha}\n")),
+            (None, why) => {
+                let why = why.unwrap_or("pip gave no digest for it");
+                body.push_str(&format!("# not hashed: {name} ({why})\n{line}\n"));
+                unhashed.push((name, why));
+            }
+        }
+    }
+    Ok(PipLock { body, unhashed })
 }
 
 #[cfg(test)]
@@ -366,12 +411,19 @@ mod tests {
     #[test]
     fn torch_backend_goes_to_resolution_and_sync() {
         let uv = Engine::Uv("/bin/uv".into());
-        let c = uv.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), false, Some("cu124"));
+        let r = |b: &str| Route::Pytorch(b.into());
+        let c = uv.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), false, Some(&r("cu124")));
         assert!(c.display().ends_with(" in.txt --torch-backend cu124"), "{}", c.display());
-        let s = uv.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some("cpu"));
+        let s = uv.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some(&r("cpu")));
         assert!(s.display().ends_with(" /p/l --torch-backend cpu"), "{}", s.display());
-        assert!(uv.torch_args(Some("default")).is_empty());
-        let pip = Engine::Pip.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some("cu126"));
+        assert!(uv.torch_args(Some(&Route::Pypi)).is_empty());
+        assert!(Engine::Pip.torch_args(Some(&Route::Yours("x".into()))).is_empty());
+        assert_eq!(uv.torch_args(Some(&Route::Index("https://m/whl/cpu".into()))), ["--index", "https://m/whl/cpu"]);
+        assert_eq!(
+            Engine::Pip.torch_args(Some(&Route::Index("https://m/whl/cpu".into())))[..2],
+            ["--index-url", "https://m/whl/cpu"]
+        );
+        let pip = Engine::Pip.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some(&r("cu126")));
         assert!(
             pip.display().ends_with(
                 " -r /p/l --index-url https://download.pytorch.org/whl/cu126 --extra-index-url https://pypi.org/simple"
@@ -379,7 +431,7 @@ mod tests {
             "{}",
             pip.display()
         );
-        let pc = Engine::Pip.compile(&interp(), "3.11", Path::new("in"), Path::new("o"), false, Some("cpu"));
+        let pc = Engine::Pip.compile(&interp(), "3.11", Path::new("in"), Path::new("o"), false, Some(&r("cpu")));
         assert!(pc.args.contains(&"https://download.pytorch.org/whl/cpu".to_string()));
     }
 
@@ -398,13 +450,25 @@ mod tests {
     }
 
     #[test]
-    fn pip_report_becomes_sorted_hashed_pins() {
+    fn pip_report_keeps_direct_sources_and_hashes_archives() {
         let report = r#"{"install": [
-            {"metadata": {"name": "Beta", "version": "1.0"}, "download_info": {"archive_info": {"hashes": {"sha256": "bb"}}}},
-            {"metadata": {"name": "alpha", "version": "2.0"}, "download_info": {"dir_info": {}}}
+            {"metadata": {"name": "Beta", "version": "1.0"}, "download_info": {"url": "https://x/beta.whl", "archive_info": {"hashes": {"sha256": "bb"}}}},
+            {"metadata": {"name": "mypkg", "version": "1.0.0"}, "is_direct": true, "download_info": {"url": "file:///p/mypkg", "dir_info": {"editable": true}}},
+            {"metadata": {"name": "tool", "version": "2"}, "is_direct": true, "download_info": {"url": "file:///p/tool", "dir_info": {}}},
+            {"metadata": {"name": "vcs", "version": "1"}, "is_direct": true, "download_info": {"url": "https://git.example/r", "vcs_info": {"vcs": "git", "commit_id": "abc"}, "subdirectory": "py"}},
+            {"metadata": {"name": "wheel", "version": "1"}, "is_direct": true, "download_info": {"url": "file:///d/wheel-1-py3-none-any.whl", "archive_info": {"hash": "sha256=cc"}}}
         ]}"#;
-        assert_eq!(pip_report_to_lock(report).unwrap(), "alpha==2.0\nbeta==1.0\n");
-        let all = r#"{"install": [{"metadata": {"name": "Beta", "version": "1.0"}, "download_info": {"archive_info": {"hashes": {"sha256": "bb"}}}}]}"#;
-        assert_eq!(pip_report_to_lock(all).unwrap(), "beta==1.0 \\\n    --hash=sha256:bb\n");
+        let lock = pip_report_to_lock(report).unwrap();
+        assert_eq!(
+            lock.body,
+            "beta==1.0 \\\n    --hash=sha256:bb\n\
+             # not hashed: mypkg (an editable local folder: pip has no single file to hash)\n-e mypkg @ file:///p/mypkg\n\
+             # not hashed: tool (a local folder: pip has no single file to hash)\ntool @ file:///p/tool\n\
+             # not hashed: vcs (a git checkout: pip has no single file to hash; the commit is pinned)\n\
+             vcs @ git+https://git.example/r@abc#subdirectory=py\n\
+             wheel @ file:///d/wheel-1-py3-none-any.whl \\\n    --hash=sha256:cc\n"
+        );
+        let names: Vec<&str> = lock.unhashed.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["mypkg", "tool", "vcs"]);
     }
 }

@@ -79,6 +79,47 @@ pub fn find(version: Option<&str>) -> Result<Interpreter> {
     Ok(Interpreter { path, resolved, stamp })
 }
 
+/// The file in the venv naming the interpreter it was built from (one path and a newline).
+pub const REMEMBERED: &str = ".labup-python";
+
+/// The interpreter for this venv: `LABUP_PYTHON` when set (an explicit request for another
+/// one rebuilds the venv); else the one the venv was built from, as long as it exists and fits
+/// `[python] version`; else [`find`]. So a venv built with `LABUP_PYTHON=/opt/py/bin/python3.12`
+/// keeps being used by a plain `labup sync` in a shell where `python3.12` is someone else's
+/// (a pyenv shim for a version that is not installed).
+pub fn for_venv(version: Option<&str>, venv: &Path) -> Result<Interpreter> {
+    if envvars::get(envvars::LABUP_PYTHON).is_none() {
+        if let Some(interp) = remembered(venv, version) {
+            return Ok(interp);
+        }
+    }
+    find(version)
+}
+
+/// The interpreter the venv records, if it is still a file and its version fits.
+fn remembered(venv: &Path, version: Option<&str>) -> Option<Interpreter> {
+    let text = std::fs::read_to_string(venv.join(REMEMBERED)).ok()?;
+    let path = PathBuf::from(text.trim());
+    if !path.is_absolute() || !path.is_file() {
+        return None;
+    }
+    if let Some(wanted) = version {
+        let super::venv::State::Venv(cfg) = super::venv::inspect(venv) else { return None };
+        let built = cfg.version?;
+        if built != wanted && !built.starts_with(&format!("{wanted}.")) {
+            return None;
+        }
+    }
+    let resolved = std::fs::canonicalize(&path).ok()?;
+    let stamp = fsutil::stamp(&resolved).unwrap_or_default();
+    Some(Interpreter { path, resolved, stamp })
+}
+
+/// Records in the venv the interpreter it was built from (see [`for_venv`]).
+pub fn remember(venv: &Path, interp: &Interpreter) -> Result<()> {
+    fsutil::atomic_write(&venv.join(REMEMBERED), format!("{}\n", interp.path.display()).as_bytes())
+}
+
 /// The first executable file called `name` on PATH.
 pub fn search_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;

@@ -28,10 +28,12 @@ pub struct Plan {
     pub install: Option<Vec<String>>,
     /// `name==version` to remove; `None` when unknown.
     pub remove: Option<Vec<String>>,
-    /// The PyTorch index, when torch is among the requirements.
+    /// The PyTorch backend, when torch is among the requirements.
     pub torch_backend: Option<String>,
     /// The project's own package, installed editable by the sync (`name`, `dir`).
     pub project: Option<PlannedPackage>,
+    /// Where torch is installed from: the index URL, or the user's own settings that decide.
+    pub torch_index: Option<String>,
 }
 
 /// The project's own package in a sync plan.
@@ -46,8 +48,9 @@ pub struct PlannedPackage {
 /// Computes the plan.
 pub fn plan(config: &Config) -> Result<Plan> {
     let sources = Sources::detect(config)?;
-    let interp = interpreter::find(config.python.version.as_deref())?;
+    let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
     let torch = gpu::torch_for_sync(config, &sources).map(|c| c.backend);
+    let route = torch.as_deref().map(|b| gpu::torch_route(config, &sources, b));
     let mut plan = Plan {
         action: "noop",
         venv: "keep",
@@ -57,6 +60,7 @@ pub fn plan(config: &Config) -> Result<Plan> {
         remove: Some(Vec::new()),
         torch_backend: torch.clone(),
         project: None,
+        torch_index: route.as_ref().map(gpu::torch::Route::describe),
     };
     if sync::up_to_date(config, &interp, &sources, torch.as_deref()).is_some() {
         return Ok(plan);
@@ -87,7 +91,7 @@ pub fn plan(config: &Config) -> Result<Plan> {
     }
     let (install, remove) = match (plan.lock, plan.venv) {
         ("resolve", _) => (None, None),
-        (_, "keep") => diff_with_uv(config, torch.as_deref()).unwrap_or((None, None)),
+        (_, "keep") => diff_with_uv(config, route.as_ref()).unwrap_or((None, None)),
         // A new venv gets the whole lock (one name may have several marker-guarded pins).
         (lock, _) => {
             let pins = if lock == "none" {
@@ -111,10 +115,11 @@ pub fn plan(config: &Config) -> Result<Plan> {
 type Diff = (Option<Vec<String>>, Option<Vec<String>>);
 
 /// `uv pip sync --dry-run` against the current lock: the exact packages (`None` with pip).
-fn diff_with_uv(config: &Config, torch: Option<&str>) -> Option<Diff> {
+fn diff_with_uv(config: &Config, torch: Option<&gpu::torch::Route>) -> Option<Diff> {
     let engine = Engine::detect(config.python.installer).ok()?;
     let lock = if config.python.lock.is_file() { config.python.lock.clone() } else { return None };
-    let cmd = engine.sync_dry_run(&config.python.venv, &lock, torch)?;
+    let mut cmd = engine.sync_dry_run(&config.python.venv, &lock, torch)?;
+    cmd.cwd = Some(config.root.clone());
     let out = cmd.expression().stdout_capture().stderr_capture().unchecked().run().ok()?;
     if !out.status.success() {
         return None;

@@ -23,6 +23,8 @@ pub struct Sources {
     pub packages: Vec<String>,
     /// The project itself, when its `pyproject.toml` makes it a package: installed editable.
     pub project_package: Option<Package>,
+    /// The project folder, against which relative local package paths resolve.
+    pub root: Option<PathBuf>,
 }
 
 /// The project as a package of its own (`uv init --package`): what `uv sync` installs editable.
@@ -49,7 +51,8 @@ impl Sources {
     /// Finds the inputs: `[python] requirements` when set, else what the project folder has.
     pub fn detect(config: &Config) -> Result<Sources, Fail> {
         let root = &config.root;
-        let mut sources = Sources { packages: config.python.packages.clone(), ..Sources::default() };
+        let mut sources =
+            Sources { packages: config.python.packages.clone(), root: Some(config.root.clone()), ..Sources::default() };
         // What enabled services need from the venv: JupyterLab for `kind = "jupyter"`.
         if config.enabled_services().any(|s| s.kind == crate::config::ServiceKind::Jupyter)
             && !sources.packages.iter().any(|p| requirement_name(p) == "jupyterlab")
@@ -124,6 +127,40 @@ impl Sources {
                 out.push(pyproject);
             }
         }
+        // A local package's own dependencies live in its build files: a change there must
+        // re-resolve and re-sync, as a change to requirements.txt does.
+        for file in self.local_package_files() {
+            if seen.insert(file.clone()) {
+                out.push(file);
+            }
+        }
+        out
+    }
+
+    /// The build files (`pyproject.toml`, `setup.cfg`, `setup.py`, present or not) of every
+    /// local package folder the requirements name: `-e ./pkg`, `./pkg`, `name @ file:///…/pkg`.
+    /// Relative paths are relative to the project folder, where the installers run.
+    pub fn local_package_files(&self) -> Vec<PathBuf> {
+        let Some(root) = self.root.as_deref() else {
+            return Vec::new();
+        };
+        let mut lines: Vec<String> = self.packages.clone();
+        for file in self.requirement_texts() {
+            lines.extend(logical_lines(&fs::read_to_string(&file).unwrap_or_default()));
+        }
+        if let Some(p) = &self.pyproject {
+            lines.extend(pyproject_dependencies(p).unwrap_or_default());
+        }
+        let mut out = Vec::new();
+        for line in lines {
+            let Some(dir) = local_folder(&line, root) else { continue };
+            for name in ["pyproject.toml", "setup.cfg", "setup.py"] {
+                let file = dir.join(name);
+                if !out.contains(&file) {
+                    out.push(file);
+                }
+            }
+        }
         out
     }
 
@@ -153,6 +190,22 @@ impl Sources {
             _ => parts.push("[python] packages".into()),
         }
         parts.join(", ")
+    }
+
+    /// The first option in the requirement files that chooses the index (`--index-url`,
+    /// `--extra-index-url`, `--no-index`) and the file it is in, for messages.
+    pub fn index_settings(&self, root: &Path) -> Option<String> {
+        for file in self.requirement_texts() {
+            let text = fs::read_to_string(&file).unwrap_or_default();
+            for line in logical_lines(&text) {
+                let Some((opt, _)) = split_option(&line) else { continue };
+                if ["--index-url", "-i", "--extra-index-url", "--no-index"].contains(&opt.as_str()) {
+                    let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+                    return Some(format!("`{line}` in {shown}"));
+                }
+            }
+        }
+        None
     }
 
     /// Index options from the requirement files, with relative paths rebased onto `lock_dir`.
@@ -193,13 +246,40 @@ impl Sources {
     }
 }
 
-/// Removes `.` and `..` components without touching the file system.
+/// The local folder a requirement line installs from, if it names one that exists.
+fn local_folder(line: &str, root: &Path) -> Option<PathBuf> {
+    let line = line.split(" ;").next().unwrap_or(line);
+    let spec = match line.strip_prefix("--editable").or_else(|| line.strip_prefix("-e")) {
+        Some(v) => v.trim_start_matches(['=', ' ', '\t']).trim(),
+        None if line.starts_with('-') => return None,
+        None => line.trim(),
+    };
+    // `name @ url` → the url
+    let spec = match spec.split_once('@') {
+        Some((name, url)) if !name.trim().is_empty() && !name.starts_with('.') && !name.contains(['/', ':']) => {
+            url.trim()
+        }
+        _ => spec,
+    };
+    let path = if let Some(rest) = spec.strip_prefix("file://") {
+        rest.strip_prefix("localhost").unwrap_or(rest)
+    } else if spec.starts_with('.') || spec.starts_with('/') {
+        spec
+    } else {
+        return None;
+    };
+    let path = path.split(['#', '[']).next().unwrap_or_default().trim();
+    let dir = lexical(&root.join(path));
+    dir.is_dir().then_some(dir)
+}
+
 /// The normalized project name a requirement line starts with (`JupyterLab>=4` → `jupyterlab`).
 fn requirement_name(req: &str) -> String {
     let end = req.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(req.len());
     req[..end].to_ascii_lowercase().replace(['_', '.'], "-")
 }
 
+/// Removes `.` and `..` components without touching the file system.
 fn lexical(path: &Path) -> PathBuf {
     use std::path::Component;
     let mut out = PathBuf::new();
@@ -484,6 +564,36 @@ mod tests {
             s.carried_options(d),
             ["--no-index", "--find-links ./wheels", "--extra-index-url https://example.org/simple"]
         );
+    }
+
+    #[test]
+    fn local_package_build_files_are_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for pkg in ["mypkg", "other", "third", "wheels"] {
+            fs::create_dir(d.join(pkg)).unwrap();
+        }
+        fs::write(
+            d.join("requirements.txt"),
+            format!(
+                "-e ./mypkg\n./other[extra] ; python_version > '3'\nthird @ file://{}/third\n--find-links ./wheels\nalpha\n-e ./missing\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let s = Sources::detect(&config(d)).unwrap();
+        let files = s.files();
+        for pkg in ["mypkg", "other", "third"] {
+            for f in ["pyproject.toml", "setup.cfg", "setup.py"] {
+                assert!(files.contains(&d.join(pkg).join(f)), "{pkg}/{f} in {files:?}");
+            }
+        }
+        assert!(
+            !files.iter().any(|f| f.starts_with(d.join("wheels")) || f.starts_with(d.join("missing"))),
+            "{files:?}"
+        );
+        assert_eq!(local_folder("-e mypkg @ file:///nonexistent/x", d), None);
+        assert_eq!(local_folder(&format!("-e mypkg @ file://{}/mypkg", d.display()), d), Some(d.join("mypkg")));
     }
 
     #[test]

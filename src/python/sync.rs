@@ -63,6 +63,8 @@ struct Workspace<'a> {
     tmp: PathBuf,
     /// The PyTorch index, when torch is an input or `[python] torch` is set.
     torch: Option<torch::Choice>,
+    /// Where the installer looks for torch (with `torch`).
+    route: Option<torch::Route>,
 }
 
 /// The config with `[python] lock` naming this torch backend's lock (`requirements.cu126.lock`;
@@ -98,7 +100,7 @@ pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources, torc
 pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
     let started = Instant::now();
     let sources = Sources::detect(config)?;
-    let interp = interpreter::find(config.python.version.as_deref())?;
+    let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
     let torch = gpu::torch_for_sync(config, &sources);
     let backend = torch.as_ref().map(|c| c.backend.clone());
     let noop = |m: Marker| Outcome {
@@ -119,8 +121,12 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
     if let Some(marker) = up_to_date(base, &ws.interp, &ws.sources, backend.as_deref()) {
         return Ok(noop(marker));
     }
-    if let Some(c) = &ws.torch {
-        ui.info(format!("torch from the `{}` index: {}", c.backend, c.reason));
+    if let (Some(c), Some(route)) = (&ws.torch, &ws.route) {
+        ui.info(match route {
+            torch::Route::Yours(what) => format!("torch from your own index settings ({what})"),
+            torch::Route::Pypi => format!("torch from PyPI's own wheels: {}", c.reason),
+            _ => format!("torch from the `{}` index, {}: {}", c.backend, route.describe(), c.reason),
+        });
     }
     ws.sync(locked, started)
 }
@@ -128,7 +134,7 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
 /// Rewrites the lock from the requirement sources (`upgrade`: ignore current pins).
 pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
     let sources = Sources::detect(config)?;
-    let interp = interpreter::find(config.python.version.as_deref())?;
+    let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
     let torch = gpu::torch_for_sync(config, &sources);
     let config = &*for_backend(config, torch.as_ref().map(|c| c.backend.as_str()));
     let ws = Workspace::new(config, ui, sources, interp, torch)?;
@@ -166,7 +172,8 @@ impl<'a> Workspace<'a> {
         torch: Option<torch::Choice>,
     ) -> Result<Workspace<'a>> {
         let tmp = project::ensure_state_dir(&config.root, "tmp")?;
-        Ok(Workspace { config, ui, sources, interp, tmp, torch })
+        let route = torch.as_ref().map(|c| gpu::torch_route(config, &sources, &c.backend));
+        Ok(Workspace { config, ui, sources, interp, tmp, torch, route })
     }
 
     /// The torch backend to pass to the installer.
@@ -196,6 +203,10 @@ impl<'a> Workspace<'a> {
         let (config, ui) = (self.config, self.ui);
         let venv_dir = &config.python.venv;
         venv::remove_leftovers(venv_dir);
+        // Older labups kept their temporary lock files beside the lock: labup's own names only.
+        for old in ["labup-new", "labup-resolve"] {
+            let _ = fs::remove_file(fsutil::sibling(&config.python.lock, old));
+        }
         let info = self.query_interpreter()?;
         let engine = Engine::detect(config.python.installer)?;
 
@@ -214,7 +225,8 @@ impl<'a> Workspace<'a> {
                 ui.info(format!("rebuilding {}: {reason}", display_path(venv_dir)));
             }
             let built = venv::build(venv_dir, |dest| {
-                engine::run(ui, &engine.create_venv(&self.interp, dest), "creating the venv").map(drop)
+                engine::run(ui, &engine.create_venv(&self.interp, dest), "creating the venv")?;
+                interpreter::remember(dest, &self.interp)
             });
             match built {
                 Ok(()) => step.done(format!(
@@ -230,30 +242,22 @@ impl<'a> Workspace<'a> {
             }
         }
 
-        // A new lock is written beside the real one (its relative `--find-links` must resolve
-        // the same) and renamed over it only once the sync succeeded.
-        let pending = fsutil::sibling(&config.python.lock, "labup-new");
+        // The installers read a copy in `.labup/tmp` (its relative `--find-links` made absolute),
+        // so an interrupted sync leaves nothing in the project; the lock is written only once the
+        // sync succeeded.
+        let lock_dir = config.python.lock.parent().unwrap_or(&config.root).to_path_buf();
         let sync_from = match (&new_lock, self.sources.is_empty()) {
-            (Some(text), _) => {
-                fs::write(&pending, text).with_context(|| format!("failed to write {}", pending.display()))?;
-                pending.clone()
-            }
+            (Some(text), _) => self.write_tmp("lock-pending.txt", &lockfile::relocated(text, &lock_dir))?,
             (None, true) => self.write_tmp("empty.txt", "")?,
             (None, false) => config.python.lock.clone(),
         };
-        let installed = self.install(&engine, &sync_from);
-        let (installed, removed) = match installed {
-            Ok(counts) => counts,
-            Err(e) => {
-                let _ = fs::remove_file(&pending);
-                return Err(e);
-            }
-        };
-        if new_lock.is_some() {
-            fs::rename(&pending, &config.python.lock)
-                .with_context(|| format!("failed to write {}", config.python.lock.display()))?;
+        let (installed, removed) = self.install(&engine, &sync_from)?;
+        if let Some(text) = &new_lock {
+            fsutil::atomic_write(&config.python.lock, text.as_bytes())?;
         }
         let packages = venv::installed(venv_dir).len();
+        // Venvs built before labup remembered their interpreter learn it here.
+        interpreter::remember(venv_dir, &self.interp)?;
         fingerprint::write(
             venv_dir,
             &Marker {
@@ -297,7 +301,7 @@ impl<'a> Workspace<'a> {
                 display_path(lock_path),
                 self.sources.describe(&self.config.root)
             ))
-            .hint(match self.backend().filter(|b| *b != "default") {
+            .hint(match self.backend().filter(|b| *b != "pypi") {
                 // Each torch backend has its own lock: this machine's may never have been made.
                 Some(b) => format!(
                     "run `labup lock` on a machine that picks the `{b}` torch index (or anywhere with \
@@ -344,12 +348,14 @@ impl<'a> Workspace<'a> {
                 inputs.push('\n');
             }
             let inputs_file = self.write_tmp("inputs.in", &inputs)?;
-            // Beside the lock: uv reads the pins already in it, and its relative paths must resolve.
-            let out = fsutil::sibling(lock_path, "labup-resolve");
+            // In `.labup/tmp`: an interrupted resolution leaves nothing in the project.
+            let out = self.tmp.join("lock-resolve.txt");
+            let _ = fs::remove_file(&out);
+            let lock_dir = lock_path.parent().unwrap_or(&config.root);
             if !upgrade && matches!(engine, Engine::Uv(_)) {
                 // uv keeps the versions already in the output file unless told to upgrade.
                 if let Ok(current) = fs::read_to_string(lock_path) {
-                    fs::write(&out, current)?;
+                    fs::write(&out, lockfile::relocated(&current, lock_dir))?;
                 }
             }
             let minor = match &config.python.version {
@@ -358,7 +364,7 @@ impl<'a> Workspace<'a> {
             };
             let compiled = engine::run(
                 ui,
-                &engine.compile(&self.interp, &minor, &inputs_file, &out, upgrade, self.backend()),
+                &self.at_root(engine.compile(&self.interp, &minor, &inputs_file, &out, upgrade, self.route.as_ref())),
                 "resolving the requirements",
             )
             .map_err(|e| with_hint(e, &described, lock_path, "resolution"))
@@ -367,9 +373,20 @@ impl<'a> Workspace<'a> {
             let raw = compiled?;
             let body = match engine {
                 Engine::Uv(_) => raw,
-                Engine::Pip => engine::pip_report_to_lock(&raw)?,
+                Engine::Pip => {
+                    let lock = engine::pip_report_to_lock(&raw)?;
+                    if !lock.unhashed.is_empty() {
+                        let names: Vec<&str> = lock.unhashed.iter().map(|(n, _)| n.as_str()).collect();
+                        ui.info(format!(
+                            "not hashed: {} (pip has no single file to hash for a local folder or a VCS \
+                             checkout; installed from that source, see the comments in {})",
+                            names.join(", "),
+                            display_path(lock_path)
+                        ));
+                    }
+                    lock.body
+                }
             };
-            let lock_dir = lock_path.parent().unwrap_or(&config.root);
             let digest = lockfile::inputs_digest(&self.sources, config, self.backend());
             Ok(lockfile::render(&digest, &self.sources.carried_options(lock_dir), &body))
         })();
@@ -391,37 +408,30 @@ impl<'a> Workspace<'a> {
         let before = venv::installed(venv_dir);
         let described = self.sources.describe(&config.root);
         let package = self.sources.project_package.as_ref();
-        let mut sync_cmd = engine.sync(&self.interp, venv_dir, lock, self.backend());
-        if let (Engine::Uv(_), Some(pkg)) = (engine, package) {
-            // The project itself, editable, in the same exact sync: uv keeps it.
-            let file = self.write_tmp("project-editable.txt", &Engine::editable_requirement(&pkg.dir))?;
-            sync_cmd.args.push(file.display().to_string());
-        }
-        let result = engine::run(ui, &sync_cmd, "installing into the venv")
-            .and_then(|out| match (engine, package) {
-                (Engine::Pip, Some(pkg)) => engine::run(
-                    ui,
-                    &Engine::pip_editable(&self.interp, venv_dir, &pkg.dir),
-                    &format!("installing the project `{}` (editable)", pkg.name),
-                ),
-                _ => Ok(out),
-            })
+        let result = self
+            .run_install(engine, lock)
             .map_err(|e| with_hint(e, &described, &config.python.lock, "install"))
             .and_then(|_| {
                 if *engine != Engine::Pip {
                     return Ok(());
                 }
-                let mut wanted: Vec<String> =
-                    lockfile::pins(&fs::read_to_string(lock).unwrap_or_default()).into_iter().map(|p| p.name).collect();
+                // pip installs; removing what the lock does not name is labup's part. A path
+                // installed without a name (`-e ./pkg`, from a uv lock) keeps every direct install;
+                // the project's own package is kept too. An unreadable lock removes nothing.
+                let text = fs::read_to_string(lock).with_context(|| format!("failed to read {}", lock.display()))?;
+                let (mut wanted, unnamed) = lockfile::names(&text);
                 wanted.extend(package.map(|p| p.name.clone()));
-                let extra: Vec<String> =
-                    venv::installed(venv_dir).into_keys().filter(|n| !wanted.contains(n)).collect();
+                let direct = if unnamed { venv::direct_installs(venv_dir) } else { Default::default() };
+                let extra: Vec<String> = venv::installed(venv_dir)
+                    .into_keys()
+                    .filter(|n| !wanted.contains(n) && !direct.contains(n))
+                    .collect();
                 if extra.is_empty() {
                     return Ok(());
                 }
                 engine::run(
                     ui,
-                    &Engine::pip_uninstall(&self.interp, venv_dir, &extra),
+                    &self.at_root(Engine::pip_uninstall(&self.interp, venv_dir, &extra)),
                     "removing packages not in the lock",
                 )
                 .map(drop)
@@ -441,6 +451,47 @@ impl<'a> Workspace<'a> {
             ));
         }
         Ok((installed, removed))
+    }
+
+    /// Runs the installer on `lock`. pip's hash-checking mode wants a hash on every line of a
+    /// file or on none, and folders and VCS checkouts have none: pip installs the hashed entries
+    /// with their hashes checked, then the others from their sources (both `--no-deps`: the lock
+    /// is complete).
+    fn run_install(&self, engine: &Engine, lock: &Path) -> Result<()> {
+        let venv_dir = &self.config.python.venv;
+        let package = self.sources.project_package.as_ref();
+        if *engine != Engine::Pip {
+            let mut cmd = self.at_root(engine.sync(&self.interp, venv_dir, lock, self.route.as_ref()));
+            if let Some(pkg) = package {
+                // The project itself, editable, in the same exact sync: uv keeps it.
+                let file = self.write_tmp("project-editable.txt", &Engine::editable_requirement(&pkg.dir))?;
+                cmd.args.push(file.display().to_string());
+            }
+            return engine::run(self.ui, &cmd, "installing into the venv").map(drop);
+        }
+        let text = fs::read_to_string(lock).with_context(|| format!("failed to read {}", lock.display()))?;
+        let lock_dir = self.config.python.lock.parent().unwrap_or(&self.config.root);
+        let (hashed, plain, n_hashed, n_plain) = lockfile::split_for_pip(&text, lock_dir);
+        for (name, part, n) in [("pip-hashed.txt", hashed, n_hashed), ("pip-sources.txt", plain, n_plain)] {
+            if n == 0 {
+                continue;
+            }
+            let file = self.write_tmp(name, &part)?;
+            let cmd = self.at_root(engine.sync(&self.interp, venv_dir, &file, self.route.as_ref()));
+            engine::run(self.ui, &cmd, "installing into the venv")?;
+        }
+        if let Some(pkg) = package {
+            let cmd = self.at_root(Engine::pip_editable(&self.interp, venv_dir, &pkg.dir));
+            engine::run(self.ui, &cmd, &format!("installing the project `{}` (editable)", pkg.name))?;
+        }
+        Ok(())
+    }
+
+    /// Installers run in the project folder: relative paths in requirement files and in the
+    /// lock (`-e ./pkg`, as uv writes them) are relative to it, wherever labup was started.
+    fn at_root(&self, mut cmd: engine::Cmd) -> engine::Cmd {
+        cmd.cwd = Some(self.config.root.clone());
+        cmd
     }
 
     fn write_tmp(&self, name: &str, text: &str) -> Result<PathBuf> {

@@ -196,6 +196,24 @@ pub fn installed(venv: &Path) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Distributions installed from a direct source (their `dist-info` has PEP 610's `direct_url.json`).
+pub fn direct_installs(venv: &Path) -> std::collections::BTreeSet<String> {
+    let Some(site) = site_packages(venv) else {
+        return Default::default();
+    };
+    fs::read_dir(site)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.path().join("direct_url.json").is_file())
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let (dist, _) = name.strip_suffix(".dist-info")?.split_once('-')?;
+            Some(normalize(dist))
+        })
+        .collect()
+}
+
 /// PEP 503 name normalization: lowercase, runs of `-_.` become `-`.
 pub fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());

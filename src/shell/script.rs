@@ -20,6 +20,8 @@ pub struct Activation {
     pub venv: PathBuf,
     /// The interpreter wrappers folder, put first on PATH when the workspace needs libraries.
     pub wrappers: Option<PathBuf>,
+    /// The folder of the `pip` that acts on the venv, put right after the venv's `bin`.
+    pub pip: Option<PathBuf>,
     /// The prompt marker's name (already reduced to harmless characters).
     pub prompt: String,
     /// With `[shell] autostart`: how to call labup on entry and exit.
@@ -51,6 +53,7 @@ pub fn render(a: &Activation, shell: Shell) -> String {
 fn front(a: &Activation) -> Vec<String> {
     let mut dirs: Vec<String> = a.wrappers.iter().map(|w| w.display().to_string()).collect();
     dirs.push(a.venv.join("bin").display().to_string());
+    dirs.extend(a.pip.iter().map(|p| p.display().to_string()));
     dirs
 }
 
@@ -194,6 +197,7 @@ mod tests {
             root: "/p".into(),
             venv: "/p/.venv".into(),
             wrappers: None,
+            pip: None,
             prompt: "demo".into(),
             autostart: None,
         }
@@ -215,6 +219,9 @@ mod tests {
         assert!(text.contains("PATH='/p/.labup/shell/bin':'/p/.venv/bin'\"${PATH:+:$PATH}\""), "{text}");
         let fish = render(&a, Shell::Fish);
         assert!(fish.contains("set -gx PATH '/p/.labup/shell/bin' '/p/.venv/bin' $PATH\n"), "{fish}");
+        let a = Activation { pip: Some("/p/.labup/shell/pip".into()), ..activation() };
+        let text = render(&a, Shell::Bash);
+        assert!(text.contains("PATH='/p/.venv/bin':'/p/.labup/shell/pip'\"${PATH:+:$PATH}\""), "{text}");
     }
 
     #[test]

@@ -160,6 +160,84 @@ pub fn refresh(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring)
     Ok(Refresh::Written(names.len()))
 }
 
+/// `.labup/shell/pip`: the `pip` and `pip3` a hooked shell finds after `.venv/bin`. The venv
+/// has no pip of its own (it holds exactly the lock), so without them `pip install` in a labup
+/// shell would reach the base interpreter's pip and install there. A pip the user puts into the
+/// venv comes first on PATH and wins.
+pub fn pip_dir(root: &Path) -> PathBuf {
+    project::state_dir(root).join("shell").join("pip")
+}
+
+/// What the shell's `pip` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PipRunner {
+    /// uv's pip interface (`uv pip install … --python <venv>`): what installs when uv does.
+    Uv(PathBuf),
+    /// The base interpreter's pip (`python -m pip --python <venv> …`): the pip installer's way.
+    Base(PathBuf),
+}
+
+/// The `pip` script: acts on `venv`, and on the first `pip install` says (once: `note` is
+/// created) that the venv is exact, so the next `labup sync` removes what the requirements do
+/// not list.
+pub fn pip_script(runner: &PipRunner, venv: &Path, shown: &str, note: &Path) -> String {
+    let python = sh_quote(&venv.join("bin").join("python").display().to_string());
+    let note = sh_quote(&note.display().to_string());
+    let message = sh_quote(&format!(
+        "labup: pip installs into {shown}, which labup keeps exactly to the lock: the next `labup sync` \
+         removes what the requirements do not list (add it there to keep it)"
+    ));
+    let run = match runner {
+        PipRunner::Uv(uv) => {
+            let uv = sh_quote(&uv.display().to_string());
+            format!(
+                "case \"${{1-}}\" in\n\
+                 \x20   \"\" | -*) exec {uv} pip \"$@\" ;;\n\
+                 \x20   *) sub=$1; shift; UV_PYTHON_DOWNLOADS=never exec {uv} pip \"$sub\" --python {python} \"$@\" ;;\n\
+                 esac\n"
+            )
+        }
+        PipRunner::Base(base) => {
+            format!("exec {} -m pip --python {python} \"$@\"\n", sh_quote(&base.display().to_string()))
+        }
+    };
+    format!(
+        "#!/bin/sh\n\
+         # Written by labup (`labup sync`, `labup up`): the venv has no pip of its own, so `pip` in a\n\
+         # labup shell acts on the venv, never on the base interpreter.\n\
+         if [ \"${{1-}}\" = install ] && [ ! -e {note} ]; then\n\
+         \x20   echo {message} >&2\n\
+         \x20   : > {note} 2>/dev/null || true\n\
+         fi\n\
+         {run}"
+    )
+}
+
+/// Makes `.labup/shell/pip` fit the venv and the runner (a read and a compare when it does);
+/// removes it when there is no venv.
+pub fn refresh_pip(config: &Config, runner: &PipRunner) -> Result<()> {
+    let folder = pip_dir(&config.root);
+    if !config.python.venv.join("bin").is_dir() {
+        if folder.is_dir() {
+            fsutil::remove_tree(&folder)?;
+        }
+        return Ok(());
+    }
+    let note = folder.join(".noted");
+    let text = pip_script(runner, &config.python.venv, &crate::config::display_path(&config.python.venv), &note);
+    for name in ["pip", "pip3"] {
+        let path = folder.join(name);
+        if fs::read_to_string(&path).is_ok_and(|t| t == text) {
+            continue;
+        }
+        project::ensure_state_dir(&config.root, "shell/pip")?;
+        fsutil::atomic_write(&path, text.as_bytes())?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("failed to make {} executable", path.display()))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +305,32 @@ mod tests {
         fs::remove_file(d.path().join(".venv/bin/jupyter")).unwrap();
         assert_eq!(refresh(&config, &parent, &Wiring::default()).unwrap(), Refresh::Written(1));
         assert!(!dir(d.path()).join("jupyter").exists());
+    }
+
+    #[test]
+    fn pip_runs_on_the_venv_and_notes_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let log = d.join("args");
+        let fake = d.join("fake-uv");
+        fs::write(&fake, format!("#!/bin/sh\nprintf '%s|' \"$@\" > '{}'\n", log.display())).unwrap();
+        fs::set_permissions(&fake, fs::Permissions::from_mode(0o755)).unwrap();
+        let shim = d.join("pip");
+        let note = d.join("noted");
+        fs::write(&shim, pip_script(&PipRunner::Uv(fake), Path::new("/p/.venv"), ".venv", &note)).unwrap();
+        fs::set_permissions(&shim, fs::Permissions::from_mode(0o755)).unwrap();
+        let run = |args: &[&str]| {
+            let out = std::process::Command::new(&shim).args(args).output().unwrap();
+            (fs::read_to_string(&log).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+        };
+        let (args, err) = run(&["install", "x"]);
+        assert_eq!(args, "pip|install|--python|/p/.venv/bin/python|x|");
+        assert!(err.contains("the next `labup sync` removes"), "{err}");
+        let (_, err) = run(&["install", "y"]);
+        assert!(err.is_empty(), "said once: {err}");
+        assert_eq!(run(&["--help"]).0, "pip|--help|");
+        let base = pip_script(&PipRunner::Base("/py/bin/python3".into()), Path::new("/p/.venv"), ".venv", &note);
+        assert!(base.contains("exec '/py/bin/python3' -m pip --python '/p/.venv/bin/python' \"$@\""), "{base}");
     }
 
     #[test]

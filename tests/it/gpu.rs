@@ -326,3 +326,84 @@ fn run_gives_the_child_exactly_our_library_path_and_leaves_the_parent_alone() {
     assert!(explained.contains("found in /etc/ld.so.cache"), "{explained}");
     assert!(explained.contains("your own LD_LIBRARY_PATH (/usr/local/cuda/lib64) is not passed on"), "{explained}");
 }
+
+/// A PEP 503 "simple" index as static files (`<dir>/<name>/index.html` linking the wheel with its
+/// sha256), serving a named stub `torch` wheel: no network, real uv and pip read it by file URL.
+fn torch_index(dir: &Path) -> String {
+    let files = dir.join("files");
+    let script = format!(
+        "import sys, hashlib; sys.path.insert(0, {fixtures:?}); import make_wheels\n\
+         make_wheels.wheel({files:?}, 'torch', '2.0.0')\n\
+         w = {files:?} + '/torch-2.0.0-py3-none-any.whl'\n\
+         h = hashlib.sha256(open(w, 'rb').read()).hexdigest()\n\
+         import os; os.makedirs({index:?}, exist_ok=True)\n\
+         open({index:?} + '/index.html', 'w').write('<a href=\"file://' + w + '#sha256=' + h + '\">torch-2.0.0-py3-none-any.whl</a>')\n",
+        fixtures = crate::support::shared().fixtures.display().to_string(),
+        files = files.display().to_string(),
+        index = dir.join("torch").display().to_string(),
+    );
+    std::fs::create_dir_all(&files).unwrap();
+    let out = std::process::Command::new(&crate::support::shared().python).args(["-c", &script]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    format!("file://{}", dir.display())
+}
+
+#[test]
+fn torch_comes_from_the_index_the_requirements_name() {
+    // No GPU (cpu would be download.pytorch.org/whl/cpu), but requirements.txt names its index.
+    let h = Host::new();
+    let mut p = h.project();
+    let index = torch_index(&p.path("simple"));
+    p.file("requirements.txt", &format!("--index-url {index}\ntorch\n"));
+    let plan = p.labup(&["sync", "--dry-run", "--json"]).ok().json();
+    let said = plan["torch_index"].as_str().unwrap_or_default().to_string();
+    assert!(said.contains("--index-url") && said.contains("requirements.txt"), "{plan}");
+    let out = p.labup(&["sync"]).ok();
+    assert!(out.stderr.contains("torch from your own index"), "{}", out.stderr);
+    assert_eq!(p.installed().get("torch").map(String::as_str), Some("2.0.0"));
+    // uv's own index settings count the same.
+    std::fs::write(p.path("requirements.txt"), "torch\n").unwrap();
+    p.set("UV_INDEX_URL", &index);
+    let plan = p.labup(&["sync", "--dry-run", "--json"]).ok().json();
+    assert!(plan["torch_index"].as_str().unwrap_or_default().contains("UV_INDEX_URL"), "{plan}");
+    p.labup(&["sync"]).ok();
+    assert_eq!(p.installed().get("torch").map(String::as_str), Some("2.0.0"));
+}
+
+#[test]
+fn torch_index_names_a_mirror_of_the_pytorch_index() {
+    let h = Host::new();
+    let p = h.project();
+    let mirror = p.path("mirror");
+    let base = torch_index(&mirror.join("cpu"));
+    let base = base.trim_end_matches("/cpu").to_string();
+    p.file("labup.toml", &format!("[python]\ntorch-index = \"{base}\"\n"));
+    p.file("requirements.txt", "torch\n");
+    let g = gpu(&p);
+    assert_eq!(g["torch_backend"], "cpu");
+    assert_eq!(g["torch_index"], format!("{base}/cpu"));
+    let text = p.labup(&["gpu"]).ok().stdout;
+    assert!(text.contains(&format!("torch index    {base}/cpu")), "{text}");
+    let plan = p.labup(&["sync", "--dry-run"]).ok().stdout;
+    assert!(plan.contains(&format!("torch: cpu from {base}/cpu")), "{plan}");
+    p.labup(&["sync"]).ok();
+    assert_eq!(p.installed().get("torch").map(String::as_str), Some("2.0.0"));
+    assert!(p.path("requirements.cpu.lock").is_file());
+}
+
+#[test]
+fn torch_pypi_takes_pypis_own_wheels_and_bad_index_values_are_refused() {
+    let h = Host::new();
+    let p = h.project();
+    p.file("labup.toml", "[python]\ntorch = \"pypi\"\n");
+    p.file("requirements.txt", "torch\n");
+    let g = gpu(&p);
+    assert_eq!(g["torch_backend"], "pypi");
+    assert!(g["torch_index"].as_str().unwrap().contains("PyPI"), "{g}");
+    let plan = p.labup(&["sync", "--dry-run", "--json"]).ok().json();
+    assert_eq!(plan["torch_backend"], "pypi");
+    p.file("labup.toml", "[python]\ntorch = \"pypi\"\ntorch-index = \"mirror.example/whl\"\n");
+    let before = p.listing();
+    p.labup(&["sync"]).code(2).stderr_has("labup.toml:3:").stderr_has("torch-index");
+    assert_eq!(p.listing(), before, "nothing written");
+}

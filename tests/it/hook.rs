@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::support::{wait_until, which, Output, Project};
+use crate::support::{shared, wait_until, which, Output, Project};
 
 const LABUP: &str = env!("CARGO_BIN_EXE_labup");
 
@@ -182,12 +182,51 @@ fn sync_inside_a_hooked_shell_builds_from_the_base_interpreter() {
     assert_eq!(json["action"], "noop", "{}\n{}", out.stdout, out.stderr);
 }
 
+/// `pip` typed in a hooked shell acts on the venv (which has no pip of its own), not on the base
+/// interpreter, and says once that the venv is exact. `PIP_REQUIRE_VIRTUALENV=1` makes a pip
+/// that would install into the base interpreter refuse, so the test never changes it.
+pub(crate) fn check_pip_in_the_shell(p: &Project) {
+    let wheels = shared().wheels.display().to_string();
+    let script = format!(
+        r#"
+export PIP_REQUIRE_VIRTUALENV=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+eval "$(labup hook bash)"
+echo "pip=$(command -v pip)"
+pip install --no-index --find-links {wheels} gamma 2>first.err >/dev/null; echo "first=$?"
+pip install --no-index --find-links {wheels} delta 2>second.err >/dev/null; echo "second=$?"
+python -c 'import gamma; print("gamma=" + gamma.__version__)'
+"#
+    );
+    let out = in_shell(p, &bash(), &script);
+    assert!(field(&out, "pip").starts_with(&p.path(".labup/shell").display().to_string()), "{}", out.stdout);
+    let first = std::fs::read_to_string(p.path("first.err")).unwrap();
+    assert_eq!(field(&out, "first"), "0", "{first}");
+    assert_eq!(field(&out, "second"), "0");
+    assert_eq!(field(&out, "gamma"), "1.0", "{}", out.stderr);
+    assert!(first.contains("the next `labup sync` removes"), "the note: {first}");
+    let second = std::fs::read_to_string(p.path("second.err")).unwrap();
+    assert!(!second.contains("labup sync"), "said once: {second}");
+    let base = Command::new(&shared().python).args(["-c", "import gamma"]).output().unwrap();
+    assert!(!base.status.success(), "gamma went into the base interpreter");
+    // As it said: the venv is exact again after the next sync.
+    assert_eq!(p.sync()["removed"], 2);
+    assert!(!p.installed().contains_key("gamma"));
+}
+
+#[test]
+fn pip_in_a_hooked_shell_installs_into_the_venv_with_uv() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    p.sync();
+    check_pip_in_the_shell(&p);
+}
+
 /// A folder holding a copy of the libz the test Python loads, under a name nothing else has.
 fn fake_library_dir(p: &Project) -> PathBuf {
     let dir = p.path("fake-store/lib");
     std::fs::create_dir_all(&dir).unwrap();
     let find = "import zlib; print([l.split()[-1] for l in open('/proc/self/maps') if '/libz.so' in l][0])";
-    let out = Command::new(&crate::support::shared().python).args(["-c", find]).output().unwrap();
+    let out = Command::new(&shared().python).args(["-c", find]).output().unwrap();
     let libz = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(out.status.success() && !libz.is_empty(), "no libz: {}", String::from_utf8_lossy(&out.stderr));
     std::fs::copy(libz, dir.join("liblabupfake.so")).unwrap();

@@ -1,5 +1,6 @@
 //! The pip fallback (`installer = "pip"`): the same exact results without uv.
 
+use crate::sources::{check_local_sources, has_git, local_sources, sources_are_kept};
 use crate::support::{pkgs, shared, Project};
 
 fn pip_project() -> Project {
@@ -62,4 +63,40 @@ fn uv_installer_without_uv_is_a_clear_error() {
     p.file("labup.toml", "[python]\ninstaller = \"uv\"\n");
     p.set("PATH", "/nonexistent");
     p.labup(&["sync"]).code(1).stderr_has("uv was not found").stderr_has("hint: install uv");
+}
+
+#[test]
+fn pip_keeps_local_editable_wheel_and_git_sources_and_hashes_the_rest() {
+    let p = pip_project();
+    let lines = local_sources(&p);
+    p.requirements(&lines);
+    let out = p.labup(&["sync"]).ok();
+    let lock = std::fs::read_to_string(p.path("requirements.lock")).unwrap();
+    // pip's own digests for every archive; what it cannot hash is named, with the reason.
+    assert!(lock.contains("alpha==2.0 \\\n    --hash=sha256:"), "{lock}");
+    assert!(lock.contains(".whl \\\n    --hash=sha256:"), "the local wheel is hashed: {lock}");
+    assert!(lock.contains("# not hashed: mypkg (an editable local folder"), "{lock}");
+    if has_git() {
+        assert!(lock.contains("# not hashed: vcspkg (a git checkout"), "{lock}");
+        assert!(out.stderr.contains("not hashed: mypkg, vcspkg"), "{}", out.stderr);
+    } else {
+        assert!(out.stderr.contains("not hashed: mypkg"), "{}", out.stderr);
+    }
+    sources_are_kept(&p, "requirements.lock");
+    // The exactness step keeps what came from local sources.
+    p.requirements(&(lines + "gamma\n"));
+    p.sync();
+    check_local_sources(&p);
+    assert_eq!(p.installed().get("gamma").map(String::as_str), Some("1.0"));
+}
+
+#[test]
+fn pip_in_a_hooked_shell_installs_into_the_venv_with_pip() {
+    // The shell keeps the test's PATH (labup is found there); installer = "pip" picks pip.
+    let mut p = Project::new();
+    p.unset("LABUP_UV");
+    p.file("labup.toml", "[python]\ninstaller = \"pip\"\n");
+    p.requirements("alpha\n");
+    p.sync();
+    crate::hook::check_pip_in_the_shell(&p);
 }

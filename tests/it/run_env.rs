@@ -35,9 +35,7 @@ fn run_sets_the_library_path_for_the_child_only() {
 #[test]
 fn run_reports_a_missing_command() {
     let p = Project::new();
-    p.labup(&["run", "--no-sync", "--", "no-such-command-xyz"])
-        .code(1)
-        .stderr_has("command not found: `no-such-command-xyz`");
+    p.labup(&["run", "--", "no-such-command-xyz"]).code(1).stderr_has("command not found: `no-such-command-xyz`");
 }
 
 #[test]
@@ -49,4 +47,27 @@ fn env_prints_the_workspace_variables() {
     let explained = p.labup(&["env", "--explain"]).ok();
     assert!(explained.stdout.contains("# the venv's python and tools first"), "{}", explained.stdout);
     assert!(!p.path(".venv").exists(), "env changes nothing");
+}
+
+#[test]
+fn run_no_sync_refuses_a_missing_or_broken_venv() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    let code = "import sys; print('ran ' + sys.prefix)";
+    let out = p.labup(&["run", "--no-sync", "--", "python", "-c", code]).code(1);
+    assert!(!out.stdout.contains("ran"), "another Python ran: {}", out.stdout);
+    assert!(out.stderr.contains("hint:") && out.stderr.contains("labup sync"), "{}", out.stderr);
+    p.sync();
+    let ok = p.labup(&["run", "--no-sync", "--", "python", "-c", code]).ok();
+    assert_eq!(ok.stdout.trim(), format!("ran {}", p.path(".venv").display()));
+    // The interpreter the venv points at is gone (a garbage-collected store path).
+    let python = p.path(".venv/bin/python");
+    std::fs::remove_file(&python).unwrap();
+    std::os::unix::fs::symlink("/nonexistent/labup-test/python3", &python).unwrap();
+    let out = p.labup(&["run", "--no-sync", "--", "python", "-c", code]).code(1);
+    assert!(!out.stdout.contains("ran"), "the system Python ran: {}", out.stdout);
+    assert!(out.stderr.contains("is broken") && out.stderr.contains("labup sync"), "{}", out.stderr);
+    // Without --no-sync the sync repairs it.
+    let out = p.labup(&["run", "--", "python", "-c", code]).ok();
+    assert_eq!(out.stdout.trim(), format!("ran {}", p.path(".venv").display()));
 }

@@ -157,3 +157,24 @@ fn leftover_build_folders_are_cleaned_and_nothing_else() {
     assert!(!Path::new(&p.path(".venv.labup-new-99999")).exists());
     assert!(p.path(".venv.keep/file").exists());
 }
+
+#[test]
+fn an_interrupted_sync_leaves_no_temporary_file_in_the_project() {
+    use nix::sys::signal::Signal::SIGKILL;
+    for stage in ["compile", "sync"] {
+        let mut p = Project::new();
+        p.requirements("alpha==1.0\n");
+        p.sync();
+        p.requirements("beta\n");
+        interrupt_at(&mut p, stage, "before", SIGKILL);
+        let leftovers: Vec<String> = p
+            .listing()
+            .into_iter()
+            .filter(|f| !f.starts_with(".labup") && !f.starts_with(".venv/"))
+            .filter(|f| f.contains("labup-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{stage}: temporary files in the project: {leftovers:?}");
+        let tmp: Vec<String> = p.listing().into_iter().filter(|f| f.starts_with(".labup/tmp/")).collect();
+        assert!(!tmp.is_empty(), "{stage}: the temporary files are under .labup/tmp");
+    }
+}

@@ -41,6 +41,14 @@ pub fn shared() -> &'static Shared {
     })
 }
 
+impl Shared {
+    /// `3.11` for the real interpreter.
+    pub fn python_minor(&self) -> String {
+        let p = self.python.display().to_string();
+        output(&p, &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+    }
+}
+
 fn output(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program}: {e}"));
     assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -296,4 +304,58 @@ pub fn counting_wrapper(dir: &Path, name: &str, real: &Path, log: &Path) -> Path
     std::fs::write(&path, script).expect("write wrapper");
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     path
+}
+
+/// Writes a local package at `rel` (pyproject.toml with the tests' own PEP 517/660 backend,
+/// `tests/fixtures/local_backend.py`, and `<name>/__init__.py` = `body`): real pip and real uv
+/// build it, offline.
+pub fn local_package(dir: &Path, name: &str, version: &str, deps: &[&str], body: &str) {
+    let deps: Vec<String> = deps.iter().map(|d| format!("{d:?}")).collect();
+    std::fs::create_dir_all(dir.join(name)).expect("mkdir");
+    std::fs::write(
+        dir.join("pyproject.toml"),
+        format!(
+            "[build-system]\nrequires = []\nbuild-backend = \"labup_backend\"\nbackend-path = [\".\"]\n\n\
+             [project]\nname = \"{name}\"\nversion = \"{version}\"\ndependencies = [{}]\n",
+            deps.join(", ")
+        ),
+    )
+    .expect("write pyproject");
+    std::fs::copy(shared().fixtures.join("local_backend.py"), dir.join("labup_backend.py")).expect("copy backend");
+    std::fs::write(dir.join(name).join("__init__.py"), body).expect("write module");
+}
+
+/// Builds the wheel of the local package in `pkg` into `out` with its backend; returns its path.
+pub fn build_wheel(pkg: &Path, out: &Path) -> PathBuf {
+    std::fs::create_dir_all(out).expect("mkdir");
+    let script = format!("import labup_backend as b; print(b.build_wheel({:?}))", out.display().to_string());
+    let out_name = Command::new(&shared().python).args(["-c", &script]).current_dir(pkg).output().expect("python");
+    assert!(out_name.status.success(), "build_wheel: {}", String::from_utf8_lossy(&out_name.stderr));
+    out.join(String::from_utf8_lossy(&out_name.stdout).trim())
+}
+
+/// Makes `dir` a git repository with one commit of everything in it.
+pub fn git_commit_all(dir: &Path) {
+    for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-q", "-m", "fixture"]] {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+            .status()
+            .expect("git");
+        assert!(status.success(), "git {args:?}");
+    }
+}
+
+impl Project {
+    /// Runs Python code with the venv's interpreter; returns its stdout (trimmed).
+    #[track_caller]
+    pub fn venv_python(&self, code: &str) -> String {
+        let out = Command::new(self.path(".venv/bin/python")).args(["-c", code]).output().expect("venv python");
+        assert!(out.status.success(), "venv python failed: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
 }

@@ -2,7 +2,7 @@
 
 use std::os::unix::fs::PermissionsExt;
 
-use crate::support::{counting_wrapper, pkgs, shared, Project};
+use crate::support::{counting_wrapper, local_package, pkgs, shared, Project};
 
 #[test]
 fn creates_the_venv_and_the_lock_then_is_a_noop() {
@@ -252,4 +252,77 @@ fn each_torch_backend_keeps_its_own_lock() {
     assert!(out.stderr.contains("requirements.cu126.lock is missing"), "{}", out.stderr);
     assert!(out.stderr.contains("`[python] torch = \"cu126\"`"), "{}", out.stderr);
     assert_eq!(std::fs::read_to_string(p.path("requirements.cpu.lock")).unwrap(), cpu_lock, "left alone");
+}
+
+#[test]
+fn an_editable_packages_pyproject_is_an_input_of_the_sync_and_the_lock() {
+    let p = Project::new();
+    local_package(&p.path("mypkg"), "mypkg", "1.0.0", &[], "LOCAL = True\n");
+    p.requirements("-e ./mypkg\n");
+    assert_eq!(p.sync()["action"], "created");
+    assert!(!p.installed().contains_key("gamma"));
+    // The package gains a dependency: the sync re-resolves and installs it (no `labup lock` needed).
+    local_package(&p.path("mypkg"), "mypkg", "1.0.0", &["gamma"], "LOCAL = True\n");
+    let out = p.sync();
+    assert_eq!(out["action"], "synced", "{out}");
+    assert_eq!(p.installed().get("gamma").map(String::as_str), Some("1.0"));
+    let lock = std::fs::read_to_string(p.path("requirements.lock")).unwrap();
+    assert!(lock.contains("gamma==1.0"), "{lock}");
+    assert_eq!(p.sync()["action"], "noop");
+    // setup.cfg and setup.py of the package are inputs too.
+    p.file("mypkg/setup.cfg", "[metadata]\nname = mypkg\n");
+    assert_eq!(p.labup(&["sync", "--dry-run", "--json"]).ok().json()["lock"], "resolve");
+}
+
+/// A folder with `python3` and `python3.11` that do not work, as a pyenv shim for a version
+/// that is not installed: finding them by name gives "not a working Python interpreter".
+fn broken_pythons() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["python3", "python3.11", "python3.12", "python3.13"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, "#!/bin/sh\necho \"pyenv: $0: command not found\" >&2\nexit 127\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn the_interpreter_a_venv_was_built_from_is_kept_without_labup_python() {
+    let mut p = Project::new();
+    let minor = shared().python_minor();
+    p.file("labup.toml", &format!("[python]\nversion = \"{minor}\"\n"));
+    p.requirements("alpha\n");
+    assert_eq!(p.sync()["action"], "created", "built with LABUP_PYTHON");
+    let broken = broken_pythons();
+    p.unset("LABUP_PYTHON");
+    p.set("PATH", format!("{}:/usr/bin:/bin", broken.path().display()));
+    assert_eq!(p.sync()["action"], "noop", "the next plain sync keeps the interpreter it was built from");
+    let out = p.labup(&["run", "--", "python", "-c", "import alpha; print(alpha.__version__)"]).ok();
+    assert_eq!(out.stdout.trim(), "2.0");
+    let hook = p.labup(&["hook", "bash"]).ok();
+    assert!(hook.stderr.is_empty(), "the hook has nothing to say about a current venv: {}", hook.stderr);
+    // A config that asks for another version looks for that one again (and says how to get it).
+    p.file("labup.toml", "[python]\nversion = \"3.99\"\n");
+    p.labup(&["sync"]).code(1).stderr_has("python3.99").stderr_has("LABUP_PYTHON");
+    let hook = p.labup(&["hook", "bash"]).ok();
+    assert!(
+        hook.stderr.contains("LABUP_PYTHON") && !hook.stderr.contains("run `labup sync` for details"),
+        "the hint names what to do, not a command that fails the same way: {}",
+        hook.stderr
+    );
+}
+
+#[test]
+fn alternating_labup_python_and_none_does_not_rebuild() {
+    let mut p = Project::new();
+    p.requirements("alpha\n");
+    assert_eq!(p.sync()["action"], "created");
+    let broken = broken_pythons();
+    for round in 0..2 {
+        p.unset("LABUP_PYTHON");
+        p.set("PATH", format!("{}:/usr/bin:/bin", broken.path().display()));
+        assert_eq!(p.sync()["action"], "noop", "round {round}: no LABUP_PYTHON");
+        p.set("LABUP_PYTHON", &shared().python);
+        assert_eq!(p.sync()["action"], "noop", "round {round}: the same LABUP_PYTHON");
+    }
 }
