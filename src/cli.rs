@@ -184,7 +184,8 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Some(dir) => std::path::absolute(dir)?,
         None => std::env::current_dir()?,
     };
-    let root = if cli.project.is_some() { start.clone() } else { crate::project::find_root(&start) };
+    // `--project sub/` is found like the current folder: the nearest `labup.toml` upwards.
+    let root = crate::project::find_root(&start);
     let command = cli.command.unwrap_or(Command::Up {
         services: Vec::new(),
         foreground: false,
@@ -193,6 +194,13 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         no_browser: false,
         dry_run: false,
     });
+    // One rule for what a project is: the commands that build a workspace refuse other folders.
+    if matches!(
+        command,
+        Command::Up { .. } | Command::Sync { .. } | Command::Lock { .. } | Command::Run { .. } | Command::Restart { .. }
+    ) {
+        crate::project::require(&root)?;
+    }
     match command {
         Command::Up { services, foreground, locked, json, no_browser, dry_run } => {
             let opts = commands::UpOptions { foreground, locked, json, no_browser, dry_run };

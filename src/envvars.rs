@@ -29,6 +29,8 @@ pub const JUPYTER_CONFIG_PATH: &str = "JUPYTER_CONFIG_PATH";
 pub const JUPYTERLAB_SETTINGS_DIR: &str = "JUPYTERLAB_SETTINGS_DIR";
 /// JupyterLab's workspaces folder, passed on to labup's Jupyter.
 pub const JUPYTERLAB_WORKSPACES_DIR: &str = "JUPYTERLAB_WORKSPACES_DIR";
+/// The home folder, which is never a project.
+pub const HOME: &str = "HOME";
 /// Turns colour off (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -57,6 +59,7 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (JUPYTERLAB_SETTINGS_DIR, "user", "JupyterLab user settings folder, kept for labup's Jupyter"),
     (JUPYTERLAB_WORKSPACES_DIR, "user", "JupyterLab workspaces folder, kept for labup's Jupyter"),
     (NO_COLOR, "user", "no colour in output"),
+    (HOME, "system", "the home folder, which is never a project (`up`/`sync` there exit 2)"),
 ];
 
 /// A variable's value when it is set and not empty.

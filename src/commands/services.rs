@@ -160,8 +160,33 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
                 .into());
         }
     }
+    let supervised = run.live_supervisor(&state).is_some();
+    // Only what runs (or is starting, or waits to be restarted) is reported as stopped.
+    let active: Vec<String> = state
+        .services
+        .iter()
+        .filter(|(n, _)| names.is_empty() || names.contains(n))
+        .filter(|(_, r)| r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff)))
+        .map(|(n, _)| n.clone())
+        .collect();
+    if !supervised && active.is_empty() {
+        ui.info(if names.is_empty() { "nothing is running".to_string() } else { format!("{} is not running", names.join(", ")) });
+        return Ok(ExitCode::SUCCESS);
+    }
+    stop_and_wait(&run, &state, names)?;
+    if active.is_empty() {
+        ui.info("nothing is running");
+    } else {
+        ui.info(format!("{} stopped {}", ui.paint("✓", "32"), active.join(", ")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stops `names` (everything, and the supervisor, when empty) and waits until their groups are
+/// gone; without a supervisor (it was killed) stops what it left running, identity verified.
+pub(super) fn stop_and_wait(run: &RunDir, state: &RunState, names: &[String]) -> Result<()> {
     let targets: Vec<String> = if names.is_empty() { state.services.keys().cloned().collect() } else { names.to_vec() };
-    let supervisor = run.live_supervisor(&state);
+    let supervisor = run.live_supervisor(state);
     if supervisor.is_some() && control::send(&run.socket(), &Request::Stop { names: names.to_vec() }).is_ok() {
         let grace =
             targets.iter().filter_map(|n| state.services.get(n)).map(|r| r.spec.stop_timeout_ms).max().unwrap_or(0);
@@ -176,7 +201,6 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(20));
         }
     } else {
-        // No supervisor (it was killed): stop what it left running, identity verified.
         let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
         let mut state = run.read();
         for name in &targets {
@@ -190,12 +214,7 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
         state.supervisor = None;
         run.write(&state)?;
     }
-    if targets.is_empty() {
-        ui.info("nothing is running");
-    } else {
-        ui.info(format!("{} stopped {}", ui.paint("✓", "32"), targets.join(", ")));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `labup logs [SERVICE] [-f] [-n N]`.

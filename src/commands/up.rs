@@ -17,6 +17,7 @@ use crate::python::sync;
 use crate::services::control::{self, Request};
 use crate::services::jupyter;
 use crate::services::ollama::{self, PullEvent, PullProgress};
+use crate::services::policy::Phase;
 use crate::services::probe;
 use crate::services::spec::{self, Context, Spec};
 use crate::services::state::{RunDir, RunState};
@@ -44,7 +45,8 @@ pub struct UpOptions {
 struct PlannedService {
     name: String,
     kind: String,
-    /// `start`, `restart` (its spec changed), `keep` (already up) or `use` (an external server).
+    /// `start`, `restart` (its spec changed), `keep` (already up), `use` (an external server) or
+    /// `stop` (runs, but the config no longer declares it).
     action: &'static str,
     port: Option<String>,
     command: Vec<String>,
@@ -78,6 +80,13 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
             }
         })
         .collect();
+    services.extend(orphans(&RunDir::of(root), &state, &config).into_iter().map(|name| PlannedService {
+        kind: state.services.get(&name).map_or_else(String::new, |r| r.spec.kind.clone()),
+        name,
+        action: "stop",
+        port: None,
+        command: Vec::new(),
+    }));
     services.extend(p.external.iter().map(|e| PlannedService {
         name: e.name.clone(),
         kind: "ollama".into(),
@@ -94,6 +103,7 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
         let port = s.port.as_deref().map(|p| format!(" on port {p}")).unwrap_or_default();
         let what = match s.action {
             "use" => format!("would use the Ollama server already running{port}"),
+            "stop" => "would stop: no longer declared in labup.toml".to_string(),
             a => format!("would {a}{port}: {}", s.command.join(" ")),
         };
         println!("{:<10} {what}", s.name);
@@ -234,6 +244,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     let run = RunDir::of(root);
+    stop_orphans(root, &run, &p.config, ui)?;
     let before = run.read();
     let already = run.live_supervisor(&before).is_some() && p.specs.iter().all(|s| is_up(&before, s));
     let state = if already || p.specs.is_empty() {
@@ -264,6 +275,49 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
     open_browser(&state, &newly, opts.no_browser, ui);
     pulled?;
     fail_if_not_ready(&run, &state, &p.specs)
+}
+
+/// Services that run (or are starting, or wait to be restarted) although the config no longer
+/// declares them: what `up` stops, like `docker compose up --remove-orphans`.
+pub(super) fn orphans(run: &RunDir, state: &RunState, config: &Config) -> Vec<String> {
+    let supervised = run.live_supervisor(state).is_some();
+    state
+        .services
+        .iter()
+        .filter(|(name, _)| !config.services.iter().any(|s| &s.name == *name))
+        .filter(|(_, r)| r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff)))
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Stops the [`orphans`] and says so; when nothing else is wanted, the supervisor exits after
+/// them, and `up` waits for that so it starts a fresh one instead of talking to one that leaves.
+fn stop_orphans(root: &Path, run: &RunDir, config: &Config, ui: &Ui) -> Result<()> {
+    let state = run.read();
+    let orphans = orphans(run, &state, config);
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    if run.live_supervisor(&state).is_none() {
+        // Its supervisor was killed: a new one adopts what runs, then stops it cleanly.
+        run.create(root)?;
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        ensure_supervisor(root, run)?;
+    }
+    let state = run.read();
+    super::services::stop_and_wait(run, &state, &orphans)?;
+    let others_wanted = state
+        .services
+        .iter()
+        .any(|(n, r)| !orphans.contains(n) && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff));
+    if !others_wanted {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while run.live_supervisor(&run.read()).is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    ui.info(format!("{} stopped {} (no longer declared in labup.toml)", ui.paint("✓", "32"), orphans.join(", ")));
+    Ok(())
 }
 
 /// `labup restart [SERVICE…] [--new-token]`.
@@ -302,7 +356,7 @@ fn finish(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions, probe:
     rows.extend(external_rows(&p.external));
     if opts.json {
         println!("{}", serde_json::to_string(&super::status::document(run, state, rows))?);
-    } else {
+    } else if !ui.quiet {
         print_rows(&rows, ui);
     }
     Ok(())
