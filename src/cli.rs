@@ -178,6 +178,26 @@ pub enum Command {
     },
 }
 
+/// Words people try for a command labup spells otherwise (`labup start` → `up`).
+const SYNONYMS: [(&str, &str); 6] =
+    [("start", "up"), ("launch", "up"), ("serve", "up"), ("kill", "stop"), ("halt", "stop"), ("ps", "status")];
+
+/// An unknown command that means one of ours gets that one first among clap's suggestions.
+pub fn suggest_commands(mut err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    if err.kind() != clap::error::ErrorKind::InvalidSubcommand {
+        return err;
+    }
+    let Some(ContextValue::String(word)) = err.get(ContextKind::InvalidSubcommand).cloned() else { return err };
+    let Some((_, ours)) = SYNONYMS.iter().find(|(w, _)| *w == word) else { return err };
+    let mut list = vec![ours.to_string()];
+    if let Some(ContextValue::Strings(similar)) = err.get(ContextKind::SuggestedSubcommand) {
+        list.extend(similar.iter().filter(|s| s.as_str() != *ours).cloned());
+    }
+    err.insert(ContextKind::SuggestedSubcommand, ContextValue::Strings(list));
+    err
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
     let start = match &cli.project {

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -62,6 +64,26 @@ pub(super) fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
     }
 }
 
+/// A flag SIGINT/SIGTERM set while `up` waits: the wait then says what keeps running and exits
+/// 130. Once set (the wait is over) the next signal has its default effect again.
+fn interrupt_flag() -> Interrupt {
+    let flag = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        let _ = signal_hook::flag::register_conditional_default(sig, Arc::clone(&flag));
+        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+    }
+    Interrupt(flag)
+}
+
+/// Set when the wait ends, however it ends: later signals act as if labup never caught them.
+struct Interrupt(Arc<AtomicBool>);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Waits until every spec is ready or has failed, with a spinner per service on a terminal.
 pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState> {
     let multi = MultiProgress::with_draw_target(if ui.progress {
@@ -79,6 +101,7 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             (s.name.as_str(), bar)
         })
         .collect();
+    let interrupted = interrupt_flag();
     let limit = specs.iter().map(|s| s.start_timeout_ms).max().unwrap_or(60_000) + 60_000;
     let deadline = Instant::now() + Duration::from_millis(limit);
     let started = Instant::now();
@@ -97,21 +120,42 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             }
             if announced.get(&spec.name) != Some(&phase) {
                 announced.insert(spec.name.clone(), phase);
-                if matches!(phase, Phase::Ready | Phase::Failed) {
+                if matches!(phase, Phase::Ready | Phase::Failed | Phase::Backoff) {
                     if let Some(bar) = bars.get(spec.name.as_str()) {
                         bar.finish_and_clear();
                     }
                     let took = crate::ui::format_duration(started.elapsed());
                     match phase {
                         Phase::Ready => ui.info(format!("{} {} is ready in {took}", ui.paint("✓", "32"), spec.name)),
+                        Phase::Backoff => ui.info(format!(
+                            "{} {} failed to start after {took} (restarting in the background)",
+                            ui.paint("✗", "31"),
+                            spec.name
+                        )),
                         _ => ui.info(format!("{} {} failed", ui.paint("✗", "31"), spec.name)),
                     }
                 }
             }
-            pending |= !matches!(phase, Phase::Ready | Phase::Failed | Phase::Stopped);
+            pending |= !settled(&state, spec);
         }
         if !pending {
             return Ok(state);
+        }
+        if interrupted.0.load(Ordering::SeqCst) {
+            for bar in bars.values() {
+                bar.finish_and_clear();
+            }
+            let waiting: Vec<&str> = specs
+                .iter()
+                .filter(|s| !state.services.get(&s.name).is_some_and(|r| r.state == Phase::Ready))
+                .map(|s| s.name.as_str())
+                .collect();
+            eprintln!(
+                "interrupted: the supervisor keeps running in the background and goes on starting {} \
+                 (it does not stop with this terminal)\nhint: `labup status` shows them, `labup stop` stops them",
+                waiting.join(", ")
+            );
+            std::process::exit(130);
         }
         if run.live_supervisor(&state).is_none() && state.supervisor.is_some() {
             return Err(Fail::new("the supervisor stopped while services were starting")
@@ -122,6 +166,20 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             return Ok(state);
         }
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Whether `up` stops waiting for `spec`: it is ready, stopped or failed, or its first start
+/// failed (a restart in the background is not waited for: `status` shows it), or it waits for
+/// an `after` service that did.
+fn settled(state: &RunState, spec: &Spec) -> bool {
+    let phase = |name: &str| state.services.get(name).map_or(Phase::Starting, |r| r.state);
+    match phase(&spec.name) {
+        Phase::Ready | Phase::Failed | Phase::Stopped | Phase::Backoff => true,
+        Phase::Starting => {
+            state.services.get(&spec.name).is_some_and(|r| r.process.is_none())
+                && spec.after.iter().any(|d| matches!(phase(d), Phase::Failed | Phase::Backoff))
+        }
     }
 }
 
@@ -136,6 +194,12 @@ pub(super) fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) 
             .and_then(|r| r.last_error.clone())
             .unwrap_or_else(|| "did not become ready".into());
         message.push_str(&format!("service `{}` is not ready: {why}\n", spec.name));
+        if state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Backoff) {
+            message.push_str(&format!(
+                "labup keeps restarting it in the background (`labup status` shows how it goes, `labup stop {}` stops it)\n",
+                spec.name
+            ));
+        }
         let tail = logs::tail(&spec.log_path(&run.logs), 10);
         if !tail.is_empty() {
             message.push_str(&format!("last lines of its log:\n{}\n", tail.join("\n")));

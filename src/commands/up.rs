@@ -49,6 +49,8 @@ struct PlannedService {
     /// `stop` (runs, but the config no longer declares it).
     action: &'static str,
     port: Option<String>,
+    /// `port = "auto"`: `port` is the one it runs on, or a free one now.
+    auto_port: bool,
     command: Vec<String>,
 }
 
@@ -72,10 +74,18 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
                     (true, false) => "restart",
                     (false, false) => "start",
                 },
-                port: s.port.map(|p| match p {
-                    Port::Fixed(n) => n.to_string(),
-                    Port::Auto => "auto".into(),
+                // `auto`: the port it runs on, else the free port a start would take now.
+                port: s.port.and_then(|p| match p {
+                    Port::Fixed(n) => Some(n.to_string()),
+                    Port::Auto => state
+                        .services
+                        .get(&s.name)
+                        .filter(|r| r.running())
+                        .and_then(|r| r.port)
+                        .or_else(|| crate::services::ports::free_port().ok())
+                        .map(|n| n.to_string()),
                 }),
+                auto_port: s.port == Some(Port::Auto),
                 command: s.argv.clone(),
             }
         })
@@ -85,6 +95,7 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
         name,
         action: "stop",
         port: None,
+        auto_port: false,
         command: Vec::new(),
     }));
     services.extend(p.external.iter().map(|e| PlannedService {
@@ -92,6 +103,7 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
         kind: "ollama".into(),
         action: "use",
         port: Some(e.port.to_string()),
+        auto_port: false,
         command: Vec::new(),
     }));
     if json {
@@ -100,7 +112,12 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
     }
     super::print_sync_plan(&sync_plan);
     for s in &services {
-        let port = s.port.as_deref().map(|p| format!(" on port {p}")).unwrap_or_default();
+        let auto = match (s.auto_port, s.action) {
+            (true, "keep") => " (auto)",
+            (true, _) => " (auto: free now)",
+            _ => "",
+        };
+        let port = s.port.as_deref().map(|p| format!(" on port {p}{auto}")).unwrap_or_default();
         let what = match s.action {
             "use" => format!("would use the Ollama server already running{port}"),
             "stop" => "would stop: no longer declared in labup.toml".to_string(),
@@ -148,7 +165,7 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
     };
     let selected = spec::select(&config, names)?;
     let state = RunDir::of(root).read();
-    let mut ctx = Context::default();
+    let mut ctx = Context { venv: spec::venv_identity(&config.python.venv), ..Context::default() };
     let mut notes = Vec::new();
     let mut external = Vec::new();
     if selected.iter().any(|s| s.kind == ServiceKind::Jupyter) {
@@ -180,7 +197,13 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
             ctx.ollama = Some(ollama::binary()?);
         }
     }
-    let specs = spec::plan(&config, &selected, &env, &ctx)?;
+    let mut specs = spec::plan(&config, &selected, &env, &ctx)?;
+    // An Ollama server labup uses without running it: its port reaches the others as well.
+    for spec in &mut specs {
+        for e in &external {
+            spec.env.entry(supervisor::port_var(&e.name)).or_insert_with(|| Some(e.port.to_string()));
+        }
+    }
     Ok(Prepared { config, python, specs, external, notes })
 }
 
@@ -318,6 +341,44 @@ fn stop_orphans(root: &Path, run: &RunDir, config: &Config, ui: &Ui) -> Result<(
     }
     ui.info(format!("{} stopped {} (no longer declared in labup.toml)", ui.paint("✓", "32"), orphans.join(", ")));
     Ok(())
+}
+
+/// The running services whose venv is not the synced one: a sync rebuilt the venv or changed
+/// its packages under them (Jupyter would serve from a deleted `site-packages`).
+pub(super) fn on_old_venv(run: &RunDir, state: &RunState, config: &Config) -> Vec<String> {
+    let now = spec::venv_identity(&config.python.venv);
+    if run.live_supervisor(state).is_none() {
+        return Vec::new();
+    }
+    state
+        .services
+        .iter()
+        .filter(|(name, r)| {
+            r.running() && r.spec.venv.is_some() && r.spec.venv != now && config.services.iter().any(|s| &s.name == *name)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// After a sync that changed the venv: restarts the services that still run on the old one and
+/// waits until they are ready again (`labup sync`).
+pub(super) fn restart_on_new_venv(root: &Path, ui: &Ui) -> Result<()> {
+    let run = RunDir::of(root);
+    let config = Config::load(root)?;
+    let stale = on_old_venv(&run, &run.read(), &config);
+    if stale.is_empty() {
+        return Ok(());
+    }
+    ui.info(format!("the venv changed under {}: restarting them on the new one", stale.join(", ")));
+    let mut p = prepare(root, &stale, false, false, ui)?;
+    p.specs.retain(|s| stale.contains(&s.name));
+    {
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        ensure_supervisor(root, &run)?;
+        control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
+    }
+    let state = wait_for(&run, &p.specs, ui)?;
+    fail_if_not_ready(&run, &state, &p.specs).map(|_| ())
 }
 
 /// `labup restart [SERVICE…] [--new-token]`.
