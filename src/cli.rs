@@ -217,7 +217,11 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
     // One rule for what a project is: the commands that build a workspace refuse other folders.
     if matches!(
         command,
-        Command::Up { .. } | Command::Sync { .. } | Command::Lock { .. } | Command::Run { .. } | Command::Restart { .. }
+        Command::Up { .. }
+            | Command::Sync { .. }
+            | Command::Lock { .. }
+            | Command::Run { .. }
+            | Command::Restart { .. }
     ) {
         crate::project::require(&root)?;
     }

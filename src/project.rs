@@ -53,9 +53,8 @@ pub fn require(root: &Path) -> Result<(), Fail> {
             root.display()
         )
     };
-    Err(Fail::usage(format!("{what}: nothing written")).hint(
-        "make a folder a project with `labup init` (or add a requirements.txt), or pass `--project DIR`",
-    ))
+    Err(Fail::usage(format!("{what}: nothing written"))
+        .hint("make a folder a project with `labup init` (or add a requirements.txt), or pass `--project DIR`"))
 }
 
 /// `HOME`, when set.

@@ -230,11 +230,17 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
         .services
         .iter()
         .filter(|(n, _)| names.is_empty() || names.contains(n))
-        .filter(|(_, r)| r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff)))
+        .filter(|(_, r)| {
+            r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff))
+        })
         .map(|(n, _)| n.clone())
         .collect();
     if !supervised && active.is_empty() {
-        ui.info(if names.is_empty() { "nothing is running".to_string() } else { format!("{} is not running", names.join(", ")) });
+        ui.info(if names.is_empty() {
+            "nothing is running".to_string()
+        } else {
+            format!("{} is not running", names.join(", "))
+        });
         return Ok(ExitCode::SUCCESS);
     }
     stop_and_wait(&run, &state, names)?;

@@ -166,16 +166,13 @@ pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
     let shown = |name: &str, r: &Record| {
         config.as_ref().is_none_or(|c| c.services.iter().any(|s| s.name == name)) || r.running()
     };
-    let mut rows: Vec<ServiceStatus> = state
-        .services
-        .iter()
-        .filter(|(n, r)| shown(n, r))
-        .map(|(_, r)| service_status(r, supervised, true))
-        .collect();
+    let mut rows: Vec<ServiceStatus> =
+        state.services.iter().filter(|(n, r)| shown(n, r)).map(|(_, r)| service_status(r, supervised, true)).collect();
     rows.extend(external_rows(&external_servers(root, &state)));
     let doc = document(&run, &state, rows);
     // A failed service is a failure to report to scripts (and `watch`/CI): exit 1.
-    let code = if doc.services.iter().any(|s| s.state == Phase::Failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS };
+    let code =
+        if doc.services.iter().any(|s| s.state == Phase::Failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS };
     if json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
         return Ok(code);

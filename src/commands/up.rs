@@ -308,7 +308,9 @@ pub(super) fn orphans(run: &RunDir, state: &RunState, config: &Config) -> Vec<St
         .services
         .iter()
         .filter(|(name, _)| !config.services.iter().any(|s| &s.name == *name))
-        .filter(|(_, r)| r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff)))
+        .filter(|(_, r)| {
+            r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff))
+        })
         .map(|(name, _)| name.clone())
         .collect()
 }
@@ -354,7 +356,10 @@ pub(super) fn on_old_venv(run: &RunDir, state: &RunState, config: &Config) -> Ve
         .services
         .iter()
         .filter(|(name, r)| {
-            r.running() && r.spec.venv.is_some() && r.spec.venv != now && config.services.iter().any(|s| &s.name == *name)
+            r.running()
+                && r.spec.venv.is_some()
+                && r.spec.venv != now
+                && config.services.iter().any(|s| &s.name == *name)
         })
         .map(|(name, _)| name.clone())
         .collect()

@@ -447,7 +447,10 @@ mod tests {
     fn start_timeout_stops_and_counts_as_failure() {
         let t = Instant::now();
         let mut p = started(Restart::OnFailure, t);
-        assert_eq!(p.on_event(Event::StartTimedOut("no answer on port 1 within 60 s".into()), t + secs(60)), Action::Stop);
+        assert_eq!(
+            p.on_event(Event::StartTimedOut("no answer on port 1 within 60 s".into()), t + secs(60)),
+            Action::Stop
+        );
         p.on_event(Event::Exited(None), t + secs(61));
         assert_eq!(p.phase(), Phase::Backoff);
         assert_eq!(p.last_error.as_deref(), Some("no answer on port 1 within 60 s"));

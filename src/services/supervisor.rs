@@ -685,7 +685,7 @@ fn not_ready_reason(spec: &Spec, port: Option<u16>, leader: i32) -> String {
 
 /// `3 s`, `1.5 s`.
 fn seconds(ms: u64) -> String {
-    if ms % 1000 == 0 {
+    if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {
         format!("{:.1} s", ms as f64 / 1000.0)
@@ -715,7 +715,8 @@ mod tests {
         assert_eq!(port_var("web"), "WEB_PORT");
         assert_eq!(port_var("my-api.v2"), "MY_API_V2_PORT");
         let vars = [("API_PORT".to_string(), "8000".to_string())];
-        let argv: Vec<String> = ["--api=http://127.0.0.1:${API_PORT}/", "$API_PORT", "$PORT"].map(String::from).to_vec();
+        let argv: Vec<String> =
+            ["--api=http://127.0.0.1:${API_PORT}/", "$API_PORT", "$PORT"].map(String::from).to_vec();
         assert_eq!(expand_vars(&argv, &vars), ["--api=http://127.0.0.1:8000/", "8000", "$PORT"]);
     }
 }

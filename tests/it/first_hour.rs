@@ -210,7 +210,10 @@ fn a_start_that_never_gets_ready_fails_after_one_attempt_and_says_why() {
 #[test]
 fn status_exits_1_when_a_service_failed() {
     let p = Project::new();
-    p.file("labup.toml", &format!("{WEB}[services.once]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"never\"\n"));
+    p.file(
+        "labup.toml",
+        &format!("{WEB}[services.once]\ncommand = [\"sh\", \"-c\", \"exit 3\"]\nrestart = \"never\"\n"),
+    );
     p.labup(&["up"]).code(1).stderr_has("exited with status 3");
     let out = p.labup(&["status", "--json"]).code(1);
     assert_eq!(find(&out.json(), "once").unwrap()["state"], "failed");
@@ -251,10 +254,12 @@ fn ctrl_c_during_up_says_what_keeps_running() {
         "labup.toml",
         "[services.slow]\ncommand = [\"python\", \"-c\", \"import time; time.sleep(600)\"]\nready = { log = \"never printed\" }\n",
     );
-    let child = p.command(&["up"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let child =
+        p.command(&["up"]).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let state = p.path(".labup/run/state.json");
     assert!(
-        wait_until(30, || std::fs::read_to_string(&state).is_ok_and(|s| s.contains("\"starting\"") && s.contains("\"pid\""))),
+        wait_until(30, || std::fs::read_to_string(&state)
+            .is_ok_and(|s| s.contains("\"starting\"") && s.contains("\"pid\""))),
         "the service never started"
     );
     kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();

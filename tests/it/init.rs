@@ -93,7 +93,11 @@ fn init_flake_in_a_project_with_a_labup_toml_adds_only_the_flake() {
     assert_eq!(read(&p, "flake.nix"), labup::init::FLAKE);
     assert!(out.stderr.contains("kept labup.toml"), "{}", out.stderr);
     assert!(out.stderr.contains("wrote flake.nix"), "{}", out.stderr);
-    assert!(out.stderr.contains("github:OWNER/labup") && out.stderr.contains("where labup is published"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("github:OWNER/labup") && out.stderr.contains("where labup is published"),
+        "{}",
+        out.stderr
+    );
     assert!(read(&p, ".gitignore").contains(".labup/"));
 }
 
