@@ -220,7 +220,7 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Up { .. }
             | Command::Sync { .. }
             | Command::Lock { .. }
-            | Command::Run { .. }
+            | Command::Run { no_sync: false, .. }
             | Command::Restart { .. }
     ) {
         crate::project::require(&root)?;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -64,15 +64,19 @@ pub(super) fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
     }
 }
 
-/// A flag SIGINT/SIGTERM set while `up` waits: the wait then says what keeps running and exits
-/// 130. Once set (the wait is over) the next signal has its default effect again.
-fn interrupt_flag() -> Interrupt {
-    let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        let _ = signal_hook::flag::register_conditional_default(sig, Arc::clone(&flag));
-        let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
-    }
-    Interrupt(flag)
+/// A flag SIGINT/SIGTERM set from the moment `up` asks the supervisor to start services: the
+/// wait then says what keeps running and exits 130. Once the wait is over the next signal has
+/// its default effect again. Registered once per process.
+pub(super) fn interrupts() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register_conditional_default(sig, Arc::clone(&flag));
+            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+        }
+        flag
+    }))
 }
 
 /// Set when the wait ends, however it ends: later signals act as if labup never caught them.
@@ -101,7 +105,7 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             (s.name.as_str(), bar)
         })
         .collect();
-    let interrupted = interrupt_flag();
+    let interrupted = Interrupt(interrupts());
     let limit = specs.iter().map(|s| s.start_timeout_ms).max().unwrap_or(60_000) + 60_000;
     let deadline = Instant::now() + Duration::from_millis(limit);
     let started = Instant::now();
@@ -235,11 +239,11 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
         })
         .map(|(n, _)| n.clone())
         .collect();
-    if !supervised && active.is_empty() {
+    if active.is_empty() && (!supervised || !names.is_empty()) {
         ui.info(if names.is_empty() {
             "nothing is running".to_string()
         } else {
-            format!("{} is not running", names.join(", "))
+            format!("{} {} not running", names.join(", "), if names.len() == 1 { "is" } else { "are" })
         });
         return Ok(ExitCode::SUCCESS);
     }

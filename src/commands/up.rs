@@ -287,6 +287,8 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         {
             let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
             ensure_supervisor(root, &run)?;
+            // From here a Ctrl-C is answered by the wait (what keeps running), not by dying.
+            super::services::interrupts();
             control::send(&run.socket(), &Request::Start { specs: p.specs.clone() })?;
         }
         wait_for(&run, &p.specs, ui)?

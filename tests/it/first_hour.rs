@@ -52,6 +52,8 @@ fn stop_reports_only_the_services_that_were_running() {
     p.labup(&["up"]).ok();
     let web = pid(&p, "web");
     p.labup(&["stop", "extra"]).ok().stderr_has("stopped extra");
+    p.labup(&["stop", "extra"]).ok().stderr_has("extra is not running");
+    assert_eq!(pid(&p, "web"), web, "stopping a stopped service touches nothing else");
     let out = p.labup(&["stop"]).ok();
     assert!(out.stderr.contains("stopped web"), "{}", out.stderr);
     assert!(!out.stderr.contains("extra"), "extra was already stopped: {}", out.stderr);
@@ -67,6 +69,8 @@ fn up_stops_services_no_longer_declared_and_status_forgets_them() {
     let extra = pid(&p, "extra");
     let web = pid(&p, "web");
     p.file("labup.toml", WEB);
+    // Until `up` runs, status still lists what runs although the config dropped it.
+    assert!(find(&status(&p), "extra").is_some_and(|s| s["pid"].as_i64() == Some(extra)));
     let plan = p.labup(&["up", "--dry-run", "--json"]).ok().json();
     let stop = plan["services"].as_array().unwrap().iter().find(|s| s["name"] == "extra").cloned();
     assert_eq!(stop.map(|s| s["action"].clone()), Some("stop".into()), "{plan}");
