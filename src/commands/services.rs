@@ -192,10 +192,13 @@ pub(super) fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) 
     let Some(first) = failed.first() else { return Ok(ExitCode::SUCCESS) };
     let mut message = String::new();
     for spec in &failed {
+        let phase = |n: &str| state.services.get(n).map(|r| r.state);
+        let blocked = spec.after.iter().find(|d| matches!(phase(d), Some(Phase::Failed | Phase::Backoff)));
         let why = state
             .services
             .get(&spec.name)
             .and_then(|r| r.last_error.clone())
+            .or_else(|| blocked.map(|d| format!("not started: it waits for `{d}`, which did not start")))
             .unwrap_or_else(|| "did not become ready".into());
         message.push_str(&format!("service `{}` is not ready: {why}\n", spec.name));
         if state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Backoff) {

@@ -587,7 +587,7 @@ impl Supervisor {
             logs::note(
                 &m.spec.log_path(&run.logs),
                 &format!(
-                    "labup is stopping it (SIGTERM to its process group, SIGKILL after {}): {why}",
+                    "stopping it (SIGTERM to its process group, SIGKILL after {}): {why}",
                     seconds(m.spec.stop_timeout_ms)
                 ),
             );

@@ -185,7 +185,8 @@ fn a_start_that_never_gets_ready_fails_after_one_attempt_and_says_why() {
     let p = Project::new();
     p.file(
         "labup.toml",
-        "[services.mute]\ncommand = [\"python\", \"-c\", \"import time; time.sleep(600)\"]\nport = \"auto\"\nready = { http = \"/health\" }\nstart-timeout = 3\n",
+        "[services.mute]\ncommand = [\"python\", \"-c\", \"import time; time.sleep(600)\"]\nport = \"auto\"\nready = { http = \"/health\" }\nstart-timeout = 3\n\
+         [services.app]\ncommand = [\"python\", \"-c\", \"import time; time.sleep(600)\"]\nafter = [\"mute\"]\n",
     );
     let started = Instant::now();
     let out = p.labup(&["up"]).code(1);
@@ -196,6 +197,7 @@ fn a_start_that_never_gets_ready_fails_after_one_attempt_and_says_why() {
     assert!(out.stderr.contains("HTTP probe http://127.0.0.1:"), "the probe and the port: {}", out.stderr);
     assert!(out.stderr.contains("/health"), "{}", out.stderr);
     assert!(out.stderr.contains("restarting it in the background"), "{}", out.stderr);
+    assert!(out.stderr.contains("`app` is not ready: not started: it waits for `mute`"), "{}", out.stderr);
     // The restarts go on: status shows them.
     assert!(
         wait_until(15, || {
@@ -206,7 +208,7 @@ fn a_start_that_never_gets_ready_fails_after_one_attempt_and_says_why() {
         status(&p)
     );
     let log = p.labup(&["logs", "mute", "-n", "50"]).ok().stdout;
-    assert!(log.contains("labup is stopping it (SIGTERM"), "{log}");
+    assert!(log.contains("labup: stopping it (SIGTERM to its process group"), "{log}");
     assert!(log.contains("labup stopped it (did not become ready within 3 s"), "{log}");
     p.labup(&["stop"]).ok();
 }
