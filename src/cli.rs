@@ -178,13 +178,34 @@ pub enum Command {
     },
 }
 
+/// Words people try for a command labup spells otherwise (`labup start` → `up`).
+const SYNONYMS: [(&str, &str); 6] =
+    [("start", "up"), ("launch", "up"), ("serve", "up"), ("kill", "stop"), ("halt", "stop"), ("ps", "status")];
+
+/// An unknown command that means one of ours gets that one first among clap's suggestions.
+pub fn suggest_commands(mut err: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    if err.kind() != clap::error::ErrorKind::InvalidSubcommand {
+        return err;
+    }
+    let Some(ContextValue::String(word)) = err.get(ContextKind::InvalidSubcommand).cloned() else { return err };
+    let Some((_, ours)) = SYNONYMS.iter().find(|(w, _)| *w == word) else { return err };
+    let mut list = vec![ours.to_string()];
+    if let Some(ContextValue::Strings(similar)) = err.get(ContextKind::SuggestedSubcommand) {
+        list.extend(similar.iter().filter(|s| s.as_str() != *ours).cloned());
+    }
+    err.insert(ContextKind::SuggestedSubcommand, ContextValue::Strings(list));
+    err
+}
+
 /// Runs the parsed command line.
 pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
     let start = match &cli.project {
         Some(dir) => std::path::absolute(dir)?,
         None => std::env::current_dir()?,
     };
-    let root = if cli.project.is_some() { start.clone() } else { crate::project::find_root(&start) };
+    // `--project sub/` is found like the current folder: the nearest `labup.toml` upwards.
+    let root = crate::project::find_root(&start);
     let command = cli.command.unwrap_or(Command::Up {
         services: Vec::new(),
         foreground: false,
@@ -193,6 +214,17 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         no_browser: false,
         dry_run: false,
     });
+    // One rule for what a project is: the commands that build a workspace refuse other folders.
+    if matches!(
+        command,
+        Command::Up { .. }
+            | Command::Sync { .. }
+            | Command::Lock { .. }
+            | Command::Run { no_sync: false, .. }
+            | Command::Restart { .. }
+    ) {
+        crate::project::require(&root)?;
+    }
     match command {
         Command::Up { services, foreground, locked, json, no_browser, dry_run } => {
             let opts = commands::UpOptions { foreground, locked, json, no_browser, dry_run };

@@ -60,7 +60,7 @@ pub const INDEX_SETTINGS: [&str; 8] = [
 pub const UV_CONFIG_FILE: &str = "UV_CONFIG_FILE";
 /// pip's config file named by the environment (read for index settings).
 pub const PIP_CONFIG_FILE: &str = "PIP_CONFIG_FILE";
-/// The home folder (for `~/.pip/pip.conf` and, without `XDG_CONFIG_HOME`, `~/.config`).
+/// The home folder (never a project; `~/.pip/pip.conf` and, without `XDG_CONFIG_HOME`, `~/.config`).
 pub const HOME: &str = "HOME";
 /// Where the user's `uv/uv.toml` and `pip/pip.conf` are.
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
@@ -102,7 +102,7 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (PIP_NO_INDEX, "user", "pip without an index"),
     (UV_CONFIG_FILE, "user", "uv's config file, read for index settings"),
     (PIP_CONFIG_FILE, "user", "pip's config file, read for index settings"),
-    (HOME, "system", "the home folder, for `~/.pip/pip.conf` and `~/.config`"),
+    (HOME, "system", "the home folder: never a project (`up`/`sync` there exit 2); `~/.pip/pip.conf` and `~/.config`"),
     (XDG_CONFIG_HOME, "system", "where `uv/uv.toml` and `pip/pip.conf` are looked for"),
 ];
 

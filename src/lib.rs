@@ -18,11 +18,11 @@ pub mod services;
 pub mod shell;
 pub mod ui;
 
-use clap::Parser;
+use clap::Parser as _;
 
 /// Entry point for the binary: parse, run, render errors, pick the exit code.
 pub fn main() -> std::process::ExitCode {
-    let cli = cli::Cli::parse();
+    let cli = cli::Cli::try_parse().unwrap_or_else(|e| cli::suggest_commands(e).exit());
     let ui = ui::Ui::new(cli.quiet, cli.verbose);
     match cli::run(cli, &ui) {
         Ok(code) => code,

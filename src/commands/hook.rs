@@ -39,14 +39,11 @@ pub enum ShellAction {
     },
 }
 
-/// Files whose presence makes a folder a project for the hook (besides a `labup.toml` upwards):
-/// a hook in `.bashrc` stays silent everywhere else.
-const PROJECT_MARKERS: [&str; 6] =
-    ["labup.toml", "flake.nix", "requirements.txt", "pyproject.toml", "server.py", ".venv/pyvenv.cfg"];
-
 /// `labup hook SHELL`: prints the activation code; hints go to stderr.
 pub fn hook(root: &Path, explicit: bool, shell: Shell) -> Result<ExitCode> {
-    if !explicit && !PROJECT_MARKERS.iter().any(|m| root.join(m).exists()) {
+    // The rule every command keeps (`project::is_project`): a hook in `.bashrc` stays silent
+    // everywhere else.
+    if !explicit && !crate::project::is_project(root) {
         return Ok(ExitCode::SUCCESS);
     }
     let config = Config::load(root)?;

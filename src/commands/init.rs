@@ -11,7 +11,8 @@ use crate::fsutil;
 use crate::init;
 use crate::ui::Ui;
 
-/// `labup init`: refuses to overwrite anything without `force`, checking every file before writing any.
+/// `labup init`: writes what is missing and keeps every file that exists (the user's config is
+/// never overwritten without `force`); when everything asked for exists it writes nothing.
 pub fn init(root: &Path, flake: bool, force: bool, ui: &Ui) -> Result<ExitCode> {
     let detected = init::detect(root);
     let mut files = vec![("labup.toml", init::render(&detected))];
@@ -19,7 +20,7 @@ pub fn init(root: &Path, flake: bool, force: bool, ui: &Ui) -> Result<ExitCode> 
         files.push(("flake.nix", init::FLAKE.to_string()));
     }
     let existing: Vec<&str> = files.iter().map(|(n, _)| *n).filter(|n| root.join(n).exists()).collect();
-    if !force && !existing.is_empty() {
+    if !force && existing.len() == files.len() {
         let what = existing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(" and ");
         let verb = if existing.len() == 1 { "exists" } else { "exist" };
         return Err(Fail::new(format!("{what} already {verb} in {}: nothing written", root.display()))
@@ -27,9 +28,19 @@ pub fn init(root: &Path, flake: bool, force: bool, ui: &Ui) -> Result<ExitCode> 
             .into());
     }
     for (name, text) in &files {
+        if !force && existing.contains(name) {
+            ui.info(format!("kept {name}: it exists (`--force` overwrites it)"));
+            continue;
+        }
         fsutil::atomic_write(&root.join(name), text.as_bytes())?;
         let verb = if existing.contains(name) { "overwrote" } else { "wrote" };
         ui.info(format!("{} {verb} {name}{}", ui.paint("✓", "32"), summary(name, &detected)));
+        if *name == "flake.nix" {
+            ui.info(
+                "note: flake.nix takes labup from `inputs.labup.url = \"github:OWNER/labup\"`: replace OWNER/labup \
+                 with where labup is published (or a local `path:`) before `nix run .#up`",
+            );
+        }
     }
     let ignore = root.join(".gitignore");
     let old = match fs::read_to_string(&ignore) {

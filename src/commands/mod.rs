@@ -88,6 +88,9 @@ pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> 
     let config = Config::load(root)?;
     let outcome = sync::sync(&config, locked, ui)?;
     refresh_wrappers(&config, crate::gpu::wire(&config).as_ref(), ui);
+    if outcome.action != "noop" {
+        up::restart_on_new_venv(root, ui)?;
+    }
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
     } else if outcome.action == "noop" {
@@ -118,6 +121,7 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
     let config = Config::load(root)?;
     let gpu = if sync_first {
         sync::sync(&config, false, ui)?;
+        warn_old_venv(root, &config, ui);
         let gpu = wiring(&config, ui)?;
         refresh_wrappers(&config, Ok(&gpu), ui);
         gpu
@@ -168,6 +172,20 @@ fn check_venv_usable(config: &Config) -> Result<(), Fail> {
                 None => Ok(()),
             }
         }
+    }
+}
+
+/// `labup run` does not restart services (the command must start now): it says which run on
+/// the old venv, and how to move them.
+fn warn_old_venv(root: &Path, config: &Config, ui: &Ui) {
+    let run = crate::services::state::RunDir::of(root);
+    let stale = up::on_old_venv(&run, &run.read(), config);
+    if !stale.is_empty() {
+        ui.warn(format!(
+            "{} still run on the venv as it was before this sync: `labup restart {}` (or `labup up`) moves them",
+            stale.join(", "),
+            stale.join(" ")
+        ));
     }
 }
 

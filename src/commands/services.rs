@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -62,6 +64,30 @@ pub(super) fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
     }
 }
 
+/// A flag SIGINT/SIGTERM set from the moment `up` asks the supervisor to start services: the
+/// wait then says what keeps running and exits 130. Once the wait is over the next signal has
+/// its default effect again. Registered once per process.
+pub(super) fn interrupts() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    Arc::clone(FLAG.get_or_init(|| {
+        let flag = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            let _ = signal_hook::flag::register_conditional_default(sig, Arc::clone(&flag));
+            let _ = signal_hook::flag::register(sig, Arc::clone(&flag));
+        }
+        flag
+    }))
+}
+
+/// Set when the wait ends, however it ends: later signals act as if labup never caught them.
+struct Interrupt(Arc<AtomicBool>);
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// Waits until every spec is ready or has failed, with a spinner per service on a terminal.
 pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState> {
     let multi = MultiProgress::with_draw_target(if ui.progress {
@@ -79,6 +105,7 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             (s.name.as_str(), bar)
         })
         .collect();
+    let interrupted = Interrupt(interrupts());
     let limit = specs.iter().map(|s| s.start_timeout_ms).max().unwrap_or(60_000) + 60_000;
     let deadline = Instant::now() + Duration::from_millis(limit);
     let started = Instant::now();
@@ -97,21 +124,42 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             }
             if announced.get(&spec.name) != Some(&phase) {
                 announced.insert(spec.name.clone(), phase);
-                if matches!(phase, Phase::Ready | Phase::Failed) {
+                if matches!(phase, Phase::Ready | Phase::Failed | Phase::Backoff) {
                     if let Some(bar) = bars.get(spec.name.as_str()) {
                         bar.finish_and_clear();
                     }
                     let took = crate::ui::format_duration(started.elapsed());
                     match phase {
                         Phase::Ready => ui.info(format!("{} {} is ready in {took}", ui.paint("✓", "32"), spec.name)),
+                        Phase::Backoff => ui.info(format!(
+                            "{} {} failed to start after {took} (restarting in the background)",
+                            ui.paint("✗", "31"),
+                            spec.name
+                        )),
                         _ => ui.info(format!("{} {} failed", ui.paint("✗", "31"), spec.name)),
                     }
                 }
             }
-            pending |= !matches!(phase, Phase::Ready | Phase::Failed | Phase::Stopped);
+            pending |= !settled(&state, spec);
         }
         if !pending {
             return Ok(state);
+        }
+        if interrupted.0.load(Ordering::SeqCst) {
+            for bar in bars.values() {
+                bar.finish_and_clear();
+            }
+            let waiting: Vec<&str> = specs
+                .iter()
+                .filter(|s| !state.services.get(&s.name).is_some_and(|r| r.state == Phase::Ready))
+                .map(|s| s.name.as_str())
+                .collect();
+            eprintln!(
+                "interrupted: the supervisor keeps running in the background and goes on starting {} \
+                 (it does not stop with this terminal)\nhint: `labup status` shows them, `labup stop` stops them",
+                waiting.join(", ")
+            );
+            std::process::exit(130);
         }
         if run.live_supervisor(&state).is_none() && state.supervisor.is_some() {
             return Err(Fail::new("the supervisor stopped while services were starting")
@@ -125,17 +173,40 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
     }
 }
 
+/// Whether `up` stops waiting for `spec`: it is ready, stopped or failed, or its first start
+/// failed (a restart in the background is not waited for: `status` shows it), or it waits for
+/// an `after` service that did.
+fn settled(state: &RunState, spec: &Spec) -> bool {
+    let phase = |name: &str| state.services.get(name).map_or(Phase::Starting, |r| r.state);
+    match phase(&spec.name) {
+        Phase::Ready | Phase::Failed | Phase::Stopped | Phase::Backoff => true,
+        Phase::Starting => {
+            state.services.get(&spec.name).is_some_and(|r| r.process.is_none())
+                && spec.after.iter().any(|d| matches!(phase(d), Phase::Failed | Phase::Backoff))
+        }
+    }
+}
+
 pub(super) fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) -> Result<ExitCode> {
     let failed: Vec<&Spec> = specs.iter().filter(|s| !is_up(state, s)).collect();
     let Some(first) = failed.first() else { return Ok(ExitCode::SUCCESS) };
     let mut message = String::new();
     for spec in &failed {
+        let phase = |n: &str| state.services.get(n).map(|r| r.state);
+        let blocked = spec.after.iter().find(|d| matches!(phase(d), Some(Phase::Failed | Phase::Backoff)));
         let why = state
             .services
             .get(&spec.name)
             .and_then(|r| r.last_error.clone())
+            .or_else(|| blocked.map(|d| format!("not started: it waits for `{d}`, which did not start")))
             .unwrap_or_else(|| "did not become ready".into());
         message.push_str(&format!("service `{}` is not ready: {why}\n", spec.name));
+        if state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Backoff) {
+            message.push_str(&format!(
+                "labup keeps restarting it in the background (`labup status` shows how it goes, `labup stop {}` stops it)\n",
+                spec.name
+            ));
+        }
         let tail = logs::tail(&spec.log_path(&run.logs), 10);
         if !tail.is_empty() {
             message.push_str(&format!("last lines of its log:\n{}\n", tail.join("\n")));
@@ -160,8 +231,39 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
                 .into());
         }
     }
+    let supervised = run.live_supervisor(&state).is_some();
+    // Only what runs (or is starting, or waits to be restarted) is reported as stopped.
+    let active: Vec<String> = state
+        .services
+        .iter()
+        .filter(|(n, _)| names.is_empty() || names.contains(n))
+        .filter(|(_, r)| {
+            r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff))
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    if active.is_empty() && (!supervised || !names.is_empty()) {
+        ui.info(if names.is_empty() {
+            "nothing is running".to_string()
+        } else {
+            format!("{} {} not running", names.join(", "), if names.len() == 1 { "is" } else { "are" })
+        });
+        return Ok(ExitCode::SUCCESS);
+    }
+    stop_and_wait(&run, &state, names)?;
+    if active.is_empty() {
+        ui.info("nothing is running");
+    } else {
+        ui.info(format!("{} stopped {}", ui.paint("✓", "32"), active.join(", ")));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Stops `names` (everything, and the supervisor, when empty) and waits until their groups are
+/// gone; without a supervisor (it was killed) stops what it left running, identity verified.
+pub(super) fn stop_and_wait(run: &RunDir, state: &RunState, names: &[String]) -> Result<()> {
     let targets: Vec<String> = if names.is_empty() { state.services.keys().cloned().collect() } else { names.to_vec() };
-    let supervisor = run.live_supervisor(&state);
+    let supervisor = run.live_supervisor(state);
     if supervisor.is_some() && control::send(&run.socket(), &Request::Stop { names: names.to_vec() }).is_ok() {
         let grace =
             targets.iter().filter_map(|n| state.services.get(n)).map(|r| r.spec.stop_timeout_ms).max().unwrap_or(0);
@@ -176,7 +278,6 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
             std::thread::sleep(Duration::from_millis(20));
         }
     } else {
-        // No supervisor (it was killed): stop what it left running, identity verified.
         let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
         let mut state = run.read();
         for name in &targets {
@@ -190,12 +291,7 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
         state.supervisor = None;
         run.write(&state)?;
     }
-    if targets.is_empty() {
-        ui.info("nothing is running");
-    } else {
-        ui.info(format!("{} stopped {}", ui.paint("✓", "32"), targets.join(", ")));
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// `labup logs [SERVICE] [-f] [-n N]`.

@@ -160,12 +160,22 @@ pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
     let run = RunDir::of(root);
     let state = run.read();
     let supervised = run.live_supervisor(&state).is_some();
-    let mut rows: Vec<ServiceStatus> = state.services.values().map(|r| service_status(r, supervised, true)).collect();
+    // What the config declares, plus what still runs (a service removed from the config that a
+    // `labup up` has not stopped yet); stale records of removed services are not shown.
+    let config = Config::load(root).ok();
+    let shown = |name: &str, r: &Record| {
+        config.as_ref().is_none_or(|c| c.services.iter().any(|s| s.name == name)) || r.running()
+    };
+    let mut rows: Vec<ServiceStatus> =
+        state.services.iter().filter(|(n, r)| shown(n, r)).map(|(_, r)| service_status(r, supervised, true)).collect();
     rows.extend(external_rows(&external_servers(root, &state)));
     let doc = document(&run, &state, rows);
+    // A failed service is a failure to report to scripts (and `watch`/CI): exit 1.
+    let code =
+        if doc.services.iter().any(|s| s.state == Phase::Failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS };
     if json {
         println!("{}", serde_json::to_string_pretty(&doc)?);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(code);
     }
     match (doc.supervisor.running, state.supervisor.is_some()) {
         (true, _) => {}
@@ -179,7 +189,7 @@ pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
         (false, false) => {}
     }
     print_rows(&doc.services, ui);
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
 
 /// The table on stdout; then, on stderr, exposure warnings and where models sit.

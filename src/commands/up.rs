@@ -17,6 +17,7 @@ use crate::python::sync;
 use crate::services::control::{self, Request};
 use crate::services::jupyter;
 use crate::services::ollama::{self, PullEvent, PullProgress};
+use crate::services::policy::Phase;
 use crate::services::probe;
 use crate::services::spec::{self, Context, Spec};
 use crate::services::state::{RunDir, RunState};
@@ -44,9 +45,12 @@ pub struct UpOptions {
 struct PlannedService {
     name: String,
     kind: String,
-    /// `start`, `restart` (its spec changed), `keep` (already up) or `use` (an external server).
+    /// `start`, `restart` (its spec changed), `keep` (already up), `use` (an external server) or
+    /// `stop` (runs, but the config no longer declares it).
     action: &'static str,
     port: Option<String>,
+    /// `port = "auto"`: `port` is the one it runs on, or a free one now.
+    auto_port: bool,
     command: Vec<String>,
 }
 
@@ -70,19 +74,36 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
                     (true, false) => "restart",
                     (false, false) => "start",
                 },
-                port: s.port.map(|p| match p {
-                    Port::Fixed(n) => n.to_string(),
-                    Port::Auto => "auto".into(),
+                // `auto`: the port it runs on, else the free port a start would take now.
+                port: s.port.and_then(|p| match p {
+                    Port::Fixed(n) => Some(n.to_string()),
+                    Port::Auto => state
+                        .services
+                        .get(&s.name)
+                        .filter(|r| r.running())
+                        .and_then(|r| r.port)
+                        .or_else(|| crate::services::ports::free_port().ok())
+                        .map(|n| n.to_string()),
                 }),
+                auto_port: s.port == Some(Port::Auto),
                 command: s.argv.clone(),
             }
         })
         .collect();
+    services.extend(orphans(&RunDir::of(root), &state, &config).into_iter().map(|name| PlannedService {
+        kind: state.services.get(&name).map_or_else(String::new, |r| r.spec.kind.clone()),
+        name,
+        action: "stop",
+        port: None,
+        auto_port: false,
+        command: Vec::new(),
+    }));
     services.extend(p.external.iter().map(|e| PlannedService {
         name: e.name.clone(),
         kind: "ollama".into(),
         action: "use",
         port: Some(e.port.to_string()),
+        auto_port: false,
         command: Vec::new(),
     }));
     if json {
@@ -91,9 +112,15 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
     }
     super::print_sync_plan(&sync_plan);
     for s in &services {
-        let port = s.port.as_deref().map(|p| format!(" on port {p}")).unwrap_or_default();
+        let auto = match (s.auto_port, s.action) {
+            (true, "keep") => " (auto)",
+            (true, _) => " (auto: free now)",
+            _ => "",
+        };
+        let port = s.port.as_deref().map(|p| format!(" on port {p}{auto}")).unwrap_or_default();
         let what = match s.action {
             "use" => format!("would use the Ollama server already running{port}"),
+            "stop" => "would stop: no longer declared in labup.toml".to_string(),
             a => format!("would {a}{port}: {}", s.command.join(" ")),
         };
         println!("{:<10} {what}", s.name);
@@ -138,7 +165,7 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
     };
     let selected = spec::select(&config, names)?;
     let state = RunDir::of(root).read();
-    let mut ctx = Context::default();
+    let mut ctx = Context { venv: spec::venv_identity(&config.python.venv), ..Context::default() };
     let mut notes = Vec::new();
     let mut external = Vec::new();
     if selected.iter().any(|s| s.kind == ServiceKind::Jupyter) {
@@ -170,7 +197,13 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
             ctx.ollama = Some(ollama::binary()?);
         }
     }
-    let specs = spec::plan(&config, &selected, &env, &ctx)?;
+    let mut specs = spec::plan(&config, &selected, &env, &ctx)?;
+    // An Ollama server labup uses without running it: its port reaches the others as well.
+    for spec in &mut specs {
+        for e in &external {
+            spec.env.entry(supervisor::port_var(&e.name)).or_insert_with(|| Some(e.port.to_string()));
+        }
+    }
     Ok(Prepared { config, python, specs, external, notes })
 }
 
@@ -234,6 +267,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     let run = RunDir::of(root);
+    stop_orphans(root, &run, &p.config, ui)?;
     let before = run.read();
     let already = run.live_supervisor(&before).is_some() && p.specs.iter().all(|s| is_up(&before, s));
     let state = if already || p.specs.is_empty() {
@@ -253,6 +287,8 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         {
             let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
             ensure_supervisor(root, &run)?;
+            // From here a Ctrl-C is answered by the wait (what keeps running), not by dying.
+            super::services::interrupts();
             control::send(&run.socket(), &Request::Start { specs: p.specs.clone() })?;
         }
         wait_for(&run, &p.specs, ui)?
@@ -264,6 +300,92 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
     open_browser(&state, &newly, opts.no_browser, ui);
     pulled?;
     fail_if_not_ready(&run, &state, &p.specs)
+}
+
+/// Services that run (or are starting, or wait to be restarted) although the config no longer
+/// declares them: what `up` stops, like `docker compose up --remove-orphans`.
+pub(super) fn orphans(run: &RunDir, state: &RunState, config: &Config) -> Vec<String> {
+    let supervised = run.live_supervisor(state).is_some();
+    state
+        .services
+        .iter()
+        .filter(|(name, _)| !config.services.iter().any(|s| &s.name == *name))
+        .filter(|(_, r)| {
+            r.running() || (supervised && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff))
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Stops the [`orphans`] and says so; when nothing else is wanted, the supervisor exits after
+/// them, and `up` waits for that so it starts a fresh one instead of talking to one that leaves.
+fn stop_orphans(root: &Path, run: &RunDir, config: &Config, ui: &Ui) -> Result<()> {
+    let state = run.read();
+    let orphans = orphans(run, &state, config);
+    if orphans.is_empty() {
+        return Ok(());
+    }
+    if run.live_supervisor(&state).is_none() {
+        // Its supervisor was killed: a new one adopts what runs, then stops it cleanly.
+        run.create(root)?;
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        ensure_supervisor(root, run)?;
+    }
+    let state = run.read();
+    super::services::stop_and_wait(run, &state, &orphans)?;
+    let others_wanted = state
+        .services
+        .iter()
+        .any(|(n, r)| !orphans.contains(n) && matches!(r.state, Phase::Starting | Phase::Ready | Phase::Backoff));
+    if !others_wanted {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while run.live_supervisor(&run.read()).is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    ui.info(format!("{} stopped {} (no longer declared in labup.toml)", ui.paint("✓", "32"), orphans.join(", ")));
+    Ok(())
+}
+
+/// The running services whose venv is not the synced one: a sync rebuilt the venv or changed
+/// its packages under them (Jupyter would serve from a deleted `site-packages`).
+pub(super) fn on_old_venv(run: &RunDir, state: &RunState, config: &Config) -> Vec<String> {
+    let now = spec::venv_identity(&config.python.venv);
+    if run.live_supervisor(state).is_none() {
+        return Vec::new();
+    }
+    state
+        .services
+        .iter()
+        .filter(|(name, r)| {
+            r.running()
+                && r.spec.venv.is_some()
+                && r.spec.venv != now
+                && config.services.iter().any(|s| &s.name == *name)
+        })
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// After a sync that changed the venv: restarts the services that still run on the old one and
+/// waits until they are ready again (`labup sync`).
+pub(super) fn restart_on_new_venv(root: &Path, ui: &Ui) -> Result<()> {
+    let run = RunDir::of(root);
+    let config = Config::load(root)?;
+    let stale = on_old_venv(&run, &run.read(), &config);
+    if stale.is_empty() {
+        return Ok(());
+    }
+    ui.info(format!("the venv changed under {}: restarting them on the new one", stale.join(", ")));
+    let mut p = prepare(root, &stale, false, false, ui)?;
+    p.specs.retain(|s| stale.contains(&s.name));
+    {
+        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        ensure_supervisor(root, &run)?;
+        control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
+    }
+    let state = wait_for(&run, &p.specs, ui)?;
+    fail_if_not_ready(&run, &state, &p.specs).map(|_| ())
 }
 
 /// `labup restart [SERVICE…] [--new-token]`.
@@ -302,7 +424,7 @@ fn finish(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions, probe:
     rows.extend(external_rows(&p.external));
     if opts.json {
         println!("{}", serde_json::to_string(&super::status::document(run, state, rows))?);
-    } else {
+    } else if !ui.quiet {
         print_rows(&rows, ui);
     }
     Ok(())

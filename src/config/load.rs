@@ -96,7 +96,7 @@ fn validate(raw: &RawFile, sources: &[Source]) -> Result<(), Fail> {
     for (name, svc) in services {
         let s = svc.get_ref();
         let at = |msg: String| located(&sources[s.origin], svc.span(), &msg);
-        let kind = s.kind.unwrap_or_default();
+        let kind = s.kind_for(name);
         match kind {
             ServiceKind::Command if s.command.as_ref().is_none_or(Vec::is_empty) => {
                 return Err(at(format!(

@@ -142,7 +142,7 @@ impl Config {
             .into_iter()
             .map(|(name, svc)| {
                 let s = svc.into_inner();
-                let kind = s.kind.unwrap_or_default();
+                let kind = s.kind_for(&name);
                 let port = s.port.or(match kind {
                     ServiceKind::Jupyter => Some(Port::Fixed(8888)),
                     ServiceKind::Ollama => Some(Port::Fixed(11434)),
@@ -250,6 +250,21 @@ mod tests {
         assert_eq!(app.command, ["python", "server.py"]);
         assert_eq!(app.port, Some(Port::Fixed(5001)));
         assert_eq!(app.ready, Some(Ready::Http("/".into())));
+    }
+
+    #[test]
+    fn built_in_names_without_a_command_take_their_kind() {
+        let toml = "[services.jupyter]\nport=\"auto\"\n[services.ollama]\n[services.app]\ncommand=[\"x\"]\n";
+        let dir = project(&[("labup.toml", toml)]);
+        let c = Config::load(dir.path()).unwrap();
+        let kind = |n: &str| c.services.iter().find(|s| s.name == n).unwrap().kind;
+        assert_eq!(kind("jupyter"), ServiceKind::Jupyter);
+        assert_eq!(c.services.iter().find(|s| s.name == "jupyter").unwrap().port, Some(Port::Auto));
+        assert_eq!(kind("ollama"), ServiceKind::Ollama);
+        assert_eq!(kind("app"), ServiceKind::Command);
+        // A command of your own under a built-in name is a plain command.
+        let dir = project(&[("labup.toml", "[services.jupyter]\ncommand=[\"my-lab\"]\n")]);
+        assert_eq!(Config::load(dir.path()).unwrap().services[0].kind, ServiceKind::Command);
     }
 
     #[test]

@@ -133,6 +133,18 @@ pub enum ServiceKind {
     Ollama,
 }
 
+impl RawService {
+    /// Its kind: as written, else the built-in kind its name is (`[services.jupyter]`,
+    /// `[services.ollama]`) when it has no `command`, else `command`.
+    pub fn kind_for(&self, name: &str) -> ServiceKind {
+        self.kind.unwrap_or(match name {
+            "jupyter" if self.command.is_none() => ServiceKind::Jupyter,
+            "ollama" if self.command.is_none() => ServiceKind::Ollama,
+            _ => ServiceKind::Command,
+        })
+    }
+}
+
 /// Restart policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]

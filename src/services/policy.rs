@@ -44,8 +44,8 @@ pub enum Event {
     Spawned,
     /// The readiness probe passed.
     Ready,
-    /// The readiness probe did not pass in time.
-    StartTimedOut,
+    /// The readiness probe did not pass in time: why (the probe, the port, the time waited).
+    StartTimedOut(String),
     /// The process exited: `Some(0)` success, `Some(n)` failure, `None` killed by a signal or unknown.
     Exited(Option<i32>),
     /// The spawn itself failed.
@@ -156,8 +156,8 @@ impl Policy {
                 }
                 Action::None
             }
-            Event::StartTimedOut => {
-                self.stop_reason = Some("did not become ready in time".into());
+            Event::StartTimedOut(why) => {
+                self.stop_reason = Some(why);
                 Action::Stop
             }
             Event::SpawnFailed(why) => self.failed(&why, now, true),
@@ -447,10 +447,13 @@ mod tests {
     fn start_timeout_stops_and_counts_as_failure() {
         let t = Instant::now();
         let mut p = started(Restart::OnFailure, t);
-        assert_eq!(p.on_event(Event::StartTimedOut, t + secs(60)), Action::Stop);
+        assert_eq!(
+            p.on_event(Event::StartTimedOut("no answer on port 1 within 60 s".into()), t + secs(60)),
+            Action::Stop
+        );
         p.on_event(Event::Exited(None), t + secs(61));
         assert_eq!(p.phase(), Phase::Backoff);
-        assert_eq!(p.last_error.as_deref(), Some("did not become ready in time"));
+        assert_eq!(p.last_error.as_deref(), Some("no answer on port 1 within 60 s"));
     }
 
     #[test]

@@ -28,6 +28,18 @@ pub struct Context {
     /// Services that already answer outside labup (an Ollama server the user runs): not
     /// started, and `after` on them is already satisfied.
     pub external: Vec<String>,
+    /// What the synced venv is ([`venv_identity`]): services that run from it carry it, so a
+    /// sync that rebuilds or changes the venv makes them a changed service.
+    pub venv: Option<String>,
+}
+
+/// The identity of the venv as its last sync left it: the base interpreter and the stamp of
+/// `site-packages` the marker recorded (a rebuild or any install or removal changes it; a sync
+/// that changes nothing keeps it). `None` without a marker.
+pub fn venv_identity(venv: &Path) -> Option<String> {
+    let m = crate::python::fingerprint::read(venv)?;
+    let (size, mtime) = m.site_packages?;
+    Some(format!("{} site-packages {size} {mtime}", m.interpreter.display()))
 }
 
 /// One service, ready to spawn.
@@ -61,6 +73,9 @@ pub struct Spec {
     /// Open in the browser once it is started and ready.
     #[serde(default)]
     pub open: bool,
+    /// The venv it runs from ([`venv_identity`]); `None` for what does not use it (Ollama).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub venv: Option<String>,
 }
 
 impl Spec {
@@ -107,13 +122,15 @@ impl Spec {
             start_timeout_ms: service.start_timeout.as_millis() as u64,
             runtime_dir,
             open: service.open,
+            venv: if service.kind == ServiceKind::Ollama { None } else { ctx.venv.clone() },
         })
     }
 
     /// Whether `other` runs the same service: everything equal except the `PATH` inherited from
     /// the shell that ran `labup up`. Terminals differ in PATH (an IDE's, tmux's, `nix develop`'s);
-    /// that alone must not restart Jupyter and kill its kernels. A change labup makes (venv,
-    /// libraries) or the config makes (command, env, port…) still counts.
+    /// that alone must not restart Jupyter and kill its kernels. A change labup makes (the venv
+    /// rebuilt or its packages changed, libraries) or the config makes (command, env, port…)
+    /// still counts.
     pub fn same_service(&self, other: &Spec) -> bool {
         let strip = |s: &Spec| {
             let mut s = s.clone();
@@ -227,6 +244,18 @@ mod tests {
         let mut changed = a.clone();
         changed.argv.push("--flag".into());
         assert!(!a.same_service(&changed));
+    }
+
+    #[test]
+    fn another_venv_identity_is_another_service_except_for_ollama() {
+        let (_d, c) = config("[services.db]\ncommand=[\"db\"]\n[services.llm]\nkind=\"ollama\"\n");
+        let ctx = |v: &str| Context { venv: Some(v.into()), ollama: Some("/o".into()), ..Context::default() };
+        let a = plan_all(&c, &[], &ctx("python3 site-packages 1 1")).unwrap();
+        let b = plan_all(&c, &[], &ctx("python3 site-packages 1 2")).unwrap();
+        let (db_a, db_b) = (a.iter().find(|s| s.name == "db").unwrap(), b.iter().find(|s| s.name == "db").unwrap());
+        assert!(!db_a.same_service(db_b), "packages changed: the service runs on the old venv");
+        let (llm_a, llm_b) = (a.iter().find(|s| s.name == "llm").unwrap(), b.iter().find(|s| s.name == "llm").unwrap());
+        assert!(llm_a.same_service(llm_b), "Ollama does not run from the venv");
     }
 
     #[test]

@@ -55,6 +55,10 @@ struct Managed {
     pending_start: bool,
     restart_after_stop: bool,
     print_offset: u64,
+    /// Why labup is stopping it, for the log line that records the exit.
+    stop_note: Option<String>,
+    /// `<NAME>_PORT` of the other services whose port is known (refreshed every tick).
+    peers: BTreeMap<String, u16>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -81,6 +85,8 @@ impl Managed {
             pending_start: false,
             restart_after_stop: false,
             print_offset: 0,
+            stop_note: None,
+            peers: BTreeMap::new(),
         }
     }
 
@@ -246,6 +252,7 @@ impl Supervisor {
                         }
                         m.spec = spec;
                         m.restart_after_stop = true;
+                        m.stop_note = Some("its configuration or venv changed: restarting it".into());
                         let action = m.policy.on_event(Event::StopRequested, now);
                         Self::act(&self.run, m, action, now);
                     } else {
@@ -275,6 +282,7 @@ impl Supervisor {
                     m.spec = spec;
                     if m.process.is_some() {
                         m.restart_after_stop = true;
+                        m.stop_note = Some("asked to restart".into());
                         let action = m.policy.on_event(Event::StopRequested, now);
                         Self::act(&self.run, m, action, now);
                     } else {
@@ -289,6 +297,9 @@ impl Supervisor {
                     if all || names.contains(name) {
                         m.pending_start = false;
                         m.restart_after_stop = false;
+                        if m.process.is_some() && m.stop_note.is_none() {
+                            m.stop_note = Some("asked to stop".into());
+                        }
                         let action = m.policy.on_event(Event::StopRequested, now);
                         Self::act(&self.run, m, action, now);
                     }
@@ -316,6 +327,22 @@ impl Supervisor {
                     m.probe_offset = 0;
                 }
             }
+        }
+        // Each service can learn the others' ports: the port a running one got, else a fixed one.
+        let ports: BTreeMap<String, u16> = self
+            .services
+            .iter()
+            .filter_map(|(n, m)| {
+                let fixed = match m.spec.port {
+                    Some(Port::Fixed(p)) => Some(p),
+                    _ => None,
+                };
+                Some((port_var(n), m.port.filter(|_| m.process.is_some()).or(fixed)?))
+            })
+            .collect();
+        for (name, m) in &mut self.services {
+            let own = port_var(name);
+            m.peers = ports.iter().filter(|(k, _)| **k != own).map(|(k, v)| (k.clone(), *v)).collect();
         }
         let names: Vec<String> = self.services.keys().cloned().collect();
         for name in names {
@@ -400,7 +427,15 @@ impl Supervisor {
         let result = (|| -> std::io::Result<Child> {
             let out = logs::open_append(&log)?;
             let err = out.try_clone()?;
-            let argv = expand_port(&m.spec.argv, port);
+            // The others' ports, unless the service's own `env` sets that name.
+            let peers: Vec<(String, String)> = m
+                .peers
+                .iter()
+                .filter(|(k, _)| !m.spec.env.contains_key(*k))
+                .map(|(k, v)| (k.clone(), v.to_string()))
+                .collect();
+            let expand = |args: &[String]| expand_vars(&expand_port(args, port), &peers);
+            let argv = expand(&m.spec.argv);
             let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command"))?;
             let mut cmd = Command::new(program);
             cmd.args(args).current_dir(&m.spec.cwd).stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
@@ -409,9 +444,12 @@ impl Supervisor {
             }
             for (k, v) in &m.spec.env {
                 match v {
-                    Some(v) => cmd.env(k, expand_port(std::slice::from_ref(v), port).remove(0)),
+                    Some(v) => cmd.env(k, expand(std::slice::from_ref(v)).remove(0)),
                     None => cmd.env_remove(k),
                 };
+            }
+            for (k, v) in &peers {
+                cmd.env(k, v);
             }
             if let Some(p) = port {
                 cmd.env("PORT", p.to_string());
@@ -491,7 +529,10 @@ impl Supervisor {
             m.stopping = None;
             let log = m.spec.log_path(&run.logs);
             let how = m.last_exit.map_or("by a signal".to_string(), |c| format!("with status {c}"));
-            logs::note(&log, &format!("exited {how}"));
+            match m.stop_note.take() {
+                Some(why) => logs::note(&log, &format!("exited {how}: labup stopped it ({why})")),
+                None => logs::note(&log, &format!("exited {how}")),
+            }
             let action = m.policy.on_event(Event::Exited(m.last_exit), now);
             Self::act(run, m, action, now);
             if m.restart_after_stop {
@@ -542,7 +583,16 @@ impl Supervisor {
             logs::note(&m.spec.log_path(&run.logs), "ready");
             m.policy.on_event(Event::Ready, now);
         } else if m.spawned.is_some_and(|t| now.duration_since(t) >= Duration::from_millis(m.spec.start_timeout_ms)) {
-            let action = m.policy.on_event(Event::StartTimedOut, now);
+            let why = not_ready_reason(&m.spec, m.port, leader);
+            logs::note(
+                &m.spec.log_path(&run.logs),
+                &format!(
+                    "stopping it (SIGTERM to its process group, SIGKILL after {}): {why}",
+                    seconds(m.spec.stop_timeout_ms)
+                ),
+            );
+            m.stop_note = Some(why.clone());
+            let action = m.policy.on_event(Event::StartTimedOut(why), now);
             Self::act(run, m, action, now);
         }
     }
@@ -590,6 +640,58 @@ pub fn expand_port(argv: &[String], port: Option<u16>) -> Vec<String> {
     argv.iter().map(|a| a.replace("${PORT}", &p).replace("$PORT", &p)).collect()
 }
 
+/// The variable that carries a service's port to the others: `web` → `WEB_PORT`,
+/// `my-api` → `MY_API_PORT`.
+pub fn port_var(service: &str) -> String {
+    let name: String =
+        service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
+    format!("{name}_PORT")
+}
+
+/// `$NAME` and `${NAME}` of these variables in the arguments become their values.
+fn expand_vars(argv: &[String], vars: &[(String, String)]) -> Vec<String> {
+    argv.iter()
+        .map(|a| {
+            let mut a = a.clone();
+            for (k, v) in vars {
+                a = a.replace(&format!("${{{k}}}"), v).replace(&format!("${k}"), v);
+            }
+            a
+        })
+        .collect()
+}
+
+/// Why a start did not become ready: the probe, the port and the time waited.
+fn not_ready_reason(spec: &Spec, port: Option<u16>, leader: i32) -> String {
+    let waited = format!("did not become ready within {}", seconds(spec.start_timeout_ms));
+    let what = match (&spec.ready, port) {
+        (Some(Ready::Http(path)), Some(port)) => {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            match probe::http_status(port, path, PROBE_TIMEOUT) {
+                None => format!("nothing answered the HTTP probe {url}"),
+                Some(code) if !(200..400).contains(&code) => format!("the HTTP probe {url} got status {code}"),
+                Some(_) if !ours(port, leader) => format!("{url} is answered by another process, not this service"),
+                Some(_) => format!("{url} answers, but Jupyter wrote no runtime file naming port {port}"),
+            }
+        }
+        (Some(Ready::Tcp), Some(port)) | (None, Some(port)) => {
+            format!("nothing accepted connections on port {port} (127.0.0.1; the TCP probe)")
+        }
+        (Some(Ready::Log(re)), _) => format!("no line of its log matched the log probe `{re}`"),
+        (Some(_), None) | (None, None) => "no probe could run".to_string(),
+    };
+    format!("{waited}: {what}; `start-timeout` sets the limit")
+}
+
+/// `3 s`, `1.5 s`.
+fn seconds(ms: u64) -> String {
+    if ms.is_multiple_of(1000) {
+        format!("{} s", ms / 1000)
+    } else {
+        format!("{:.1} s", ms as f64 / 1000.0)
+    }
+}
+
 /// Whether the listener on `port` belongs to the process group led by `leader` (when the
 /// listener can be seen at all): a probe must reach our process, not a stranger on the port.
 fn ours(port: u16, leader: i32) -> bool {
@@ -606,5 +708,15 @@ mod tests {
         let argv: Vec<String> = ["python", "-m", "http.server", "$PORT", "--x=${PORT}"].map(String::from).to_vec();
         assert_eq!(expand_port(&argv, Some(8000))[3..], ["8000", "--x=8000"]);
         assert_eq!(expand_port(&argv, None), argv);
+    }
+
+    #[test]
+    fn other_services_ports_are_variables() {
+        assert_eq!(port_var("web"), "WEB_PORT");
+        assert_eq!(port_var("my-api.v2"), "MY_API_V2_PORT");
+        let vars = [("API_PORT".to_string(), "8000".to_string())];
+        let argv: Vec<String> =
+            ["--api=http://127.0.0.1:${API_PORT}/", "$API_PORT", "$PORT"].map(String::from).to_vec();
+        assert_eq!(expand_vars(&argv, &vars), ["--api=http://127.0.0.1:8000/", "8000", "$PORT"]);
     }
 }

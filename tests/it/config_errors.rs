@@ -79,7 +79,9 @@ fn usage_errors_exit_two() {
     let out = p.labup(&["frobnicate"]);
     assert_eq!(out.code, 2, "an unknown command: {}", out.stderr);
     assert!(out.stderr.contains("Usage:"));
-    // Bare `labup` is `labup up` (here with the default Jupyter switched off: nothing to start).
+    // Bare `labup` is `labup up` (here with the default Jupyter switched off: nothing to start),
+    // in a project (a folder with a labup.toml; an empty one is refused, see first_hour.rs).
+    p.file("labup.toml", "");
     let out = p.labup(&[]).ok();
     assert!(out.stderr.contains("no services to start"), "{}", out.stderr);
 }

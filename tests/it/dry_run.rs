@@ -43,7 +43,9 @@ fn up_dry_run_lists_what_would_start_then_what_is_kept() {
     let first = plan(&p, &["up", "--dry-run", "--json"]);
     assert_eq!(first["sync"]["venv"], "create");
     assert_eq!(first["services"][0]["action"], "start");
-    assert_eq!(first["services"][0]["port"], "auto");
+    // `port = "auto"`: the free port a start would take now, not the word.
+    assert!(first["services"][0]["port"].as_str().unwrap().parse::<u16>().is_ok(), "{first}");
+    assert_eq!(first["services"][0]["auto_port"], true);
     p.labup(&["up"]).ok();
     let again = plan(&p, &["up", "--dry-run", "--json"]);
     assert_eq!(again["sync"]["action"], "noop");

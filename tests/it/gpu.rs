@@ -313,6 +313,7 @@ fn run_gives_the_child_exactly_our_library_path_and_leaves_the_parent_alone() {
     let dir = "/usr/lib/x86_64-linux-gnu";
     h.driver_libs(dir, "550.144.03", true).ld_cache(dir).file("/sys/module/nvidia/version", "550.144.03\n");
     let mut p = h.project();
+    p.file("labup.toml", "");
     p.set("LABUP_LIBRARY_PATH", "/nix/store/a-gcc-lib/lib:/nix/store/b-zlib/lib")
         .set("LD_LIBRARY_PATH", "/usr/local/cuda/lib64");
     let before = std::env::var_os("LD_LIBRARY_PATH");

@@ -274,6 +274,7 @@ HOST >/dev/null && echo "git=ok"
 #[test]
 fn hook_hints_when_the_wrappers_do_not_fit_the_library_path() {
     let mut p = Project::new();
+    p.file("labup.toml", "");
     p.sync();
     p.set("LABUP_LIBRARY_PATH", "/nix/store/other/lib");
     p.labup(&["hook", "bash"]).ok().stderr_has("run `labup sync`");

@@ -70,19 +70,35 @@ fn init_in_an_empty_folder_and_with_a_gpu() {
 fn init_never_overwrites_without_force() {
     let p = Project::new();
     p.file("labup.toml", "[project]\nname = \"mine\"\n");
-    let out = p.labup(&["init", "--flake"]).code(1);
-    assert!(out.stderr.contains("`labup.toml` already exists"), "{}", out.stderr);
-    assert!(out.stderr.contains("hint: `labup init --force --flake` overwrites `labup.toml`"), "{}", out.stderr);
-    assert_eq!(read(&p, "labup.toml"), "[project]\nname = \"mine\"\n");
-    assert!(!p.path("flake.nix").exists(), "nothing is written when one file exists");
-    assert!(!p.path(".gitignore").exists());
-
     p.file("flake.nix", "{ }\n");
-    std::fs::remove_file(p.path("labup.toml")).unwrap();
-    p.labup(&["init", "--flake"]).code(1).stderr_has("`flake.nix` already exists");
+    let out = p.labup(&["init", "--flake"]).code(1);
+    assert!(out.stderr.contains("`labup.toml` and `flake.nix` already exist"), "{}", out.stderr);
+    assert!(out.stderr.contains("hint: `labup init --force --flake` overwrites"), "{}", out.stderr);
+    assert_eq!(read(&p, "labup.toml"), "[project]\nname = \"mine\"\n");
     assert_eq!(read(&p, "flake.nix"), "{ }\n");
+    assert!(!p.path(".gitignore").exists(), "nothing is written when every file exists");
+    p.labup(&["init"]).code(1).stderr_has("`labup.toml` already exists");
+
+    std::fs::remove_file(p.path("labup.toml")).unwrap();
     p.labup(&["init"]).ok();
     assert_eq!(read(&p, "flake.nix"), "{ }\n", "without --flake, flake.nix is not touched");
+}
+
+#[test]
+fn init_flake_in_a_project_with_a_labup_toml_adds_only_the_flake() {
+    let p = Project::new();
+    p.file("labup.toml", "[project]\nname = \"mine\"\n");
+    let out = p.labup(&["init", "--flake"]).ok();
+    assert_eq!(read(&p, "labup.toml"), "[project]\nname = \"mine\"\n", "the user's config is kept");
+    assert_eq!(read(&p, "flake.nix"), labup::init::FLAKE);
+    assert!(out.stderr.contains("kept labup.toml"), "{}", out.stderr);
+    assert!(out.stderr.contains("wrote flake.nix"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("github:OWNER/labup") && out.stderr.contains("where labup is published"),
+        "{}",
+        out.stderr
+    );
+    assert!(read(&p, ".gitignore").contains(".labup/"));
 }
 
 #[test]

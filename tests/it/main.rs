@@ -7,6 +7,7 @@ mod config_errors;
 mod docs;
 mod doctor;
 mod dry_run;
+mod first_hour;
 mod gpu;
 mod hook;
 mod init;

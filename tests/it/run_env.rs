@@ -23,6 +23,7 @@ fn run_uses_the_venv_and_passes_the_exit_code() {
 #[test]
 fn run_sets_the_library_path_for_the_child_only() {
     let mut p = Project::new();
+    p.file("labup.toml", "");
     p.set("LABUP_LIBRARY_PATH", "/nix/store/fake-gcc-lib/lib").set("LD_LIBRARY_PATH", "/inherited");
     let out = p.labup(&["run", "--", "sh", "-c", "echo $LD_LIBRARY_PATH"]).ok();
     assert_eq!(out.stdout.trim(), "/nix/store/fake-gcc-lib/lib", "ours only: the inherited value is not passed on");

@@ -151,6 +151,7 @@ fn an_unreachable_index_is_reported_as_a_network_problem() {
 #[test]
 fn leftover_build_folders_are_cleaned_and_nothing_else() {
     let p = Project::new();
+    p.file("labup.toml", "");
     p.file(".venv.labup-new-99999/bin/python", "");
     p.file(".venv.keep/file", "");
     p.sync();

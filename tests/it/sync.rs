@@ -77,6 +77,8 @@ fn a_package_installed_by_hand_is_removed() {
 #[test]
 fn empty_project_gets_an_empty_venv_and_no_lock() {
     let p = Project::new();
+    // A project (its labup.toml) without requirements; a folder with nothing is refused.
+    p.file("labup.toml", "");
     let out = p.sync();
     assert_eq!(out["action"], "created");
     assert!(p.installed().is_empty());
@@ -222,6 +224,7 @@ fn finds_python3_on_path_without_labup_python() {
 #[test]
 fn missing_interpreter_says_what_it_looked_for() {
     let mut p = Project::new();
+    p.file("labup.toml", "");
     p.set("LABUP_PYTHON", "/nonexistent/python3");
     p.labup(&["sync"]).code(1).stderr_has("looked for `/nonexistent/python3` (LABUP_PYTHON)");
 }
@@ -229,6 +232,7 @@ fn missing_interpreter_says_what_it_looked_for() {
 #[test]
 fn state_dir_is_private() {
     let p = Project::new();
+    p.file("labup.toml", "");
     p.sync();
     let mode = std::fs::metadata(p.path(".labup")).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o700);
