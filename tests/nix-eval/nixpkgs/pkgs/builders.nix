@@ -22,7 +22,8 @@ rec {
       // env
     );
   runCommandLocal =
-    name: env: runCommand name (
+    name: env:
+    runCommand name (
       {
         preferLocalBuild = true;
         allowSubstitutes = false;
@@ -185,8 +186,7 @@ rec {
     let
       mergeInputs =
         name:
-        (attrs.${name} or [ ])
-        ++ lib.subtractLists inputsFrom (lib.flatten (lib.catAttrs name inputsFrom));
+        (attrs.${name} or [ ]) ++ lib.subtractLists inputsFrom (lib.flatten (lib.catAttrs name inputsFrom));
       rest = removeAttrs attrs [
         "name"
         "packages"
@@ -291,7 +291,9 @@ rec {
       layeringPipeline ? null,
       debug ? false,
     }:
-    assert lib.assertMsg (maxLayers > 1) "the maxLayers argument of dockerTools.buildLayeredImage function must be greather than 1";
+    assert lib.assertMsg (
+      maxLayers > 1
+    ) "the maxLayers argument of dockerTools.buildLayeredImage function must be greather than 1";
     assert lib.assertMsg stdenv.hostPlatform.isLinux "dockerTools builds Linux images";
     mkDerivation {
       name = "stream-${baseNameOf name}";

@@ -111,7 +111,8 @@ let
     in
     finalPackage;
 
-  mkDerivation = fnOrAttrs: extensible (if builtins.isFunction fnOrAttrs then fnOrAttrs else _: fnOrAttrs);
+  mkDerivation =
+    fnOrAttrs: extensible (if builtins.isFunction fnOrAttrs then fnOrAttrs else _: fnOrAttrs);
 
   compiler =
     pname:
