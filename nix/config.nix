@@ -3,6 +3,7 @@
 # with a plain `nix-instantiate` on machines that cannot reach nixpkgs.
 let
   inherit (builtins)
+    addErrorContext
     all
     attrValues
     elemAt
@@ -137,7 +138,9 @@ rec {
   parseConfig =
     text:
     let
-      raw = fromTOML text; # a syntax error in labup.toml stops evaluation on this line, with the line of labup.toml that is wrong
+      # A syntax error stops evaluation here, with the wrong line of labup.toml shown; the
+      # context names the file (Nix's own message only says `fromTOML`).
+      raw = addErrorContext "while reading labup.toml (labup's settings)" (fromTOML text);
       version = pythonVersion (table raw "python");
     in
     {
