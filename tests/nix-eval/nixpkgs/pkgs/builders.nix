@@ -177,10 +177,6 @@ rec {
       name ? "nix-shell",
       packages ? [ ],
       inputsFrom ? [ ],
-      buildInputs ? [ ],
-      nativeBuildInputs ? [ ],
-      propagatedBuildInputs ? [ ],
-      propagatedNativeBuildInputs ? [ ],
       ...
     }@attrs:
     let

@@ -3,11 +3,7 @@
 # lib.getExe reads), `meta.license` and `meta.platforms` where check-meta.nix would refuse
 # the package, and the passthru attributes callers read (a Python's `interpreter`,
 # `pythonVersion`, `pkgs`). Versions are placeholders, not nixpkgs' versions.
-{
-  lib,
-  self,
-  stdenv,
-}:
+{ lib, stdenv }:
 let
   package =
     {

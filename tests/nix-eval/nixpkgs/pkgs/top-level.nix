@@ -40,6 +40,6 @@ let
       };
     }
     // import ./builders.nix { inherit lib self stdenv; }
-    // import ./packages.nix { inherit lib self stdenv; };
+    // import ./packages.nix { inherit lib stdenv; };
 in
 lib.fix (lib.foldl' (lib.flip lib.extends) base overlays)
