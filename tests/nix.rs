@@ -269,13 +269,16 @@ fn tools_for_resolves_attribute_paths() {
         err.contains("labup.toml: [nix] packages: `python313Packages` is a set of packages in nixpkgs, not a package"),
         "{err}"
     );
-    let err = eval_err("_: config.toolsFor { lib = { version = \"1\"; }; } { nixPackages = [ \"lib.version\" ]; }", &[]);
+    let err =
+        eval_err("_: config.toolsFor { lib = { version = \"1\"; }; } { nixPackages = [ \"lib.version\" ]; }", &[]);
     assert!(err.contains("`lib.version` is a string in nixpkgs, not a package"), "{err}");
 }
 
 #[test]
 fn the_other_python_is_never_the_default() {
-    for (version, other) in [("3.12", "python313"), ("3.13", "python312"), ("3.14", "python313"), ("3.11.2", "python313")] {
+    for (version, other) in
+        [("3.12", "python313"), ("3.13", "python312"), ("3.14", "python313"), ("3.11.2", "python313")]
+    {
         let expr = format!("_: config.otherPythonAttr (config.parseConfig ''[python]\nversion = \"{version}\"'')");
         assert_eq!(eval_ok(&expr, &[]), json!(other), "{version}");
     }
@@ -293,7 +296,8 @@ fn the_image_exposes_the_fixed_ports_of_the_services() {
     };
     assert_eq!(ports("", true), json!([5001, 8888]), "the embedded default: Jupyter and server.py");
     assert_eq!(ports("", false), json!([8888]), "no server.py, no app");
-    let declared = "[services.web]\ncommand = [\"x\"]\nport = 9000\n[services.auto]\ncommand = [\"y\"]\nport = \"auto\"\n";
+    let declared =
+        "[services.web]\ncommand = [\"x\"]\nport = 9000\n[services.auto]\ncommand = [\"y\"]\nport = \"auto\"\n";
     assert_eq!(ports(declared, true), json!([9000]), "declared services replace the defaults");
 }
 
@@ -470,11 +474,7 @@ fn the_sandbox_leaves_out_every_nix_eval_test() {
     let checks = std::fs::read_to_string(root().join("nix/checks.nix")).unwrap();
     assert!(checks.contains("test(/engine_/)"), "nix/checks.nix does not exclude engine_ tests");
     let source = std::fs::read_to_string(root().join("tests/nix_eval.rs")).unwrap();
-    let names: Vec<&str> = source
-        .split("#[test]\nfn ")
-        .skip(1)
-        .map(|rest| rest.split('(').next().unwrap())
-        .collect();
+    let names: Vec<&str> = source.split("#[test]\nfn ").skip(1).map(|rest| rest.split('(').next().unwrap()).collect();
     assert!(names.len() >= 10, "{names:?}");
     let unprefixed: Vec<&&str> = names.iter().filter(|n| !n.starts_with("engine_")).collect();
     assert!(unprefixed.is_empty(), "tests/nix_eval.rs tests without the engine_ prefix: {unprefixed:?}");

@@ -234,9 +234,22 @@ impl Eval {
         map.values().next().unwrap().clone()
     }
 
+    /// The derivations of several attributes of the copy, in one evaluation (each nix call
+    /// evaluates the flake from the start).
+    #[track_caller]
+    fn drvs(&self, attrs: &[&str]) -> Vec<Value> {
+        let list: Vec<String> = attrs.iter().map(|a| format!("labup.{a}.drvPath")).collect();
+        let paths = self.probe(&format!("[ {} ]", list.join(" "))).unwrap_or_else(|e| panic!("{e}"));
+        let paths: Vec<String> = paths.as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+        let mut args = strings(&["derivation", "show"]);
+        args.extend(paths.iter().cloned());
+        let all: Value = serde_json::from_str(&self.ok(&args).0).unwrap();
+        paths.iter().map(|p| all[p].clone()).collect()
+    }
+
     #[track_caller]
     fn drv_of(&self, attr: &str) -> Value {
-        self.derivation(&format!("{}#{attr}", self.flake()), &self.overrides(""))
+        self.drvs(&[attr]).pop().unwrap()
     }
 
     /// A flake in `probe/` whose `result` is `expr`, with `labup` (the copy), `nixpkgs` (the
@@ -343,7 +356,12 @@ fn engine_the_overlay_gives_the_same_labup_as_packages_default() {
 #[test]
 fn engine_the_wrapper_sets_the_store_paths_and_wraps_labup_unwrapped() {
     let e = Eval::new();
-    let linux = e.drv_of("packages.x86_64-linux.default");
+    let [linux, darwin, unwrapped] = <[Value; 3]>::try_from(e.drvs(&[
+        "packages.x86_64-linux.default",
+        "packages.aarch64-darwin.default",
+        "packages.x86_64-linux.default.unwrapped",
+    ]))
+    .unwrap();
     let script = env(&linux, "buildCommand");
     let python =
         regex::Regex::new(r"--set-default LABUP_PYTHON /nix/store/[a-z0-9]{32}-python3-3\.12\.0/bin/python3\.12")
@@ -359,7 +377,6 @@ fn engine_the_wrapper_sets_the_store_paths_and_wraps_labup_unwrapped() {
     assert!(script.contains("-labup-unwrapped-0.1.0/bin/labup $out/bin/labup"), "{script}");
     assert!(!script.contains("--suffix PATH"), "Linux labup reads /proc: {script}");
 
-    let darwin = e.drv_of("packages.aarch64-darwin.default");
     let script = env(&darwin, "buildCommand");
     assert!(!script.contains("LABUP_LIBRARY_PATH"), "{script}");
     let tools =
@@ -367,7 +384,6 @@ fn engine_the_wrapper_sets_the_store_paths_and_wraps_labup_unwrapped() {
             .unwrap();
     assert!(tools.is_match(script), "darwin labup brings ps and sysctl: {script}");
 
-    let unwrapped = e.drv_of("packages.x86_64-linux.default.unwrapped");
     assert_eq!(env(&unwrapped, "pname"), "labup-unwrapped");
 }
 
@@ -401,6 +417,7 @@ fn engine_every_app_runs_its_labup_verb() {
     let labup = e.eval_json("packages.x86_64-linux.default.outPath", None);
     let names: Vec<&String> = apps.as_object().unwrap().keys().collect();
     assert_eq!(names, ["default", "doctor", "status", "stop", "up", "up-llm"]);
+    let ollama = regex::Regex::new(r"--set-default LABUP_OLLAMA (/nix/store/\w{32}-ollama-0-stub)/bin/ollama").unwrap();
     for (name, app) in apps.as_object().unwrap() {
         let verb = match name.as_str() {
             "default" | "up-llm" => "up",
@@ -415,12 +432,9 @@ fn engine_every_app_runs_its_labup_verb() {
             let wrapper = script.split_whitespace().nth(2).unwrap().trim_end_matches("/bin/labup");
             let wrapped = e.derivation(wrapper, &[]);
             let cmd = env(&wrapped, "buildCommand");
-            assert!(
-                regex::Regex::new(r"--set-default LABUP_OLLAMA /nix/store/\w{32}-ollama-0-stub/bin/ollama")
-                    .unwrap()
-                    .is_match(cmd),
-                "{cmd}"
-            );
+            let ollama = &ollama.captures(cmd).unwrap_or_else(|| panic!("{cmd}"))[1];
+            let ollama = e.derivation(ollama, &[]);
+            assert!(env(&ollama, "buildInputs").contains("-cuda_cudart-0-stub"), "Linux gets ollama-cuda: {ollama}");
         } else {
             assert!(script.contains(&format!("exec {}/bin/labup", labup.as_str().unwrap())), "{name}: {script}");
         }
@@ -431,7 +445,17 @@ fn engine_every_app_runs_its_labup_verb() {
 #[test]
 fn engine_the_checks_are_set_up_for_the_sandbox() {
     let e = Eval::new();
-    let nextest = e.drv_of("checks.x86_64-linux.nextest");
+    let [nextest, clippy, darwin_nextest, darwin_smoke, linux_smoke, lint, unwrapped] =
+        <[Value; 7]>::try_from(e.drvs(&[
+            "checks.x86_64-linux.nextest",
+            "checks.x86_64-linux.clippy",
+            "checks.aarch64-darwin.nextest",
+            "checks.aarch64-darwin.smoke",
+            "checks.x86_64-linux.smoke",
+            "checks.x86_64-linux.nix-lint",
+            "packages.x86_64-linux.default.unwrapped",
+        ]))
+        .unwrap();
     assert_eq!(env(&nextest, "doInstallCargoArtifacts"), "", "nothing consumes the check's target/");
     let args = env(&nextest, "checkPhase");
     for part in ["binary_id(labup::nix)", "test(/engine_/)", "test(/pypi_/)", "--no-tests=fail"] {
@@ -440,22 +464,17 @@ fn engine_the_checks_are_set_up_for_the_sandbox() {
     let pre = env(&nextest, "preCheck");
     assert!(pre.contains("-python3-3.13.0 $HOME/.pyenv/versions/other"), "the other Python is 3.13: {pre}");
     assert!(!env(&nextest, "nativeCheckInputs").contains("-sysctl-"), "Linux needs no sysctl");
-    assert_eq!(env(&e.drv_of("checks.x86_64-linux.clippy"), "doInstallCargoArtifacts"), "");
+    assert_eq!(env(&clippy, "doInstallCargoArtifacts"), "");
 
-    for check in ["nextest", "smoke"] {
-        let darwin = e.drv_of(&format!("checks.aarch64-darwin.{check}"));
-        assert_eq!(env(&darwin, "__darwinAllowLocalNetworking"), "1", "{check}");
-        let linux = e.drv_of(&format!("checks.x86_64-linux.{check}"));
+    for (check, darwin, linux) in [("nextest", &darwin_nextest, &nextest), ("smoke", &darwin_smoke, &linux_smoke)] {
+        assert_eq!(env(darwin, "__darwinAllowLocalNetworking"), "1", "{check}");
         assert!(linux["env"].get("__darwinAllowLocalNetworking").is_none(), "{check}: darwin only");
     }
-    let darwin = e.drv_of("checks.aarch64-darwin.nextest");
-    assert!(env(&darwin, "nativeCheckInputs").contains("-sysctl-0-stub"), "{darwin}");
+    assert!(env(&darwin_nextest, "nativeCheckInputs").contains("-sysctl-0-stub"), "{darwin_nextest}");
 
-    let lint = e.drv_of("checks.x86_64-linux.nix-lint");
     assert!(env(&lint, "buildCommand").contains("nixfmt --check"), "{lint}");
 
     // The package's source: what the tests and include_str! read, without examples/ or Nix files.
-    let unwrapped = e.drv_of("packages.x86_64-linux.default.unwrapped");
     let src = e.in_store(env(&unwrapped, "src"));
     for present in [
         "Cargo.lock",
