@@ -30,10 +30,9 @@ rec {
       }
       // env
     );
-  runCommandCC = runCommand;
 
-  # trivial-builders: writeTextFile and the helpers over it. `text` is kept as an attribute;
-  # executables get meta.mainProgram where nixpkgs sets it (writeShellApplication, *Bin).
+  # trivial-builders: writeTextFile and the helpers over it (writeText, writeShellScript);
+  # `text` is kept as an attribute, so tests read a script from its derivation.
   writeTextFile =
     {
       name,
@@ -64,12 +63,6 @@ rec {
       // derivationArgs
     );
   writeText = name: text: writeTextFile { inherit name text; };
-  writeScript =
-    name: text:
-    writeTextFile {
-      inherit name text;
-      executable = true;
-    };
   writeShellScript =
     name: text:
     writeTextFile {
@@ -77,73 +70,10 @@ rec {
       executable = true;
       text = "#!${self.runtimeShell}\n${text}\n";
     };
-  writeShellScriptBin =
-    name: text:
-    writeTextFile {
-      inherit name;
-      executable = true;
-      destination = "/bin/${name}";
-      text = "#!${self.runtimeShell}\n${text}\n";
-      meta.mainProgram = name;
-    };
-  # trivial-builders: writeShellApplication (formals as of nixpkgs 25.05).
-  writeShellApplication =
-    {
-      name,
-      text,
-      runtimeInputs ? [ ],
-      runtimeEnv ? null,
-      meta ? { },
-      passthru ? { },
-      checkPhase ? null,
-      excludeShellChecks ? [ ],
-      extraShellCheckFlags ? [ ],
-      bashOptions ? [
-        "errexit"
-        "nounset"
-        "pipefail"
-      ],
-      inheritPath ? true,
-      derivationArgs ? { },
-    }:
-    assert runtimeEnv == null || builtins.isAttrs runtimeEnv;
-    assert checkPhase == null || builtins.isString checkPhase;
-    writeTextFile {
-      inherit name passthru derivationArgs;
-      executable = true;
-      destination = "/bin/${name}";
-      meta = {
-        mainProgram = name;
-      }
-      // meta;
-      text = ''
-        #!${self.runtimeShell}
-        ${lib.concatMapStrings (o: "set -o ${o}\n") bashOptions}
-        ${lib.optionalString (runtimeInputs != [ ]) ''
-          export PATH="${lib.makeBinPath runtimeInputs}${lib.optionalString inheritPath ":$PATH"}"
-        ''}
-        ${text}
-      '';
-      checkPhase = lib.concatStringsSep " " (excludeShellChecks ++ extraShellCheckFlags);
-    };
-  symlinkJoin =
-    {
-      name,
-      paths,
-      postBuild ? "",
-      ...
-    }@args:
-    mkDerivation (
-      removeAttrs args [ "paths" ]
-      // {
-        inherit name postBuild;
-        paths = map toString paths;
-      }
-    );
 
-  # pkgs/build-support/setup-hooks/make-setup-hook? (pkgs/top-level/all-packages.nix:
-  # makeSetupHook { name, propagatedBuildInputs, depsTargetTargetPropagated, meta,
-  # passthru, substitutions } script).
+  # pkgs/build-support/trivial-builders (makeSetupHook { name, propagatedBuildInputs,
+  # depsTargetTargetPropagated, meta, passthru, substitutions } script): crane's hooks, and
+  # nixpkgs' makeWrapper, installShellFiles and writableTmpDirAsHomeHook, which are such hooks.
   makeSetupHook =
     {
       name ? lib.warn "calling makeSetupHook without passing a name is deprecated." "hook",

@@ -36,10 +36,6 @@ let
       pythonVersion = "3.${toString minor}";
       packages = {
         black = package { pname = "black"; };
-        numpy = package {
-          pname = "numpy";
-          mainProgram = null;
-        };
       };
     in
     stdenv.mkDerivation (finalAttrs: {
@@ -79,12 +75,9 @@ rec {
     pname = "nss-cacert";
     mainProgram = null;
   };
-  gnutar = package { pname = "tar"; };
-  gzip = package { pname = "gzip"; };
-  jq = package { pname = "jq"; };
+  jq = package { pname = "jq"; }; # for the tests' `[nix] packages`
   rsync = package { pname = "rsync"; };
   zstd = package { pname = "zstd"; };
-  remarshal = package { pname = "remarshal"; };
   # pkgs/os-specific/linux/procps-ng on Linux (ps, sysctl, …; Linux only); on darwin
   # pkgs/top-level/unixtools.nix's `procps` (ps, from darwin's adv_cmds) is what `procps` is.
   procps =
@@ -176,7 +169,6 @@ rec {
     pname = "treefmt";
     mainProgram = "treefmt";
   };
-  nixpkgs-fmt = package { pname = "nixpkgs-fmt"; };
 
   # pkgs/by-name/ol/ollama: `ollama`, and `ollama-cuda` (acceleration = "cuda"), which links
   # CUDA libraries under NVIDIA's unfree EULA, so check-meta refuses it without consent.
