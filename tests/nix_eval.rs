@@ -32,8 +32,12 @@ fn text(bytes: &[u8]) -> String {
 
 /// `crane/` and `nixpkgs-lib/` from LABUP_NIX_INPUTS, or a failure that says where they are.
 fn inputs() -> PathBuf {
-    let dir =
-        std::env::var_os("LABUP_NIX_INPUTS").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/nix-inputs"));
+    inputs_at(
+        std::env::var_os("LABUP_NIX_INPUTS").map(PathBuf::from).unwrap_or_else(|| repo().join("../shared/nix-inputs")),
+    )
+}
+
+fn inputs_at(dir: PathBuf) -> PathBuf {
     for sub in ["crane/lib/default.nix", "nixpkgs-lib/lib/default.nix"] {
         assert!(
             dir.join(sub).is_file(),
@@ -50,8 +54,11 @@ fn inputs() -> PathBuf {
 /// Nix ≥ 2.26 (lib.fileset needs builtins.readFileType): the private install, else `nix` on PATH.
 fn nix_binary() -> PathBuf {
     let root = std::env::var_os("LABUP_NIX_ROOT").map(PathBuf::from).unwrap_or_else(|| "/opt/labup-nix".into());
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let candidates = std::iter::once(root.join("bin/nix")).chain(std::env::split_paths(&path).map(|d| d.join("nix")));
+    nix_binary_from(&root, &std::env::var_os("PATH").unwrap_or_default())
+}
+
+fn nix_binary_from(root: &Path, path: &std::ffi::OsStr) -> PathBuf {
+    let candidates = std::iter::once(root.join("bin/nix")).chain(std::env::split_paths(path).map(|d| d.join("nix")));
     for nix in candidates.filter(|p| p.is_file()) {
         let Ok(out) = Command::new(&nix).arg("--version").output() else { continue };
         let version = text(&out.stdout);
@@ -732,4 +739,18 @@ fn engine_harness_fails_on_a_missing_argument() {
     e.edit("flake.nix", "otherPython = w.pkgs.${pure.otherPythonAttr settings};", "");
     let err = e.fails(&e.check_args());
     assert!(err.contains("otherPython"), "{err}");
+}
+
+#[test]
+#[should_panic(expected = "the Nix evaluation inputs are missing: no crane/lib/default.nix in")]
+fn engine_without_the_inputs_the_tests_fail_saying_where_they_are() {
+    let empty = tempfile::tempdir().unwrap();
+    inputs_at(empty.path().to_path_buf());
+}
+
+#[test]
+#[should_panic(expected = "run `.ci/setup.d/30-nix-eval.sh` as root")]
+fn engine_without_nix_the_tests_fail_saying_how_to_install_it() {
+    let empty = tempfile::tempdir().unwrap();
+    nix_binary_from(empty.path(), empty.path().as_os_str());
 }

@@ -41,7 +41,7 @@ pkgs=$(apt-cache "${apt_opts[@]}" depends --recurse --no-recommends --no-suggest
   --no-breaks --no-replaces --no-enhances nix-bin |
   grep -v '^[ <]' | sort -u | grep -E '^(nix-bin|lib)' |
   grep -vE 'perl|^libpam|^libsemanage|^libdebian|^libnewt|^libslang|^libtextwrap|^libdebconf|^libaudit|^libdb5|^libgdbm')
-(cd "$work/debs" && timeout 300 apt-get "${apt_opts[@]}" download -qq $pkgs </dev/null 2>/dev/null)
+(cd "$work/debs" && timeout 300 apt-get "${apt_opts[@]}" download -qq $pkgs </dev/null)
 
 rm -rf "$ROOT.new"
 mkdir -p "$ROOT.new/bin"
