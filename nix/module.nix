@@ -12,13 +12,17 @@
 let
   inherit (lib) mkOption types;
 
-  # A unit name from a workspace name: lower case, runs of other characters as one `-`.
+  # The unit name `labup export systemd` gives: characters other than ASCII letters, digits,
+  # `_`, `.` and `-` become `-`.
   sanitise =
     name:
-    let
-      parts = builtins.filter builtins.isString (builtins.split "[^a-z0-9_]+" (lib.toLower name));
-    in
-    lib.concatStringsSep "-" (builtins.filter (part: part != "") parts);
+    lib.concatMapStrings (c: if builtins.match "[A-Za-z0-9_.-]" c != null then c else "-") (
+      lib.stringToCharacters name
+    );
+
+  # One ExecStart word: `%` (a specifier) and `$` (a variable) doubled so systemd keeps them,
+  # then quoted where needed.
+  execWord = word: lib.escapeShellArg (builtins.replaceStrings [ "%" "$" ] [ "%%" "$$" ] word);
 
   workspace = types.submodule (
     { name, ... }:
@@ -77,7 +81,7 @@ let
         Type = "exec";
         User = w.user;
         WorkingDirectory = w.path;
-        ExecStart = lib.escapeShellArgs [
+        ExecStart = lib.concatMapStringsSep " " execWord [
           (lib.getExe w.package)
           "--project"
           w.path

@@ -541,11 +541,11 @@ fn engine_the_nixos_module_gives_the_systemd_unit() {
             }}).config.systemd.services"#
         ))
     };
-    let units = eval(r#"{ "Vision Lab" = { path = "/srv/vision lab"; user = "alice"; }; slow = { path = "/srv/slow"; user = "bob"; stopTimeout = 25; environment.LABUP_DRIVER_DIRS = "/run/opengl-driver/lib"; }; off = { path = "/srv/off"; user = "carol"; enable = false; }; }"#).unwrap();
+    let units = eval(r#"{ "Vision Lab" = { path = "/srv/vision lab"; user = "alice"; }; slow = { path = "/srv/50%$"; user = "bob"; stopTimeout = 25; environment.LABUP_DRIVER_DIRS = "/run/opengl-driver/lib"; }; off = { path = "/srv/off"; user = "carol"; enable = false; }; }"#).unwrap();
     let names: Vec<&String> = units.as_object().unwrap().keys().collect();
-    assert_eq!(names, ["labup-slow", "labup-vision-lab"]);
+    assert_eq!(names, ["labup-Vision-Lab", "labup-slow"], "named as `labup export systemd` names them");
     let labup = e.eval_json("packages.x86_64-linux.default.outPath", None);
-    let unit = &units["labup-vision-lab"];
+    let unit = &units["labup-Vision-Lab"];
     let service = &unit["serviceConfig"];
     assert_eq!(
         service["ExecStart"],
@@ -565,6 +565,8 @@ fn engine_the_nixos_module_gives_the_systemd_unit() {
     assert_eq!(unit["environment"], serde_json::json!({ "LABUP_NO_BROWSER": "1" }));
     let slow = &units["labup-slow"];
     assert_eq!(slow["serviceConfig"]["TimeoutStopSec"], 55);
+    let exec = slow["serviceConfig"]["ExecStart"].as_str().unwrap();
+    assert!(exec.contains(" --project '/srv/50%%$$' up "), "systemd specifiers and variables escaped: {exec}");
     assert_eq!(slow["environment"]["LABUP_DRIVER_DIRS"], "/run/opengl-driver/lib");
 
     let err = eval(r#"{ lab = { path = "srv/lab"; user = "alice"; }; }"#).unwrap_err();
