@@ -64,18 +64,22 @@ let
   };
 in
 rec {
+  # pkgs/shells/bash: the shell of writeShellScript (runtimeShell) and of the image.
   bash = package { pname = "bash"; };
   bashInteractive = package { pname = "bash"; };
+  # pkgs/tools/misc/coreutils: the image's basic commands (`env` for #! lines).
   coreutils = package {
     pname = "coreutils";
     mainProgram = "ls";
   };
-  # pkgs/by-name/ca/cacert: the bundle at etc/ssl/certs/ca-bundle.crt.
+  # pkgs/data/misc/cacert: the bundle at etc/ssl/certs/ca-bundle.crt (the image's SSL_CERT_FILE).
   cacert = package {
     pname = "nss-cacert";
     mainProgram = null;
   };
-  jq = package { pname = "jq"; }; # for the tests' `[nix] packages`
+  # pkgs/by-name/jq/jq: a tool the tests name in `[nix] packages`.
+  jq = package { pname = "jq"; };
+  # pkgs/by-name/rs/rsync and pkgs/by-name/zs/zstd: mkCargoDerivation's nativeBuildInputs.
   rsync = package { pname = "rsync"; };
   zstd = package { pname = "zstd"; };
   # pkgs/os-specific/linux/procps-ng on Linux (ps, sysctl, …; Linux only); on darwin
@@ -107,6 +111,9 @@ rec {
     mainProgram = null;
     platforms = lib.platforms.darwin;
   };
+  # The libraries package.nix links (libiconv, on darwin) and puts on LABUP_LIBRARY_PATH
+  # (Linux): pkgs/development/libraries/libiconv, zlib, libglvnd (nixpkgs' `libGL` on Linux)
+  # and glib, with the outputs lib.makeLibraryPath chooses from.
   libiconv = package {
     pname = "libiconv";
     mainProgram = null;
@@ -137,6 +144,7 @@ rec {
     ];
   };
 
+  # pkgs/top-level/all-packages.nix: one interpreter per minor version, python3 = 3.13.
   python312 = python 12;
   python313 = python 13;
   python314 = python 14;
@@ -145,6 +153,7 @@ rec {
   python313Packages = python313.pkgs;
   python314Packages = python314.pkgs;
 
+  # pkgs/by-name/uv/uv.
   uv = package {
     pname = "uv";
     license = [
@@ -152,6 +161,7 @@ rec {
       lib.licenses.asl20
     ];
   };
+  # pkgs/development/compilers/rust: the toolchain crane builds with and devShell adds.
   cargo = package { pname = "cargo"; };
   rustc = package { pname = "rustc"; };
   clippy = package {
@@ -159,6 +169,8 @@ rec {
     mainProgram = "cargo-clippy";
   };
   rustfmt = package { pname = "rustfmt"; };
+  # pkgs/by-name/ca/cargo-nextest and cargo-llvm-cov (crane's cargoNextest asks for both),
+  # pkgs/by-name/de/deadnix and pkgs/by-name/ni/nixfmt (RFC 166 nixfmt): checks and shell.
   cargo-nextest = package { pname = "cargo-nextest"; };
   cargo-llvm-cov = package { pname = "cargo-llvm-cov"; };
   deadnix = package { pname = "deadnix"; };
