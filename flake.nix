@@ -8,7 +8,12 @@
   };
 
   # Wiring only: what each output is lives in nix/.
-  outputs = { self, nixpkgs, crane }:
+  outputs =
+    {
+      self,
+      nixpkgs,
+      crane,
+    }:
     let
       inherit (nixpkgs) lib;
       pure = import ./nix/config.nix;
@@ -16,32 +21,52 @@
 
       # This repository has no labup.toml of its own: the defaults (Python 3.12) apply.
       settings = pure.readConfig ./.;
-      perSystem = lib.genAttrs pure.systems (system: labupLib.workspace { inherit system settings; });
+      # x86_64-darwin only while nixpkgs still has it (26.05 is its last release).
+      perSystem = lib.genAttrs labupLib.defaultSystems (
+        system: labupLib.workspace { inherit system settings; }
+      );
       forEach = f: lib.mapAttrs f perSystem;
     in
     {
-      packages = forEach (_: w: {
-        inherit (w) labup;
-        default = w.labup;
-      });
+      # labup and, on Linux, `image`: an OCI image of examples/demo run by
+      # `labup up --foreground` (an adopter's image, through mkFlake, is of their project).
+      packages = forEach (system: w: labupLib.packagesOf system w ./examples/demo);
 
       apps = forEach (_: w: w.apps);
 
-      checks = forEach (_: w: import ./nix/checks.nix {
-        inherit (w) craneLib labup;
-        inherit (w.pkgs) lib runCommand uv nixpkgs-fmt deadnix procps;
-        otherPython = w.pkgs.python313;
-      });
+      checks = forEach (
+        _: w:
+        import ./nix/checks.nix {
+          inherit (w) craneLib labup;
+          inherit (w.pkgs)
+            lib
+            runCommand
+            uv
+            nixfmt
+            deadnix
+            procps
+            ;
+          otherPython = w.pkgs.${pure.otherPythonAttr settings};
+        }
+      );
 
-      devShells = forEach (system: w: {
-        default = w.shell {
-          mkShell = w.craneLib.devShell;
-          shellArgs.checks = self.checks.${system};
-          packages = [ w.pkgs.cargo-nextest w.pkgs.nixpkgs-fmt w.pkgs.deadnix ];
-        };
-      });
+      devShells = forEach (
+        system: w: {
+          default = w.shell {
+            mkShell = w.craneLib.devShell;
+            shellArgs.checks = self.checks.${system};
+            packages = [
+              w.pkgs.cargo-nextest
+              w.pkgs.nixfmt
+              w.pkgs.deadnix
+            ];
+          };
+        }
+      );
 
-      formatter = forEach (_: w: w.pkgs.nixpkgs-fmt);
+      # nixpkgs' nixfmt-tree: treefmt running nixfmt (RFC 166, the style nixpkgs uses), so a
+      # bare `nix fmt` formats every .nix file of the tree and `nix fmt FILE…` those files.
+      formatter = forEach (_: w: w.pkgs.nixfmt-tree);
 
       # Builds against the nixpkgs it is applied to (26.05 or newer, for crane).
       overlays.default = final: _prev: {
@@ -51,6 +76,9 @@
         };
       };
 
+      # services.labup.workspaces.<name> = { path; user; }: one systemd unit per workspace.
+      nixosModules.default = import ./nix/module.nix { inherit self; };
+
       lib = { inherit (labupLib) mkFlake; };
 
       templates.default = {
@@ -59,6 +87,7 @@
         welcomeText = ''
           Edit labup.toml (Python version, requirements, services), then:
 
+              git add flake.nix labup.toml .gitignore
               nix run .#up      # venv, services, URLs
               nix develop       # a shell with labup, Python and uv
         '';

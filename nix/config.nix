@@ -3,19 +3,24 @@
 # with a plain `nix-instantiate` on machines that cannot reach nixpkgs.
 let
   inherit (builtins)
+    addErrorContext
     all
+    attrValues
     elemAt
     filter
     foldl'
     fromTOML
     isAttrs
+    isInt
     isList
     isString
     length
+    lessThan
     mapAttrs
     match
     pathExists
     readFile
+    sort
     split
     typeOf
     ;
@@ -47,7 +52,10 @@ let
     let
       value = raw.${key} or { };
     in
-    if isAttrs value then value else fail "`${key}` must be a table (`[${key}]`), not ${describe value}";
+    if isAttrs value then
+      value
+    else
+      fail "`${key}` must be a table (`[${key}]`), not ${describe value}";
 
   # labup's own check is stricter about the rest of the file; the flake only needs these.
   versionPattern = "([0-9]+)\\.([0-9]+)(\\.[0-9]+)?";
@@ -90,6 +98,23 @@ let
     in
     if isString name then name else fail "[project] name must be a string, not ${describe name}";
 
+  # [services.<name>] tables, only as far as the image needs them (their fixed ports).
+  services =
+    raw:
+    let
+      declared = table raw "services";
+    in
+    mapAttrs (
+      name: service:
+      if isAttrs service then
+        service
+      else
+        fail "[services.${name}] must be a table (`[services.${name}]`), not ${describe service}"
+    ) declared;
+
+  # A derivation as nixpkgs makes them (lib.isDerivation, without nixpkgs).
+  isDerivation = value: isAttrs value && (value.type or null) == "derivation";
+
   defaultPythonVersion = "3.12";
 
   verbs = {
@@ -113,7 +138,9 @@ rec {
   parseConfig =
     text:
     let
-      raw = fromTOML text; # a syntax error in labup.toml stops evaluation on this line, with the line of labup.toml that is wrong
+      # A syntax error stops evaluation here, with the wrong line of labup.toml shown; the
+      # context names the file (Nix's own message only says `fromTOML`).
+      raw = addErrorContext "while reading labup.toml (labup's settings)" (fromTOML text);
       version = pythonVersion (table raw "python");
     in
     {
@@ -121,6 +148,7 @@ rec {
       pythonVersion = version;
       pythonAttr = pythonAttr version;
       nixPackages = nixPackages (table raw "nix");
+      services = services raw;
     };
 
   # labup.local.toml is deliberately not read: it is git-ignored, and a flake only sees
@@ -155,21 +183,55 @@ rec {
   # "[nix] packages" names → packages, so a typo fails evaluation with its name.
   toolsFor =
     pkgs: settings:
-    map
-      (
-        name:
-        let
-          path = filter isString (split "\\." name);
-          found = foldl' (acc: key: if acc != null && isAttrs acc && acc ? ${key} then acc.${key} else null) pkgs path;
-        in
-        if found == null then fail "[nix] packages: nixpkgs has no package `${name}`" else found
-      )
-      settings.nixPackages;
+    map (
+      name:
+      let
+        path = filter isString (split "\\." name);
+        found = foldl' (
+          acc: key: if acc != null && isAttrs acc && acc ? ${key} then acc.${key} else null
+        ) pkgs path;
+      in
+      if found == null then
+        fail "[nix] packages: nixpkgs has no package `${name}`"
+      else if !isDerivation found then
+        fail "[nix] packages: `${name}` is ${
+          if isAttrs found then "a set of packages" else describe found
+        } in nixpkgs, not a package: name one of its packages (like \"${name}.<package>\")"
+      else
+        found
+    ) settings.nixPackages;
+
+  # A second interpreter for the interpreter-change test, never the one settings ask for.
+  otherPythonAttr = settings: if settings.pythonAttr == "python313" then "python312" else "python313";
+
+  # The ports an image of the project exposes: each service's fixed port (`port = "auto"`
+  # has none to publish). Without [services.*], labup's embedded default set (`defaults`,
+  # src/config/default.toml parsed), whose `app` is kept only when the project has a
+  # server.py, as labup does.
+  exposedPorts =
+    {
+      settings,
+      defaults,
+      hasServerPy,
+    }:
+    let
+      chosen =
+        if settings.services != { } then
+          settings.services
+        else if hasServerPy then
+          defaults.services
+        else
+          removeAttrs defaults.services [ "app" ];
+    in
+    sort lessThan (filter isInt (map (service: service.port or null) (attrValues chosen)));
 
   # `program verb` is the store path of a script running `labup <verb> "$@"`; the Ollama
   # variant is separate so Ollama stays out of the default closure.
   mkApps =
-    { program, llmProgram ? null }:
+    {
+      program,
+      llmProgram ? null,
+    }:
     let
       app = description: path: {
         type = "app";
@@ -179,12 +241,16 @@ rec {
       base = mapAttrs (verb: description: app description (program verb)) verbs;
     in
     base
-    // { default = base.up; }
+    // {
+      default = base.up;
+    }
     // (
       if llmProgram == null then
         { }
       else
-        { up-llm = app "${verbs.up}, with an Ollama server (CUDA on Linux, Metal on macOS)" (llmProgram "up"); }
+        {
+          up-llm = app "${verbs.up}, with an Ollama server (CUDA on Linux, Metal on macOS)" (llmProgram "up");
+        }
     );
 
   # Allows nixpkgs' unfree packages only when every license is free or NVIDIA's CUDA EULA:
@@ -195,5 +261,6 @@ rec {
       licenses = pkg.meta.license or [ ];
       list = if isList licenses then licenses else [ licenses ];
     in
-    length list > 0 && all (license: (license.free or true) || (license.shortName or "") == "CUDA EULA") list;
+    length list > 0
+    && all (license: (license.free or true) || (license.shortName or "") == "CUDA EULA") list;
 }

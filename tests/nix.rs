@@ -2,7 +2,7 @@
 //! dead code; the pure functions in `nix/config.nix` give the expected results under real
 //! Nix; `flake.lock` agrees with `flake.nix` and the verified pins; the template works.
 //!
-//! Needs `nix-instantiate` (Debian's `nix-bin`), `nixpkgs-fmt` and `deadnix`:
+//! Needs `nix-instantiate` (Debian's `nix-bin`), `nixfmt` and `deadnix`:
 //! `.ci/setup.d/20-nix-tools.sh` installs all three. A missing tool fails the test with that hint.
 //! Inside the Nix sandbox there is no Nix, so `nix/checks.nix` leaves this binary out.
 
@@ -14,7 +14,7 @@ use std::process::{Command, Output};
 use serde_json::{json, Value};
 
 const INSTALL_HINT: &str = "run `.ci/setup.d/20-nix-tools.sh` as root (Debian: `apt-get install nix-bin`, \
-                            then `cargo install --locked nixpkgs-fmt deadnix`)";
+                            then `cargo install --locked nixfmt_rs deadnix`)";
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -114,10 +114,15 @@ fn the_nix_files_are_all_there() {
         "nix/apps.nix",
         "nix/checks.nix",
         "nix/config.nix",
+        "nix/image.nix",
         "nix/lib.nix",
+        "nix/module.nix",
         "nix/package.nix",
         "nix/shell.nix",
         "templates/default/flake.nix",
+        "tests/nix-eval/nixos-systemd.nix",
+        "tests/nix-eval/nixpkgs/default.nix",
+        "tests/nix-eval/nixpkgs/flake.nix",
     ] {
         assert!(files.iter().any(|f| f == expected), "{expected} is missing from {files:?}");
     }
@@ -135,13 +140,16 @@ fn every_nix_file_parses() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// nixfmt (RFC 166), the style nixpkgs uses and the flake's formatter (nixfmt-tree) and
+/// `nix-lint` check apply. Here it is nixfmt_rs from crates.io, a Rust port of nixfmt that
+/// gives byte-identical output on nixpkgs' lib and crane (checked when it was chosen).
 #[test]
-fn every_nix_file_is_formatted_with_nixpkgs_fmt() {
+fn every_nix_file_is_formatted_with_nixfmt() {
     let files = nix_files();
-    let out = run(Command::new(tool("nixpkgs-fmt")).arg("--check").args(&files));
+    let out = run(Command::new(tool("nixfmt")).arg("--check").args(&files));
     assert!(
         out.status.success(),
-        "not formatted (fix: `nixpkgs-fmt {}`):\n{}{}",
+        "not formatted (fix: `nixfmt {}`, or `nix fmt`):\n{}{}",
         files.iter().map(|f| f.strip_prefix(root()).unwrap().display().to_string()).collect::<Vec<_>>().join(" "),
         text(&out.stdout),
         text(&out.stderr)
@@ -156,7 +164,9 @@ fn no_nix_file_has_dead_code() {
 
 #[test]
 fn an_empty_labup_toml_gives_the_defaults() {
-    let expected = json!({ "name": "labup", "pythonVersion": "3.12", "pythonAttr": "python312", "nixPackages": [] });
+    let expected = json!({
+        "name": "labup", "pythonVersion": "3.12", "pythonAttr": "python312", "nixPackages": [], "services": {}
+    });
     assert_eq!(parse_config("").unwrap(), expected);
 }
 
@@ -182,6 +192,7 @@ packages = ["ffmpeg", "python313Packages.black"]
         "pythonVersion": "3.13.1",
         "pythonAttr": "python313",
         "nixPackages": ["ffmpeg", "python313Packages.black"],
+        "services": { "app": { "command": ["python", "server.py"], "port": 5001 } },
     });
     assert_eq!(parse_config(toml).unwrap(), expected);
 }
@@ -217,6 +228,8 @@ fn wrong_values_in_labup_toml_are_named() {
         ),
         ("[nix]\npackages = [1]\n", "labup.toml: [nix] packages: each entry is a nixpkgs attribute name"),
         ("[project]\nname = true\n", "labup.toml: [project] name must be a string, not a boolean"),
+        ("services = 1\n", "labup.toml: `services` must be a table (`[services]`), not an integer"),
+        ("[services]\napp = \"x\"\n", "labup.toml: [services.app] must be a table (`[services.app]`), not a string"),
     ];
     for (toml, message) in cases {
         let err = parse_config(toml).unwrap_err();
@@ -242,13 +255,50 @@ fn python_for_names_the_missing_attribute() {
 
 #[test]
 fn tools_for_resolves_attribute_paths() {
-    let pkgs = "{ ffmpeg = \"F\"; python313Packages = { black = \"B\"; }; }";
-    let ok = format!("_: config.toolsFor {pkgs} {{ nixPackages = [ \"ffmpeg\" \"python313Packages.black\" ]; }}");
+    let pkgs = "{ ffmpeg = { type = \"derivation\"; n = \"F\"; }; python313Packages = { black = { type = \"derivation\"; n = \"B\"; }; }; }";
+    let ok = format!(
+        "_: map (p: p.n) (config.toolsFor {pkgs} {{ nixPackages = [ \"ffmpeg\" \"python313Packages.black\" ]; }})"
+    );
     assert_eq!(eval_ok(&ok, &[]), json!(["F", "B"]));
     for missing in ["ffmpg", "python313Packages.blak", "ffmpeg.bin"] {
         let err = eval_err(&format!("_: config.toolsFor {pkgs} {{ nixPackages = [ \"{missing}\" ]; }}"), &[]);
         assert!(err.contains(&format!("labup.toml: [nix] packages: nixpkgs has no package `{missing}`")), "{err}");
     }
+    let err = eval_err(&format!("_: config.toolsFor {pkgs} {{ nixPackages = [ \"python313Packages\" ]; }}"), &[]);
+    assert!(
+        err.contains("labup.toml: [nix] packages: `python313Packages` is a set of packages in nixpkgs, not a package"),
+        "{err}"
+    );
+    let err =
+        eval_err("_: config.toolsFor { lib = { version = \"1\"; }; } { nixPackages = [ \"lib.version\" ]; }", &[]);
+    assert!(err.contains("`lib.version` is a string in nixpkgs, not a package"), "{err}");
+}
+
+#[test]
+fn the_other_python_is_never_the_default() {
+    for (version, other) in
+        [("3.12", "python313"), ("3.13", "python312"), ("3.14", "python313"), ("3.11.2", "python313")]
+    {
+        let expr = format!("_: config.otherPythonAttr (config.parseConfig ''[python]\nversion = \"{version}\"'')");
+        assert_eq!(eval_ok(&expr, &[]), json!(other), "{version}");
+    }
+}
+
+#[test]
+fn the_image_exposes_the_fixed_ports_of_the_services() {
+    let defaults = root().join("src/config/default.toml").display().to_string();
+    let ports = |toml: &str, server: bool| {
+        let expr = format!(
+            "{{ defaults, toml, ... }}: config.exposedPorts {{ settings = config.parseConfig toml; \
+             defaults = builtins.fromTOML (builtins.readFile defaults); hasServerPy = {server}; }}"
+        );
+        eval_ok(&expr, &[("defaults", &defaults), ("toml", toml)])
+    };
+    assert_eq!(ports("", true), json!([5001, 8888]), "the embedded default: Jupyter and server.py");
+    assert_eq!(ports("", false), json!([8888]), "no server.py, no app");
+    let declared =
+        "[services.web]\ncommand = [\"x\"]\nport = 9000\n[services.auto]\ncommand = [\"y\"]\nport = \"auto\"\n";
+    assert_eq!(ports(declared, true), json!([9000]), "declared services replace the defaults");
 }
 
 #[test]
@@ -415,4 +465,17 @@ fn the_sandbox_filter_names_this_test_binary() {
     let checks = std::fs::read_to_string(root().join("nix/checks.nix")).unwrap();
     let this = Path::new(file!()).file_stem().unwrap().to_str().unwrap();
     assert!(checks.contains(&format!("binary_id(labup::{this})")), "nix/checks.nix does not exclude {this}");
+}
+
+#[test]
+fn the_sandbox_leaves_out_every_nix_eval_test() {
+    // tests/nix_eval.rs needs Nix and the evaluation inputs, which a Nix build lacks; the
+    // sandbox filter leaves out `engine_` tests, so each of them must carry the prefix.
+    let checks = std::fs::read_to_string(root().join("nix/checks.nix")).unwrap();
+    assert!(checks.contains("test(/engine_/)"), "nix/checks.nix does not exclude engine_ tests");
+    let source = std::fs::read_to_string(root().join("tests/nix_eval.rs")).unwrap();
+    let names: Vec<&str> = source.split("#[test]\nfn ").skip(1).map(|rest| rest.split('(').next().unwrap()).collect();
+    assert!(names.len() >= 10, "{names:?}");
+    let unprefixed: Vec<&&str> = names.iter().filter(|n| !n.starts_with("engine_")).collect();
+    assert!(unprefixed.is_empty(), "tests/nix_eval.rs tests without the engine_ prefix: {unprefixed:?}");
 }

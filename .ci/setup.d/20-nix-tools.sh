@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Nix tools that tests/nix.rs drives: nix-instantiate (Debian's nix-bin),
-# nixpkgs-fmt and deadnix (crates.io; same programs nixpkgs ships, so CI and
-# `nix flake check` agree on formatting and lint).
+# nixfmt and deadnix from crates.io. nixfmt (RFC 166) is nixpkgs' formatter, the one the
+# flake's `nix fmt` (nixfmt-tree) and its nix-lint check run; the Haskell original is on no
+# registry reachable here, so CI uses nixfmt_rs, its Rust port, which formats nixpkgs' lib
+# and crane byte for byte as nixfmt does. deadnix is the program nixpkgs ships.
 # Runs as root on a fresh Debian machine, with no stdin; safe to run again.
 set -euo pipefail
 
@@ -16,17 +18,16 @@ fi
 # longer builds with the installed toolchain.
 cargo_install() {
   local crate=$1 bin=$2
+  shift 2
   command -v "$bin" >/dev/null 2>&1 && return 0
-  cargo install --quiet --locked "$crate" </dev/null ||
-    cargo install --quiet "$crate" </dev/null
+  cargo install --quiet --locked "$crate" "$@" </dev/null ||
+    cargo install --quiet "$crate" "$@" </dev/null
 }
-cargo_install nixpkgs-fmt nixpkgs-fmt
+# Pinned: the version whose output was compared with nixfmt's.
+cargo_install nixfmt_rs nixfmt --version 0.5.3
 cargo_install deadnix deadnix
 
 hash -r
 nix-instantiate --version
-# nixpkgs-fmt 1.3 exits 1 after printing its version (and after --help): check that it
-# formats instead.
-echo '{ }' | nixpkgs-fmt >/dev/null
-echo "nixpkgs-fmt: $(command -v nixpkgs-fmt)"
+nixfmt --version
 deadnix --version
