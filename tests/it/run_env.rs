@@ -36,6 +36,7 @@ fn run_sets_the_library_path_for_the_child_only() {
 #[test]
 fn run_reports_a_missing_command() {
     let p = Project::new();
+    p.file("labup.toml", "");
     p.labup(&["run", "--", "no-such-command-xyz"]).code(1).stderr_has("command not found: `no-such-command-xyz`");
 }
 
