@@ -1,0 +1,130 @@
+//! `labup jupyterhub-singleuser [ARGS…]`: the command a JupyterHub spawner runs for each user
+//! (`c.Spawner.cmd = ["labup", "--project", "/srv/ws/{username}", "jupyterhub-singleuser"]`).
+//!
+//! It syncs the workspace with `jupyterhub` (and JupyterLab, the server's interface) added to
+//! what the venv needs, then replaces itself with the venv's `jupyterhub-singleuser`, given the
+//! spawner's arguments and the workspace environment (library path, GPU link folder). The hub's
+//! variables (`JUPYTERHUB_API_TOKEN`, `JUPYTERHUB_SERVICE_URL`, …) pass through untouched:
+//! the hub authenticates, proxies and culls; labup's own Jupyter token is not used.
+
+use std::ffi::OsString;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::envvars;
+use crate::error::{fail, Fail};
+use crate::ui::Ui;
+
+/// What the venv needs to serve a hub's user: the single-user server and its interface.
+pub(crate) const HUB_PACKAGES: [&str; 2] = ["jupyterhub", "jupyterlab"];
+
+/// `labup jupyterhub-singleuser`.
+pub fn jupyterhub_singleuser(root: &Path, args: &[OsString], ui: &Ui) -> Result<ExitCode> {
+    // Refusals come first: outside a hub or a project nothing is written or started.
+    if envvars::get(envvars::JUPYTERHUB_API_TOKEN).is_none() {
+        return fail(
+            Fail::usage(format!(
+                "`labup jupyterhub-singleuser` runs under JupyterHub, and {} is not set: nothing was started",
+                envvars::JUPYTERHUB_API_TOKEN
+            ))
+            .hint(
+                "set `c.Spawner.cmd = [\"labup\", \"--project\", \"/srv/ws/{username}\", \"jupyterhub-singleuser\"]` \
+                 in jupyterhub_config.py; to run the workspace yourself, use `labup up`",
+            ),
+        );
+    }
+    require_project(root)?;
+    let config = with_hub_packages(Config::load(root)?);
+    crate::python::sync::sync(&config, false, ui)?;
+    let gpu = super::wiring(&config, ui)?;
+    super::refresh_wrappers(&config, Ok(&gpu), ui);
+    let program = config.python.venv.join("bin").join("jupyterhub-singleuser");
+    let mut cmd = std::process::Command::new(&program);
+    cmd.args(args).current_dir(&config.root);
+    super::child_env(&config, &gpu).apply(&mut cmd);
+    let err = cmd.exec();
+    Err(anyhow::Error::new(err).context(format!("failed to run {}", program.display())))
+}
+
+/// The config with [`HUB_PACKAGES`] in `[python] packages` (each once: a project that lists
+/// them already keeps its own pins). The packages are sync inputs, in the lock and the
+/// fingerprint, as JupyterLab is for a `jupyter` service.
+pub(crate) fn with_hub_packages(mut config: Config) -> Config {
+    for pkg in HUB_PACKAGES {
+        if !config.python.packages.iter().any(|p| requirement_name(p) == pkg) {
+            config.python.packages.push(pkg.to_string());
+        }
+    }
+    config
+}
+
+/// `JupyterHub>=5` → `jupyterhub`.
+fn requirement_name(req: &str) -> String {
+    let end = req.find(|c: char| !(c.is_ascii_alphanumeric() || "-_.".contains(c))).unwrap_or(req.len());
+    req[..end].to_ascii_lowercase().replace(['_', '.'], "-")
+}
+
+/// What makes a folder a project (DESIGN.md, "Rules every command keeps"): a hub pointed at a
+/// folder that is none (`/srv/ws/{username}` not made yet) must not build a venv there.
+fn require_project(root: &Path) -> Result<(), Fail> {
+    const MARKERS: [&str; 5] = ["labup.toml", "pyproject.toml", "server.py", ".venv", "flake.nix"];
+    // The home folder from the user database (not `HOME`, which a spawner may set to anything).
+    let home = nix::unistd::User::from_uid(nix::unistd::geteuid()).ok().flatten().map(|u| u.dir);
+    let is_home = home.is_some_and(|h| h == root || h.canonicalize().ok() == root.canonicalize().ok());
+    let marked = MARKERS.iter().any(|m| root.join(m).exists())
+        || std::fs::read_dir(root).into_iter().flatten().flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            (name.starts_with("requirements") && name.ends_with(".txt")) || name.ends_with(".ipynb")
+        });
+    if root.parent().is_some() && !is_home && marked {
+        return Ok(());
+    }
+    Err(Fail::usage(format!(
+        "{} is not a project (no labup.toml, requirements*.txt, pyproject.toml, server.py, notebook, .venv or \
+         flake.nix, or it is / or the home folder): nothing was started",
+        root.display()
+    ))
+    .hint("make the user's folder a project first (`labup init` in it, or a requirements.txt), or fix `--project`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(toml: &str) -> Config {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("labup.toml"), toml).unwrap();
+        Config::load(dir.path()).unwrap()
+    }
+
+    #[test]
+    fn hub_packages_are_added_once() {
+        let c = with_hub_packages(config(""));
+        assert_eq!(c.python.packages, ["jupyterhub", "jupyterlab"]);
+        let c = with_hub_packages(config("[python]\npackages = [\"JupyterHub==5.2.1\", \"numpy\"]\n"));
+        assert_eq!(c.python.packages, ["JupyterHub==5.2.1", "numpy", "jupyterlab"]);
+    }
+
+    #[test]
+    fn hub_packages_change_the_sync_inputs() {
+        let base = config("");
+        let hub = with_hub_packages(base.clone());
+        let a = crate::python::sources::Sources::detect(&base).unwrap();
+        let b = crate::python::sources::Sources::detect(&hub).unwrap();
+        assert!(!a.packages.contains(&"jupyterhub".to_string()));
+        assert!(b.packages.contains(&"jupyterhub".to_string()), "{:?}", b.packages);
+    }
+
+    #[test]
+    fn a_folder_without_markers_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(require_project(dir.path()).unwrap_err().message.contains("is not a project"));
+        std::fs::write(dir.path().join("analysis.ipynb"), "{}").unwrap();
+        assert!(require_project(dir.path()).is_ok());
+        assert!(require_project(Path::new("/")).is_err());
+    }
+}
