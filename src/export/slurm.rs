@@ -50,10 +50,12 @@ fn parse_gpus(text: &str) -> Result<u32, Fail> {
     }
 }
 
-/// `--time` in one of the forms sbatch accepts (`time_str2secs` in Slurm): `minutes`,
-/// `minutes:seconds`, `hours:minutes:seconds`, `days-hours`, `days-hours:minutes`,
-/// `days-hours:minutes:seconds`, or `INFINITE`/`UNLIMITED`/`-1`. Each part is digits; sbatch
-/// does not range-check them (`0:75` is 75 seconds), so neither does this.
+/// `--time` in one of the forms sbatch accepts: `minutes`, `minutes:seconds`,
+/// `hours:minutes:seconds`, `days-hours`, `days-hours:minutes`, `days-hours:minutes:seconds`,
+/// or `INFINITE`/`UNLIMITED`/`-1`. The rule is Slurm's own (`_is_valid_timespec` in
+/// `parse_time.c`): digits, at most one `-` and before any `:`, at most two `:`, and enough
+/// digit groups for the colons; sbatch does not range-check the numbers (`0:75` is 75 s), and
+/// takes an empty day count (`-5`) or a bare one (`1-`).
 pub(crate) fn check_time(text: &str) -> Result<(), Fail> {
     if valid_time(text) {
         return Ok(());
@@ -66,22 +68,28 @@ fn valid_time(text: &str) -> bool {
     if ["infinite", "unlimited"].contains(&text.to_ascii_lowercase().as_str()) || text == "-1" {
         return true;
     }
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    let (days, clock) = match text.split_once('-') {
-        Some((d, rest)) => (Some(d), rest),
-        None => (None, text),
-    };
-    if let Some(d) = days {
-        // `1-` (a day and nothing more) is accepted by sbatch too.
-        if !digits(d) {
-            return false;
-        }
-        if clock.is_empty() {
-            return true;
+    let (mut groups, mut dashes, mut colons, mut in_digits) = (0, 0, 0, false);
+    for c in text.chars() {
+        match c {
+            '0'..='9' => {
+                if !in_digits {
+                    groups += 1;
+                    in_digits = true;
+                }
+            }
+            '-' if colons == 0 => {
+                dashes += 1;
+                in_digits = false;
+            }
+            ':' => {
+                colons += 1;
+                in_digits = false;
+            }
+            _ => return false,
         }
     }
-    let parts: Vec<&str> = clock.split(':').collect();
-    parts.len() <= 3 && parts.iter().all(|p| digits(p))
+    let needed = colons + 1 + dashes.min(1);
+    groups > 0 && dashes <= 1 && colons <= 2 && (colons == 0 || groups >= needed)
 }
 
 /// How many GPUs the job asks for, and why (a comment in the script).
@@ -238,10 +246,12 @@ mod tests {
         for ok in ["30", "0", "30:15", "4:00:00", "1-00:00:00", "1-12", "1-12:30", "2-1:2:3", "INFINITE", "unlimited"] {
             assert!(check_time(ok).is_ok(), "{ok}");
         }
-        for ok in ["-1", "1-", "0:75", "99999999"] {
+        for ok in ["-1", "1-", "0:75", "99999999", "-5", "0-0", "1-2:3:4"] {
             assert!(check_time(ok).is_ok(), "{ok} (sbatch accepts it)");
         }
-        for bad in ["", "1:2:3:4", "1-2-3", "abc", "1h", ":30", "30:", "1::2", " 5", "5.5", "-", "-5", "1-:30"] {
+        for bad in
+            ["", "1:2:3:4", "1-2-3", "abc", "1h", ":30", "30:", "1::2", " 5", "5.5", "-", "1-:30", "-1:30", "1:2-3"]
+        {
             let err = check_time(bad).unwrap_err();
             assert_eq!(err.exit, crate::error::Exit::Usage, "{bad}");
             assert!(err.message.contains(&format!("`--time {bad}`")), "{}", err.message);

@@ -16,6 +16,7 @@ mod pip;
 mod run_env;
 mod safety;
 mod services;
+mod slurm;
 mod sources;
 mod support;
 mod sync;
