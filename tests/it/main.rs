@@ -20,3 +20,4 @@ mod slurm;
 mod sources;
 mod support;
 mod sync;
+mod systemd;
