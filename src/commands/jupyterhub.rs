@@ -39,13 +39,19 @@ pub fn jupyterhub_singleuser(root: &Path, args: &[OsString], ui: &Ui) -> Result<
     }
     require_project(root)?;
     let config = with_hub_packages(Config::load(root)?);
-    crate::python::sync::sync(&config, false, ui)?;
+    let synced = crate::python::sync::sync(&config, false, ui)?;
     let gpu = super::wiring(&config, ui)?;
     super::refresh_wrappers(&config, Ok(&gpu), ui);
     let program = config.python.venv.join("bin").join("jupyterhub-singleuser");
     let mut cmd = std::process::Command::new(&program);
-    cmd.args(args).current_dir(&config.root);
+    cmd.args(server_args(args, nix::unistd::geteuid().is_root())).current_dir(&config.root);
     super::child_env(&config, &gpu).apply(&mut cmd);
+    ui.info(format!(
+        "labup: {} synced in {} ({}); starting jupyterhub-singleuser",
+        crate::config::display_path(&config.python.venv),
+        crate::ui::format_duration(std::time::Duration::from_millis(synced.duration_ms as u64)),
+        synced.action
+    ));
     let err = cmd.exec();
     Err(anyhow::Error::new(err).context(format!("failed to run {}", program.display())))
 }
@@ -60,6 +66,18 @@ pub(crate) fn with_hub_packages(mut config: Config) -> Config {
         }
     }
     config
+}
+
+/// The spawner's arguments, with `--allow-root` added when the server runs as root (as labup's
+/// own Jupyter does): Jupyter refuses to start as root without it, and a hub that spawns as
+/// root (LocalProcessSpawner for `root`, a container image running as root) has decided that.
+pub(crate) fn server_args(args: &[OsString], as_root: bool) -> Vec<OsString> {
+    let mut out = args.to_vec();
+    if as_root && !args.iter().any(|a| a == "--allow-root" || a.to_string_lossy().starts_with("--ServerApp.allow_root"))
+    {
+        out.push("--allow-root".into());
+    }
+    out
 }
 
 /// `JupyterHub>=5` → `jupyterhub`.
@@ -117,6 +135,15 @@ mod tests {
         let b = crate::python::sources::Sources::detect(&hub).unwrap();
         assert!(!a.packages.contains(&"jupyterhub".to_string()));
         assert!(b.packages.contains(&"jupyterhub".to_string()), "{:?}", b.packages);
+    }
+
+    #[test]
+    fn allow_root_only_as_root_and_once() {
+        let args: Vec<OsString> = vec!["--debug".into()];
+        assert_eq!(server_args(&args, false), args);
+        assert_eq!(server_args(&args, true), [OsString::from("--debug"), "--allow-root".into()]);
+        let given: Vec<OsString> = vec!["--allow-root".into()];
+        assert_eq!(server_args(&given, true), given);
     }
 
     #[test]

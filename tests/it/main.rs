@@ -11,6 +11,7 @@ mod gpu;
 mod hook;
 mod init;
 mod jupyter;
+mod jupyterhub;
 mod ollama;
 mod pip;
 mod run_env;
