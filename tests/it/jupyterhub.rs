@@ -42,6 +42,14 @@ impl Hub {
     }
 }
 
+impl Hub {
+    /// labup's own lines in the hub's log (the spawned command's stderr goes there).
+    fn labup_lines(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        text.lines().filter(|l| l.starts_with("labup: ")).map(str::to_string).collect()
+    }
+}
+
 impl Drop for Hub {
     fn drop(&mut self) {
         let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
@@ -266,6 +274,12 @@ c.JupyterHub.load_roles = [{{"name": "tester-role", "services": ["tester"],
 
     let second = start();
     eprintln!("measured: hub server start through the API to 200, again (venv synced): {} ms", second.as_millis());
+    let lines = hub.labup_lines();
+    eprintln!("{}", lines.join("\n"));
+    assert!(
+        lines.last().is_some_and(|l| l.contains("(noop)")),
+        "the second start finds the venv synced (the first run's bytecode does not count as a change): {lines:?}"
+    );
     stop();
     drop(hub);
 }
