@@ -118,6 +118,13 @@ pub enum Command {
         #[command(subcommand)]
         target: crate::export::Target,
     },
+    /// JupyterHub's per-user server, for `c.Spawner.cmd`: sync (with jupyterhub), then run the
+    /// venv's `jupyterhub-singleuser` with the spawner's arguments in the workspace environment.
+    JupyterhubSingleuser {
+        /// The spawner's arguments, passed on unchanged.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+        args: Vec<OsString>,
+    },
     /// What the hook's code calls on shell entry and exit (`[shell] autostart`).
     #[command(name = "__shell", hide = true)]
     Shell {
@@ -261,5 +268,6 @@ pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
         Command::Init { flake, force } => commands::init(&start, flake, force, ui),
         Command::Shell { action } => commands::shell_action(&root, &action, ui),
         Command::Export { target } => commands::export(&root, &target, ui),
+        Command::JupyterhubSingleuser { args } => commands::jupyterhub_singleuser(&root, &args, ui),
     }
 }

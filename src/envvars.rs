@@ -64,6 +64,14 @@ pub const PIP_CONFIG_FILE: &str = "PIP_CONFIG_FILE";
 pub const HOME: &str = "HOME";
 /// Where the user's `uv/uv.toml` and `pip/pip.conf` are.
 pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+/// Set by Slurm in a job: `up --foreground` then prints where the services are.
+pub const SLURM_JOB_ID: &str = "SLURM_JOB_ID";
+/// Set by Slurm in a job: the compute node's name.
+pub const SLURMD_NODENAME: &str = "SLURMD_NODENAME";
+/// Set by Slurm in a job: the host the job was submitted from (the login node).
+pub const SLURM_SUBMIT_HOST: &str = "SLURM_SUBMIT_HOST";
+/// Set by JupyterHub's spawner: `jupyterhub-singleuser` runs only with it.
+pub const JUPYTERHUB_API_TOKEN: &str = "JUPYTERHUB_API_TOKEN";
 /// Turns colour off (<https://no-color.org>).
 pub const NO_COLOR: &str = "NO_COLOR";
 
@@ -104,6 +112,10 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (PIP_CONFIG_FILE, "user", "pip's config file, read for index settings"),
     (HOME, "system", "the home folder: never a project (`up`/`sync` there exit 2); `~/.pip/pip.conf` and `~/.config`"),
     (XDG_CONFIG_HOME, "system", "where `uv/uv.toml` and `pip/pip.conf` are looked for"),
+    (SLURM_JOB_ID, "Slurm", "in a job, `up --foreground` prints where the services are and the tunnel to them"),
+    (SLURMD_NODENAME, "Slurm", "the compute node, for that message"),
+    (SLURM_SUBMIT_HOST, "Slurm", "the login node the job was submitted from, for the tunnel line"),
+    (JUPYTERHUB_API_TOKEN, "JupyterHub", "`labup jupyterhub-singleuser` refuses to start without it"),
 ];
 
 /// A variable's value when it is set and not empty.

@@ -1,20 +1,100 @@
 //! `labup export <target>`: load the workspace, build the target's files, write them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
+use crate::config::Config;
 use crate::error::{fail, Fail};
-use crate::export::Target;
+use crate::export::{output, slurm, systemd, Destination, Target};
 use crate::ui::Ui;
 
 /// `labup export`.
-pub fn export(_root: &Path, target: &Target, _ui: &Ui) -> Result<ExitCode> {
-    let name = match target {
-        Target::Kubernetes { .. } => "kubernetes",
-        Target::Slurm { .. } => "slurm",
-        Target::Systemd { .. } => "systemd",
+pub fn export(root: &Path, target: &Target, ui: &Ui) -> Result<ExitCode> {
+    match target {
+        Target::Kubernetes { .. } => fail(Fail::new("`labup export kubernetes` is not built yet")),
+        Target::Slurm { gpus, time, partition, output } => {
+            export_slurm(root, gpus.as_deref(), time.as_deref(), partition.as_deref(), output.as_deref(), ui)
+        }
+        Target::Systemd { user, output } => export_systemd(root, *user, output.as_deref(), ui),
+    }
+}
+
+/// The running labup's absolute path: what the exported files start.
+fn this_labup() -> Result<PathBuf> {
+    let exe = std::env::current_exe().context("cannot find the path of the running labup")?;
+    Ok(std::path::absolute(exe)?)
+}
+
+/// `labup export slurm`.
+fn export_slurm(
+    root: &Path,
+    gpus: Option<&str>,
+    time: Option<&str>,
+    partition: Option<&str>,
+    out: Option<&Path>,
+    ui: &Ui,
+) -> Result<ExitCode> {
+    let opts = slurm::Options::parse(gpus, time, partition)?;
+    let config = Config::load(root)?;
+    let sources = crate::python::sources::Sources::detect(&config)?;
+    let gpus = slurm::gpus(&config, &opts, crate::gpu::torch_requested(&sources));
+    let logs = crate::services::state::RunDir::of(root).logs;
+    let labup = this_labup()?;
+    let job =
+        slurm::Job { project: &config.project.name, root: &config.root, logs: &logs, labup: &labup, gpus, opts: &opts };
+    let file = slurm::script(&job);
+    let dest = out.map_or(Destination::Stdout, |p| Destination::File(p.to_path_buf()));
+    output::write(std::slice::from_ref(&file), &dest)?;
+    // Slurm opens the job's output file before the script runs: its folder must exist already.
+    crate::project::ensure_state_dir(root, "logs")?;
+    let (n, why) = &job.gpus;
+    let gpu_words = if *n == 1 { "1 GPU".to_string() } else { format!("{n} GPUs") };
+    let submit = out.map_or("sbatch FILE".to_string(), |p| format!("sbatch {}", p.display()));
+    ui.info(format!(
+        "the job asks for {gpu_words} ({why}); submit it with `{submit}`, its output goes to {}",
+        logs.join("slurm-<job id>.out").display()
+    ));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `labup export systemd`.
+fn export_systemd(root: &Path, user_unit: bool, out: Option<&Path>, ui: &Ui) -> Result<ExitCode> {
+    let config = Config::load(root)?;
+    let owner = if user_unit { None } else { Some(folder_owner(&config.root)?) };
+    let stop_timeout = config.enabled_services().map(|s| s.stop_timeout).max().unwrap_or_default();
+    let env = systemd::CARRIED.iter().filter_map(|k| crate::envvars::get(k).map(|v| (k.to_string(), v))).collect();
+    let labup = this_labup()?;
+    let unit = systemd::Unit {
+        project: &config.project.name,
+        root: &config.root,
+        labup: &labup,
+        user: owner.as_deref(),
+        stop_timeout,
+        env,
     };
-    fail(Fail::new(format!("`labup export {name}` is not built yet")))
+    let file = systemd::unit(&unit);
+    let dest = out.map_or(Destination::Stdout, |p| Destination::Dir(p.to_path_buf()));
+    let written = output::write(std::slice::from_ref(&file), &dest)?;
+    for path in written {
+        ui.info(format!("wrote {}", path.display()));
+    }
+    if let Some(user) = &owner {
+        ui.info(format!("the unit runs the workspace as {user}, the owner of {}", config.root.display()));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The name of the user who owns the project folder: a system unit runs the workspace as them.
+fn folder_owner(root: &Path) -> Result<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(root).with_context(|| format!("cannot read {}", root.display()))?.uid();
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => Ok(u.name),
+        _ => fail(
+            Fail::usage(format!("{} belongs to uid {uid}, which has no user name", root.display()))
+                .hint("give the folder to the user who should run the workspace, or use `--user`"),
+        ),
+    }
 }

@@ -5,9 +5,6 @@
 //! labup never schedules anything itself here: the engine runs `labup up --foreground`
 //! (or `labup jupyterhub-singleuser`) and does the rest.
 
-// The shared machinery lands before the targets that use it; remove once one does.
-#![allow(dead_code)]
-
 pub(crate) mod kubernetes;
 pub(crate) mod output;
 pub(crate) mod slurm;

@@ -258,6 +258,12 @@ impl<'a> Workspace<'a> {
         let packages = venv::installed(venv_dir).len();
         // Venvs built before labup remembered their interpreter learn it here.
         interpreter::remember(venv_dir, &self.interp)?;
+        // The first import of a top-level module (six.py, typing_extensions.py) makes
+        // site-packages/__pycache__, which changes the folder's stamp: made now, a server's first
+        // run does not turn the next sync into a re-sync.
+        if let Some(site) = venv::site_packages(venv_dir) {
+            let _ = fs::create_dir_all(site.join("__pycache__"));
+        }
         fingerprint::write(
             venv_dir,
             &Marker {

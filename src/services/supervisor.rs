@@ -124,6 +124,8 @@ struct Supervisor {
     /// When log sizes were last checked for rotation.
     rotation_checked: Instant,
     last_written: Vec<u8>,
+    /// `--foreground`: every service became ready once and that was announced.
+    announced: bool,
 }
 
 /// Runs the supervisor until it is told to stop everything. `initial` specs are started at once
@@ -154,6 +156,7 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
         exit_when_idle: false,
         rotation_checked: Instant::now(),
         last_written: Vec::new(),
+        announced: false,
     };
     sup.adopt();
 
@@ -191,6 +194,13 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
         sup.write_state();
         if sup.foreground {
             sup.print_logs();
+            if !sup.announced && sup.all_ready() {
+                sup.announced = true;
+                // Under Slurm: where the services are and the tunnel to them, in the job's output.
+                if let Some(block) = crate::export::slurm::reach_now(&sup.state()) {
+                    print!("{block}");
+                }
+            }
         }
         if sup.exit_when_idle && sup.idle() {
             break;
@@ -310,6 +320,11 @@ impl Supervisor {
             }
         }
         Reply { ok: true, message: None }
+    }
+
+    /// Every service is ready (and there is at least one).
+    fn all_ready(&self) -> bool {
+        !self.services.is_empty() && self.services.values().all(|m| m.policy.phase() == Phase::Ready)
     }
 
     fn idle(&self) -> bool {
