@@ -229,9 +229,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         ));
     }
     if opts.foreground {
-        ui.info("running in the foreground: Ctrl-C stops every service");
-        supervisor::run(root, p.specs, true)?;
-        return Ok(ExitCode::SUCCESS);
+        return foreground(root, &p, opts, ui);
     }
     let run = RunDir::of(root);
     let before = run.read();
@@ -264,6 +262,42 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
     open_browser(&state, &newly, opts.no_browser, ui);
     pulled?;
     fail_if_not_ready(&run, &state, &p.specs)
+}
+
+/// `labup up --foreground`: the supervisor in this process (a container's entrypoint, a systemd
+/// service, a Slurm job), logs on stdout, the ready table once every service is ready. Exit 0
+/// after a requested stop (signal or `labup stop`), 1 when a service gave up.
+fn foreground(root: &Path, p: &Prepared, opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
+    for n in &p.notes {
+        ui.info(n);
+    }
+    if p.specs.is_empty() {
+        ui.info("no services to start");
+        return Ok(ExitCode::SUCCESS);
+    }
+    ui.info("running in the foreground: Ctrl-C (SIGINT) or SIGTERM stops every service");
+    let run = RunDir::of(root);
+    let ended = supervisor::foreground(root, p.specs.clone(), &mut |state| announce_ready(&run, state, p, opts, ui))?;
+    if ended.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut message = String::new();
+    for (name, why) in &ended.failed {
+        message.push_str(&format!("service `{name}` gave up: {why}\n"));
+    }
+    Err(crate::error::Fail::new(message.trim_end().to_string())
+        .hint(format!("see `labup logs {}`", ended.failed[0].0))
+        .into())
+}
+
+/// The one place the foreground announces that every service is ready: the same table (or JSON)
+/// as a detached `up`, with the Jupyter token URL, on stdout between the logs.
+fn announce_ready(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions, ui: &Ui) {
+    let newly: Vec<&Spec> = p.specs.iter().collect();
+    check_jupyter_auth(state, &newly, ui);
+    if let Err(e) = finish(run, state, p, opts, true, ui) {
+        ui.warn(format!("cannot print the service table: {e}"));
+    }
 }
 
 /// `labup restart [SERVICE…] [--new-token]`.

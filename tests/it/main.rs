@@ -7,6 +7,7 @@ mod config_errors;
 mod docs;
 mod doctor;
 mod dry_run;
+mod foreground;
 mod gpu;
 mod hook;
 mod init;
