@@ -4,6 +4,7 @@
 
 mod browser;
 mod config_errors;
+mod container;
 mod docs;
 mod doctor;
 mod dry_run;
