@@ -5,13 +5,11 @@
 //! labup never schedules anything itself here: the engine runs `labup up --foreground`
 //! (or `labup jupyterhub-singleuser`) and does the rest.
 
-// The shared machinery lands before the targets that use it; remove once one does.
-#![allow(dead_code)]
-
 pub(crate) mod kubernetes;
 pub(crate) mod output;
 pub(crate) mod slurm;
 pub(crate) mod systemd;
+pub(crate) mod yaml;
 
 use std::path::PathBuf;
 
@@ -37,6 +35,7 @@ pub(crate) enum Destination {
     /// A folder (Kubernetes, systemd: several files).
     Dir(PathBuf),
     /// One file (Slurm: one script).
+    #[allow(dead_code)] // until `export slurm` writes one
     File(PathBuf),
 }
 
@@ -51,6 +50,12 @@ pub enum Target {
         /// The namespace of every object.
         #[arg(long)]
         namespace: Option<String>,
+        /// The project folder inside the image.
+        #[arg(long, value_name = "DIR", default_value = "/workspace")]
+        workdir: String,
+        /// Put only these services in the Service (default: every service with a port).
+        #[arg(long, value_name = "SERVICE")]
+        expose: Vec<String>,
         /// Write one file per object into this folder instead of stdout.
         #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,

@@ -8,6 +8,7 @@ mod container;
 mod docs;
 mod doctor;
 mod dry_run;
+mod export_kubernetes;
 mod foreground;
 mod gpu;
 mod hook;
