@@ -488,3 +488,37 @@ fn container_toolkit_injection_found_through_the_containers_ld_cache() {
     h.file("/sys/module/nvidia/version", "570.133.20\n");
     assert_eq!(gpu(&h.project())["layout"], "container-toolkit");
 }
+
+/// `bench/gpu-device.sh`, the script for the GPU machine, in its dry run on a fake root shaped
+/// like that machine (driver at /usr/local/nvidia, no kernel module files): the real script and
+/// labup, with the local interpreter standing in for torch's and no CUDA computation.
+#[test]
+fn gpu_device_script_dry_run_on_a_fake_gpu_machine() {
+    let h = Host::new();
+    gke_pod(&h, "580.82.07");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/gpu-device.sh");
+    let s = crate::support::shared();
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("--fake-root")
+        .arg(h.root.path())
+        .args(["--labup", env!("CARGO_BIN_EXE_labup")])
+        .arg("--torch-python")
+        .arg(&s.python)
+        .arg("--uv")
+        .arg(&s.uv)
+        .env_remove("LABUP_FS_ROOT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("  driver            580.82.07 (from library), CUDA <= 13.0\n"), "{stdout}");
+    let lib = h.path("/usr/local/nvidia/lib64");
+    assert!(stdout.contains(&format!("  layout            usr-local-nvidia ({})\n", lib.display())), "{stdout}");
+    assert!(stdout.contains(&format!("  nvidia-smi        {}\n", h.path("/usr/local/nvidia/bin/nvidia-smi").display())));
+    assert!(stdout.contains("  torch index       cu130: "), "{stdout}");
+    let link = stdout.lines().find_map(|l| l.strip_prefix("  link folder       ")).unwrap();
+    assert!(link.ends_with("project/.labup/driver/580.82.07"), "{stdout}");
+    assert!(stdout.contains("gpu ok"), "the doctor's verdict: {stdout}");
+    assert!(stdout.contains(&format!("  child LD path     {link}")), "{stdout}");
+}
