@@ -201,3 +201,29 @@ fn engine_pid1_exits_non_zero_when_a_service_gives_up() {
     );
     assert_eq!(run.stdout().matches("broken | failing").count(), 5, "{}", run.stdout());
 }
+
+/// A pod's Jupyter: the token from `LABUP_JUPYTER_TOKEN` (a Kubernetes Secret), listening on
+/// `LABUP_BIND_ADDRESS`; the foreground's ready table gives the token URL, which opens the lab.
+#[test]
+fn pypi_foreground_jupyter_uses_the_secrets_token_and_prints_its_url() {
+    let mut p = Project::new();
+    p.with_jupyter();
+    let port = free_port();
+    p.file("labup.toml", &format!("[services.jupyter]\nkind = \"jupyter\"\nport = {port}\n"));
+    let token = "0123456789abcdef0123456789abcdef0123456789abcdef";
+    p.set("LABUP_JUPYTER_TOKEN", token).set("LABUP_BIND_ADDRESS", "0.0.0.0");
+    let mut run = Running::spawn(p.command(&["up", "--foreground"]));
+    let url = format!("http://127.0.0.1:{port}/lab?token={token}");
+    assert!(
+        wait_until(300, || run.stdout().lines().any(|l| l.starts_with("jupyter ") && l.contains(&url))),
+        "no token URL in the table:\n{}\n{}",
+        run.stdout(),
+        run.stderr()
+    );
+    assert_eq!(http_get(&url), Some(200));
+    let status = p.labup(&["status", "--json"]).ok().json();
+    assert_eq!(status["services"][0]["exposed"], "0.0.0.0", "{status}");
+    assert!(!p.path(".labup/jupyter/token").exists(), "the Secret's token was written to disk");
+    kill(Pid::from_raw(run.child.id() as i32), Signal::SIGTERM).unwrap();
+    assert_eq!(run.wait(30), Some(0), "{}", run.stderr());
+}
