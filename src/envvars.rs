@@ -16,6 +16,10 @@ pub const LABUP_CUDA_DRIVER_VERSION: &str = "LABUP_CUDA_DRIVER_VERSION";
 pub const LABUP_FS_ROOT: &str = "LABUP_FS_ROOT";
 /// State folder instead of `.labup`.
 pub const LABUP_STATE_DIR: &str = "LABUP_STATE_DIR";
+/// The Jupyter token to use instead of the one in `.labup/jupyter/token` (a Kubernetes Secret).
+pub const LABUP_JUPYTER_TOKEN: &str = "LABUP_JUPYTER_TOKEN";
+/// The address the built-in services (Jupyter, Ollama) listen on; default 127.0.0.1.
+pub const LABUP_BIND_ADDRESS: &str = "LABUP_BIND_ADDRESS";
 /// Never open a browser.
 pub const LABUP_NO_BROWSER: &str = "LABUP_NO_BROWSER";
 /// Never draw progress bars.
@@ -89,6 +93,8 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (LABUP_CUDA_DRIVER_VERSION, "user/tests", "override the detected driver version"),
     (LABUP_FS_ROOT, "tests", "prefix for every host path GPU detection reads"),
     (LABUP_STATE_DIR, "user/tests", "state folder instead of `.labup`"),
+    (LABUP_JUPYTER_TOKEN, "Kubernetes Secret", "the Jupyter token instead of `.labup/jupyter/token`"),
+    (LABUP_BIND_ADDRESS, "Kubernetes export", "address Jupyter and Ollama listen on (default 127.0.0.1)"),
     (LABUP_NO_BROWSER, "user", "never open a browser"),
     (LABUP_NO_PROGRESS, "user", "never draw progress bars"),
     (

@@ -38,7 +38,12 @@ fn render(r: &Report) -> String {
         )),
         None => out.push_str("driver         none\n"),
     }
-    out.push_str(&format!("driver libs    {}\n", or_none(&r.driver_dir)));
+    let layout = r.layout.and_then(|l| serde_json::to_value(l).ok()).and_then(|v| v.as_str().map(str::to_string));
+    out.push_str(&format!(
+        "driver libs    {}{}\n",
+        or_none(&r.driver_dir),
+        layout.map(|l| format!(" (layout {l})")).unwrap_or_default()
+    ));
     out.push_str(&format!("linked in      {}\n", or_none(&r.link_dir)));
     if r.devices.is_empty() {
         out.push_str("GPUs           none found\n");

@@ -348,6 +348,6 @@ pub fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize)
 pub fn supervise(root: &Path) -> Result<ExitCode> {
     // A session of its own: closing the terminal that ran `labup up` does not reach it.
     let _ = nix::unistd::setsid();
-    supervisor::run(root, Vec::new(), false)?;
+    supervisor::run(root)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -262,9 +262,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         ));
     }
     if opts.foreground {
-        ui.info("running in the foreground: Ctrl-C stops every service");
-        supervisor::run(root, p.specs, true)?;
-        return Ok(ExitCode::SUCCESS);
+        return foreground(root, &p, opts, ui);
     }
     let run = RunDir::of(root);
     stop_orphans(root, &run, &p.config, ui)?;
@@ -386,6 +384,46 @@ pub(super) fn restart_on_new_venv(root: &Path, ui: &Ui) -> Result<()> {
     }
     let state = wait_for(&run, &p.specs, ui)?;
     fail_if_not_ready(&run, &state, &p.specs).map(|_| ())
+}
+
+/// `labup up --foreground`: the supervisor in this process (a container's entrypoint, a systemd
+/// service, a Slurm job), logs on stdout, the ready table once every service is ready. Exit 0
+/// after a requested stop (signal or `labup stop`), 1 when a service gave up.
+fn foreground(root: &Path, p: &Prepared, opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
+    for n in &p.notes {
+        ui.info(n);
+    }
+    if p.specs.is_empty() {
+        ui.info("no services to start");
+        return Ok(ExitCode::SUCCESS);
+    }
+    ui.info("running in the foreground: Ctrl-C (SIGINT) or SIGTERM stops every service");
+    let run = RunDir::of(root);
+    let ended = supervisor::foreground(root, p.specs.clone(), &mut |state| announce_ready(&run, state, p, opts, ui))?;
+    if ended.failed.is_empty() {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut message = String::new();
+    for (name, why) in &ended.failed {
+        message.push_str(&format!("service `{name}` gave up: {why}\n"));
+    }
+    Err(crate::error::Fail::new(message.trim_end().to_string())
+        .hint(format!("see `labup logs {}`", ended.failed[0].0))
+        .into())
+}
+
+/// The one place the foreground announces that every service is ready: the same table (or JSON)
+/// as a detached `up`, with the Jupyter token URL, on stdout between the logs.
+fn announce_ready(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions, ui: &Ui) {
+    let newly: Vec<&Spec> = p.specs.iter().collect();
+    check_jupyter_auth(state, &newly, ui);
+    if let Err(e) = finish(run, state, p, opts, true, ui) {
+        ui.warn(format!("cannot print the service table: {e}"));
+    }
+    // Under Slurm: where the services are and the tunnel to them, in the job's output.
+    if let Some(block) = crate::export::slurm::reach_now(state) {
+        print!("{block}");
+    }
 }
 
 /// `labup restart [SERVICE…] [--new-token]`.

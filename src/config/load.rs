@@ -415,6 +415,15 @@ mod tests {
     }
 
     #[test]
+    fn gpu_count_is_a_number_in_range() {
+        let e = err("[gpu]\ncount = 0\n");
+        assert!(e.message.contains("0 GPUs is out of range: use 1-64"), "{}", e.message);
+        let e = err("[gpu]\ncount = \"two\"\n");
+        assert!(e.message.contains("labup.toml:2"), "{}", e.message);
+        assert!(parse(&src("[gpu]\ncuda = \"on\"\ncount = 2\n"), 1).is_ok());
+    }
+
+    #[test]
     fn models_only_for_ollama() {
         let e = err("[services.a]\ncommand=[\"x\"]\nmodels=[\"m\"]\n");
         assert!(e.message.contains("`models` is only for"), "{}", e.message);

@@ -68,6 +68,8 @@ pub struct Gpu {
     pub cuda: Cuda,
     /// Extra driver library folders.
     pub driver_dirs: Vec<PathBuf>,
+    /// GPUs to ask an engine for (`labup export`), where the config names a number.
+    pub count: Option<u32>,
 }
 
 /// One `[services.NAME]`.
@@ -191,6 +193,7 @@ impl Config {
             gpu: Gpu {
                 cuda: gpu.cuda.unwrap_or_default(),
                 driver_dirs: gpu.driver_dirs.unwrap_or_default().iter().map(|p| abs(p)).collect(),
+                count: gpu.count.map(|c| c.0),
             },
             services,
             shell: Shell { autostart: shell.autostart.unwrap_or(false), banner: shell.banner.unwrap_or(true) },

@@ -50,6 +50,8 @@ pub struct RawPython {
 pub struct RawGpu {
     pub cuda: Option<Cuda>,
     pub driver_dirs: Option<Vec<String>>,
+    /// GPUs the workspace asks an engine for (`labup export`): 1 to 64.
+    pub count: Option<GpuCount>,
 }
 
 /// `[services.NAME]`.
@@ -278,6 +280,20 @@ impl<'de> Deserialize<'de> for Seconds {
     }
 }
 
+/// `[gpu] count`: a whole number of GPUs, 1 to 64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct GpuCount(pub u32);
+
+impl<'de> Deserialize<'de> for GpuCount {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let n = i64::deserialize(d)?;
+        match u32::try_from(n) {
+            Ok(c) if (1..=64).contains(&c) => Ok(GpuCount(c)),
+            _ => Err(de::Error::custom(format!("{n} GPUs is out of range: use 1-64"))),
+        }
+    }
+}
+
 /// `[python] version`: `3.12` or `3.12.4`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PythonVersion(pub String);
@@ -358,6 +374,7 @@ pub fn merge(base: RawFile, over: RawFile) -> RawFile {
         gpu: merge_opt(base.gpu, over.gpu, |b, o| RawGpu {
             cuda: o.cuda.or(b.cuda),
             driver_dirs: o.driver_dirs.or(b.driver_dirs),
+            count: o.count.or(b.count),
         }),
         services: merge_opt(base.services, over.services, |mut b, o| {
             for (name, svc) in o {

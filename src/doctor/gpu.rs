@@ -18,7 +18,7 @@ use crate::envvars;
 pub struct GpuFacts {
     /// The running driver's version (`550.144.03`).
     pub driver_version: Option<String>,
-    /// Where the version came from: `sysfs`, `procfs`, `override`, or `none`.
+    /// Where the version came from: `sysfs`, `procfs`, `override`, `library`, or `none`.
     pub source: String,
     /// WSL2's GPU device (`/dev/dxg`) is there.
     pub wsl: bool,
@@ -41,10 +41,12 @@ impl GpuFacts {
 pub fn detect(config: &Config, parent: &BTreeMap<String, String>, root: &Path) -> GpuFacts {
     // The same sources, in the same order, as `labup gpu` (override, sysfs, procfs).
     let override_version = parent.get(envvars::LABUP_CUDA_DRIVER_VERSION).map(String::as_str);
-    let found = crate::gpu::detect::version_from_files(&crate::gpu::Host::fake(root), override_version);
+    let host = crate::gpu::Host::fake(root);
+    let found = crate::gpu::detect::version_from_files(&host, override_version);
     let source = match found.as_ref().map(|(_, s)| *s) {
         Some(crate::gpu::Source::Override) => "override",
         Some(crate::gpu::Source::Sysfs) => "sysfs",
+        Some(crate::gpu::Source::Library) => "library",
         Some(_) => "procfs",
         None => "none",
     };
@@ -62,6 +64,7 @@ pub fn detect(config: &Config, parent: &BTreeMap<String, String>, root: &Path) -
     dirs.push(host_path(root, "/run/opengl-driver/lib"));
     dirs.push(host_path(root, "/usr/lib/wsl/lib"));
     dirs.extend(super::resolve::host_dirs(root));
+    dirs.push(host_path(root, crate::gpu::driverdir::USR_LOCAL_NVIDIA_LIB));
     facts.driver_dir = dirs.into_iter().find(|d| d.join("libcuda.so.1").exists());
     if let Some(dir) = &facts.driver_dir {
         let mut versions: Vec<String> = std::fs::read_dir(dir)

@@ -9,6 +9,7 @@ pub(crate) mod kubernetes;
 pub(crate) mod output;
 pub(crate) mod slurm;
 pub(crate) mod systemd;
+pub(crate) mod yaml;
 
 use std::path::PathBuf;
 
@@ -48,6 +49,12 @@ pub enum Target {
         /// The namespace of every object.
         #[arg(long)]
         namespace: Option<String>,
+        /// The project folder inside the image.
+        #[arg(long, value_name = "DIR", default_value = "/workspace")]
+        workdir: String,
+        /// Put only these services in the Service (default: every service with a port).
+        #[arg(long, value_name = "SERVICE")]
+        expose: Vec<String>,
         /// Write one file per object into this folder instead of stdout.
         #[arg(short, long, value_name = "DIR")]
         output: Option<PathBuf>,

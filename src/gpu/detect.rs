@@ -31,6 +31,9 @@ pub enum Source {
     Nvml,
     /// `LABUP_CUDA_DRIVER_VERSION`.
     Override,
+    /// The name of `libcuda.so.<version>` in `/usr/local/nvidia/lib64` (a container that sees
+    /// no kernel module files).
+    Library,
     /// No driver found.
     None,
 }
@@ -53,7 +56,8 @@ pub fn platform(host: &Host) -> Platform {
     }
 }
 
-/// The running driver's version from the override or the kernel module's files.
+/// The running driver's version from the override, the kernel module's files, or (in a
+/// container that sees neither) the one `libcuda.so.<version>` in `/usr/local/nvidia/lib64`.
 pub fn version_from_files(host: &Host, override_version: Option<&str>) -> Option<(String, Source)> {
     if let Some(v) = override_version.map(str::trim).filter(|v| !v.is_empty()) {
         return Some((v.to_string(), Source::Override));
@@ -62,7 +66,10 @@ pub fn version_from_files(host: &Host, override_version: Option<&str>) -> Option
     if let Some(v) = read("/sys/module/nvidia/version").map(|t| t.trim().to_string()).filter(|v| is_version(v)) {
         return Some((v, Source::Sysfs));
     }
-    read("/proc/driver/nvidia/version").as_deref().and_then(parse_procfs).map(|v| (v, Source::Procfs))
+    if let Some(v) = read("/proc/driver/nvidia/version").as_deref().and_then(parse_procfs) {
+        return Some((v, Source::Procfs));
+    }
+    super::driverdir::version_from_mounted_library(host).map(|v| (v, Source::Library))
 }
 
 /// The version in `/proc/driver/nvidia/version`'s `NVRM version:` line.

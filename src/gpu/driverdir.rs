@@ -2,8 +2,36 @@
 
 use std::path::PathBuf;
 
+use serde::Serialize;
+
 use super::detect::{Platform, NIXOS_LIB, WSL_LIB};
 use super::{ldcache, links, Host};
+
+/// Where GKE-style container runtimes (and the GPU machines some sessions are lent) mount the
+/// driver's libraries, without an ld cache entry (they set `LD_LIBRARY_PATH`, which labup does
+/// not pass on).
+pub const USR_LOCAL_NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
+/// … and its tools (`nvidia-smi`).
+pub const USR_LOCAL_NVIDIA_BIN: &str = "/usr/local/nvidia/bin";
+
+/// How the driver's folder is laid out on this host, as `labup gpu` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    /// NixOS's `/run/opengl-driver/lib` (or nix-system-graphics elsewhere).
+    Nixos,
+    /// WSL2's `/usr/lib/wsl/lib`.
+    Wsl,
+    /// A distribution's driver package, found through the ld cache.
+    LdCache,
+    /// Injected into a container by NVIDIA's container toolkit or CDI, which refresh the
+    /// container's ld cache.
+    ContainerToolkit,
+    /// Mounted at `/usr/local/nvidia/lib64` (GKE and similar), with no ld cache entry.
+    UsrLocalNvidia,
+    /// A folder the user named (`LABUP_DRIVER_DIRS`, `[gpu] driver-dirs`).
+    Configured,
+}
 
 /// A candidate folder and how it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,36 +40,74 @@ pub struct Candidate {
     pub dir: PathBuf,
     /// Where it came from, for `labup env --explain`.
     pub how: String,
+    /// The layout it stands for.
+    pub layout: Layout,
 }
 
-/// The folders to look in, in order: the platform's own, the ld cache's, then
+/// Whether this is a container (docker's, podman's markers, or a Kubernetes service account).
+pub fn in_container(host: &Host) -> bool {
+    ["/.dockerenv", "/run/.containerenv", "/var/run/secrets/kubernetes.io"].iter().any(|p| host.path(p).exists())
+}
+
+/// The folders to look in, in order: the platform's own, the ld cache's (a distribution's
+/// package, or what the container toolkit or CDI injected), `/usr/local/nvidia/lib64`, then
 /// `LABUP_DRIVER_DIRS` and `[gpu] driver-dirs` (used as given: the user named them).
 pub fn candidates(host: &Host, platform: Platform, env_dirs: &[PathBuf], config_dirs: &[PathBuf]) -> Vec<Candidate> {
     let mut out = Vec::new();
     match platform {
-        Platform::Wsl => out.push(Candidate { dir: host.path(WSL_LIB), how: format!("WSL2's {WSL_LIB}") }),
+        Platform::Wsl => {
+            out.push(Candidate { dir: host.path(WSL_LIB), how: format!("WSL2's {WSL_LIB}"), layout: Layout::Wsl });
+        }
         Platform::Macos => return out,
         Platform::Nixos | Platform::Linux => {
             // Also present on other distributions set up with nix-system-graphics.
             let nixos = host.path(NIXOS_LIB);
             if nixos.is_dir() {
-                out.push(Candidate { dir: nixos, how: NIXOS_LIB.to_string() });
+                out.push(Candidate { dir: nixos, how: NIXOS_LIB.to_string(), layout: Layout::Nixos });
             }
             if platform == Platform::Linux {
                 let cache = host.path("/etc/ld.so.cache");
+                let (layout, how) = if in_container(host) {
+                    (Layout::ContainerToolkit, "found in /etc/ld.so.cache (NVIDIA container toolkit or CDI)")
+                } else {
+                    (Layout::LdCache, "found in /etc/ld.so.cache")
+                };
                 for dir in ldcache::dirs_of(&ldcache::read(host.root(), &cache), "libcuda.so.1") {
-                    out.push(Candidate { dir: host.path(&dir), how: "found in /etc/ld.so.cache".into() });
+                    out.push(Candidate { dir: host.path(&dir), how: how.into(), layout });
+                }
+                let mounted = host.path(USR_LOCAL_NVIDIA_LIB);
+                if mounted.is_dir() && !out.iter().any(|c| c.dir == mounted) {
+                    out.push(Candidate {
+                        dir: mounted,
+                        how: format!("{USR_LOCAL_NVIDIA_LIB}, mounted by the container runtime"),
+                        layout: Layout::UsrLocalNvidia,
+                    });
                 }
             }
         }
     }
     for d in env_dirs {
-        out.push(Candidate { dir: d.clone(), how: "from LABUP_DRIVER_DIRS".into() });
+        out.push(Candidate { dir: d.clone(), how: "from LABUP_DRIVER_DIRS".into(), layout: Layout::Configured });
     }
     for d in config_dirs {
-        out.push(Candidate { dir: d.clone(), how: "from `[gpu] driver-dirs`".into() });
+        out.push(Candidate { dir: d.clone(), how: "from `[gpu] driver-dirs`".into(), layout: Layout::Configured });
     }
     out
+}
+
+/// The driver version named by the one `libcuda.so.<version>` in `/usr/local/nvidia/lib64`,
+/// for a container that sees neither `/sys/module/nvidia` nor `/proc/driver/nvidia`.
+pub fn version_from_mounted_library(host: &Host) -> Option<String> {
+    let versions: Vec<String> = std::fs::read_dir(host.path(USR_LOCAL_NVIDIA_LIB))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("libcuda.so.").map(str::to_string))
+        .filter(|v| super::version::is_version(v))
+        .collect();
+    match versions.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// The first candidate with libraries of the running version; else the first with any

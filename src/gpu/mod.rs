@@ -374,6 +374,17 @@ pub struct Report {
     pub reason: String,
     /// Where the driver version came from.
     pub source: Source,
+    /// How the driver's folder was found: `nixos`, `wsl`, `ld-cache`, `container-toolkit`,
+    /// `usr-local-nvidia`, `configured`; `None` when no folder was.
+    pub layout: Option<driverdir::Layout>,
+    /// `nvidia-smi`, where the driver's layout puts it.
+    pub nvidia_smi: Option<PathBuf>,
+}
+
+/// `nvidia-smi` where the layouts put it (`/usr/local/nvidia/bin`, the distribution's, WSL2's).
+fn nvidia_smi(host: &Host) -> Option<PathBuf> {
+    let dirs = [driverdir::USR_LOCAL_NVIDIA_BIN, "/usr/bin", detect::WSL_LIB];
+    dirs.iter().map(|d| host.path(d).join("nvidia-smi")).find(|p| p.is_file())
 }
 
 /// Everything `labup gpu` shows, with warnings for stderr.
@@ -404,6 +415,8 @@ pub fn report(config: &Config) -> Result<(Report, Vec<String>)> {
             torch_backend: choice.backend,
             reason: choice.reason,
             source: driver.source,
+            layout: driver.dir.as_ref().map(|d| d.layout),
+            nvidia_smi: nvidia_smi(&host),
         },
         warnings,
     ))

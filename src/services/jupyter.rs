@@ -95,8 +95,17 @@ pub struct Token {
 
 /// The workspace token: read from its file, or created (random, 0600) on first use. It survives
 /// restarts so open browser tabs keep working. A file readable by others is made private again;
-/// a damaged one is replaced, and [`Token::replaced`] says so.
+/// a damaged one is replaced, and [`Token::replaced`] says so. `LABUP_JUPYTER_TOKEN` (a
+/// Kubernetes Secret) wins, and is never written.
 pub fn token(root: &Path) -> Result<Token> {
+    if let Some(token) = crate::envvars::get(crate::envvars::LABUP_JUPYTER_TOKEN) {
+        if !is_valid_token(&token) {
+            return Err(crate::error::Fail::usage("`LABUP_JUPYTER_TOKEN` is not a valid token")
+                .hint("a token is 32 to 128 hexadecimal digits")
+                .into());
+        }
+        return Ok(Token { value: token, replaced: None });
+    }
     let paths = Paths::of(root);
     crate::project::ensure_state_dir(root, "jupyter")?;
     let file = paths.token();
@@ -144,6 +153,9 @@ fn write_new_token(file: &Path) -> Result<String> {
 
 /// The workspace token when its file exists (nothing is created).
 pub fn existing_token(root: &Path) -> Option<String> {
+    if let Some(token) = crate::envvars::get(crate::envvars::LABUP_JUPYTER_TOKEN) {
+        return is_valid_token(&token).then_some(token);
+    }
     let token = fs::read_to_string(Paths::of(root).token()).ok()?.trim().to_string();
     is_valid_token(&token).then_some(token)
 }
@@ -216,7 +228,7 @@ pub fn launch(service: &Service, venv: &Path, paths: &Paths, token: &str, as_roo
         "-c".into(),
         LAUNCHER.into(),
         "--no-browser".into(),
-        "--ServerApp.ip=127.0.0.1".into(),
+        format!("--ServerApp.ip={}", super::bind_address()),
         "--ServerApp.port=$PORT".into(),
         // A busy port is an error, not a silent move to the next one (the default is 50 retries).
         "--ServerApp.port_retries=0".into(),

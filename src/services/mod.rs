@@ -11,3 +11,12 @@ pub mod proc;
 pub mod spec;
 pub mod state;
 pub mod supervisor;
+
+/// The address the built-in services (Jupyter, Ollama) listen on: `LABUP_BIND_ADDRESS` when it
+/// is an IP address (a pod, where the kubelet and the Service come in on the pod's address),
+/// else 127.0.0.1.
+pub fn bind_address() -> String {
+    crate::envvars::get(crate::envvars::LABUP_BIND_ADDRESS)
+        .filter(|a| a.parse::<std::net::IpAddr>().is_ok())
+        .unwrap_or_else(|| "127.0.0.1".into())
+}

@@ -37,7 +37,7 @@ pub fn launch(binary: &std::path::Path) -> (Vec<String>, Vec<(String, String)>) 
     (
         vec![binary.display().to_string(), "serve".into()],
         // Loopback only: Ollama's API has no authentication.
-        vec![("OLLAMA_HOST".into(), "127.0.0.1:$PORT".into())],
+        vec![("OLLAMA_HOST".into(), format!("{}:$PORT", super::bind_address()))],
     )
 }
 

@@ -124,13 +124,36 @@ struct Supervisor {
     /// When log sizes were last checked for rotation.
     rotation_checked: Instant,
     last_written: Vec<u8>,
-    /// `--foreground`: every service became ready once and that was announced.
-    announced: bool,
 }
 
-/// Runs the supervisor until it is told to stop everything. `initial` specs are started at once
-/// (the foreground mode); the detached mode receives them on the socket.
-pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
+/// How a foreground supervisor ended.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// Services that gave up (or could not start), with why: the foreground exits non-zero so a
+    /// container's restart policy takes over. Empty after a requested stop.
+    pub failed: Vec<(String, String)>,
+    /// The signal that asked for the stop, if one did.
+    pub signal: Option<&'static str>,
+}
+
+/// Runs the detached supervisor until it is told to stop everything; it receives its specs on
+/// the socket.
+pub fn run(root: &Path) -> Result<()> {
+    serve(root, Vec::new(), None).map(|_| ())
+}
+
+/// `labup up --foreground`: starts `initial` at once, streams every service's log on stdout,
+/// calls `on_ready` once when every one of them is ready, and runs until a signal (SIGTERM,
+/// SIGINT, SIGHUP) or `labup stop` asks it to stop, or a service gives up (then every other one
+/// is stopped too). As PID 1 of a container (or as the child subreaper it makes itself) it reaps
+/// every orphan that is reparented to it, never the status of a child it manages.
+pub fn foreground(root: &Path, initial: Vec<Spec>, on_ready: &mut dyn FnMut(&RunState)) -> Result<Ended> {
+    reaper::become_subreaper();
+    serve(root, initial, Some(on_ready))
+}
+
+fn serve(root: &Path, initial: Vec<Spec>, mut on_ready: Option<&mut dyn FnMut(&RunState)>) -> Result<Ended> {
+    let foreground = on_ready.is_some();
     let run = RunDir::of(root);
     run.create(root)?;
     let lock_file = File::create(run.dir.join("supervisor.lock"))?;
@@ -145,7 +168,7 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
             .into());
         }
         // Another supervisor won the race: it serves this project.
-        return Ok(());
+        return Ok(Ended::default());
     }
     let me = proc::identify(std::process::id() as i32).context("cannot read our own process identity")?;
     let mut sup = Supervisor {
@@ -156,7 +179,6 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
         exit_when_idle: false,
         rotation_checked: Instant::now(),
         last_written: Vec::new(),
-        announced: false,
     };
     sup.adopt();
 
@@ -167,14 +189,26 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || control::serve(&listener, &tx));
 
-    let stop_signal = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT, signal_hook::consts::SIGHUP] {
-        signal_hook::flag::register(sig, Arc::clone(&stop_signal))?;
-    }
+    // One flag per signal, so the foreground can say which one asked for the stop. As PID 1 a
+    // signal without a handler is ignored by the kernel: these handlers are what makes SIGTERM work.
+    let signals: Vec<(&'static str, Arc<AtomicBool>)> = [
+        ("SIGTERM", signal_hook::consts::SIGTERM),
+        ("SIGINT", signal_hook::consts::SIGINT),
+        ("SIGHUP", signal_hook::consts::SIGHUP),
+    ]
+    .into_iter()
+    .map(|(name, sig)| {
+        let flag = Arc::new(AtomicBool::new(false));
+        signal_hook::flag::register(sig, Arc::clone(&flag)).map(|_| (name, flag))
+    })
+    .collect::<std::io::Result<_>>()?;
 
+    let initial_names: Vec<String> = initial.iter().map(|s| s.name.clone()).collect();
     if !initial.is_empty() {
         sup.handle(Request::Start { specs: initial });
     }
+    let mut ended = Ended::default();
+    let mut announced = false;
     loop {
         match rx.recv_timeout(TICK) {
             Ok((request, reply)) => {
@@ -187,18 +221,27 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         }
-        if stop_signal.swap(false, Ordering::SeqCst) {
-            sup.handle(Request::Stop { names: Vec::new() });
+        for (name, flag) in &signals {
+            if flag.swap(false, Ordering::SeqCst) {
+                if foreground && ended.signal.is_none() && ended.failed.is_empty() {
+                    eprintln!("labup: {name}: stopping every service");
+                }
+                ended.signal = ended.signal.or(Some(name));
+                sup.handle(Request::Stop { names: Vec::new() });
+            }
         }
         sup.tick();
+        if foreground {
+            reaper::reap_orphans(&sup.managed_pids());
+            sup.end_when_done(&mut ended);
+        }
         sup.write_state();
-        if sup.foreground {
+        if foreground {
             sup.print_logs();
-            if !sup.announced && sup.all_ready() {
-                sup.announced = true;
-                // Under Slurm: where the services are and the tunnel to them, in the job's output.
-                if let Some(block) = crate::export::slurm::reach_now(&sup.state()) {
-                    print!("{block}");
+            if !announced && sup.all_ready(&initial_names) {
+                announced = true;
+                if let Some(on_ready) = on_ready.as_mut() {
+                    on_ready(&sup.state());
                 }
             }
         }
@@ -210,7 +253,10 @@ pub fn run(root: &Path, initial: Vec<Spec>, foreground: bool) -> Result<()> {
     let mut state = sup.state();
     state.supervisor = None;
     sup.run.write(&state)?;
-    Ok(())
+    if foreground {
+        reaper::reap_orphans(&[]);
+    }
+    Ok(ended)
 }
 
 impl Supervisor {
@@ -322,9 +368,44 @@ impl Supervisor {
         Reply { ok: true, message: None }
     }
 
-    /// Every service is ready (and there is at least one).
-    fn all_ready(&self) -> bool {
-        !self.services.is_empty() && self.services.values().all(|m| m.policy.phase() == Phase::Ready)
+    /// Pids of the children this supervisor waits on itself (`Child::try_wait`): a reaper must
+    /// leave their exit status to that wait.
+    fn managed_pids(&self) -> Vec<i32> {
+        self.services.values().filter_map(|m| m.child.as_ref().map(|c| c.id() as i32)).collect()
+    }
+
+    /// Whether every one of `names` is ready (and there is at least one).
+    fn all_ready(&self, names: &[String]) -> bool {
+        !names.is_empty()
+            && names
+                .iter()
+                .all(|n| self.services.get(n).is_some_and(|m| m.policy.phase() == Phase::Ready && m.stopping.is_none()))
+    }
+
+    /// The foreground's end: a service that gave up (or was refused) stops everything else and
+    /// makes the exit non-zero; when nothing is wanted any more (every service exited for good
+    /// or was stopped with `labup stop`), the supervisor exits once its groups are gone.
+    fn end_when_done(&mut self, ended: &mut Ended) {
+        if self.exit_when_idle {
+            return;
+        }
+        let failed: Vec<(String, String)> = self
+            .services
+            .iter()
+            .filter(|(_, m)| m.policy.phase() == Phase::Failed && !m.policy.wanted() && !m.pending_start)
+            .map(|(n, m)| (n.clone(), m.policy.last_error.clone().unwrap_or_else(|| "failed".into())))
+            .collect();
+        if !failed.is_empty() && ended.signal.is_none() {
+            for (name, why) in &failed {
+                eprintln!("labup: `{name}` {why}: stopping every service");
+            }
+            ended.failed = failed;
+            self.handle(Request::Stop { names: Vec::new() });
+        } else if !self.services.is_empty()
+            && self.services.values().all(|m| !m.policy.wanted() && !m.pending_start && !m.restart_after_stop)
+        {
+            self.exit_when_idle = true;
+        }
     }
 
     fn idle(&self) -> bool {
@@ -645,6 +726,40 @@ impl Supervisor {
             }
         }
     }
+}
+
+/// PID 1's duty: collecting the exit status of every orphan the kernel hands us.
+mod reaper {
+    /// Makes this process the reaper of its descendants' orphans (Linux), so a service's daemonised
+    /// grandchild is collected here and not by an init that may not reap at all. As PID 1 it is
+    /// that already.
+    pub(super) fn become_subreaper() {
+        #[cfg(target_os = "linux")]
+        if std::process::id() != 1 {
+            let _ = nix::sys::prctl::set_child_subreaper(true);
+        }
+    }
+
+    /// Reaps every exited child that is not in `managed`. It looks first without reaping
+    /// (`WNOWAIT`): a managed child's status belongs to its own `try_wait`, which the next tick
+    /// makes; until then the other zombies wait one tick.
+    #[cfg(target_os = "linux")]
+    pub(super) fn reap_orphans(managed: &[i32]) {
+        use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag};
+        for _ in 0..256 {
+            let peek = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            let Some(pid) = waitid(Id::All, peek).ok().and_then(|s| s.pid()) else { return };
+            if managed.contains(&pid.as_raw()) {
+                return;
+            }
+            if waitpid(pid, Some(WaitPidFlag::WNOHANG)).is_err() {
+                return;
+            }
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    pub(super) fn reap_orphans(_managed: &[i32]) {}
 }
 
 /// `$PORT` and `${PORT}` in the arguments (and environment values) become the service's port,

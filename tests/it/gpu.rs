@@ -114,6 +114,7 @@ fn ubuntu_driver_found_through_the_ld_cache() {
     assert_eq!(g["source"], "sysfs");
     assert_eq!(g["cuda_max"], "12.4");
     assert_eq!(g["driver_dir"], h.path(dir).display().to_string());
+    assert_eq!(g["layout"], "ld-cache");
     let link_dir = p.path(".labup/driver/550.144.03");
     assert_eq!(g["link_dir"], link_dir.display().to_string());
     assert_eq!(links(&link_dir), expected(&h.path(dir), DRIVER_LIBS, "550.144.03"));
@@ -181,6 +182,7 @@ fn nixos_opengl_driver_with_store_links() {
     let p = h.project();
     let g = gpu(&p);
     assert_eq!(g["platform"], "nixos");
+    assert_eq!(g["layout"], "nixos");
     assert_eq!(g["driver_version"], "565.77");
     assert_eq!(g["driver_dir"], h.path("/run/opengl-driver/lib").display().to_string());
     let link_dir = p.path(".labup/driver/565.77");
@@ -212,6 +214,7 @@ fn wsl2_libraries_without_version_suffix_and_the_version_from_the_nvml_cache() {
     p.file(".labup/gpu/nvml.json", &probe.to_string());
     let g = gpu(&p);
     assert_eq!(g["platform"], "wsl");
+    assert_eq!(g["layout"], "wsl");
     assert_eq!(g["driver_version"], "576.02");
     assert_eq!(g["source"], "nvml");
     assert_eq!(g["driver_dir"], h.path(lib).display().to_string());
@@ -300,6 +303,7 @@ fn override_and_driver_dirs_from_the_environment() {
     p.set("LABUP_CUDA_DRIVER_VERSION", "575.64.05").set("LABUP_DRIVER_DIRS", &dir);
     let g = gpu(&p);
     assert_eq!(g["source"], "override");
+    assert_eq!(g["layout"], "configured");
     assert_eq!(g["driver_dir"], dir.display().to_string());
     assert_eq!(links(&p.path(".labup/driver/575.64.05")), expected(&dir, DRIVER_LIBS, "575.64.05"));
     assert_eq!(g["torch_backend"], "cu129");
@@ -407,4 +411,115 @@ fn torch_pypi_takes_pypis_own_wheels_and_bad_index_values_are_refused() {
     let before = p.listing();
     p.labup(&["sync"]).code(2).stderr_has("labup.toml:3:").stderr_has("torch-index");
     assert_eq!(p.listing(), before, "nothing written");
+}
+
+/// A GKE-style GPU pod: the driver mounted at `/usr/local/nvidia/lib64` with `nvidia-smi` in
+/// `/usr/local/nvidia/bin`, the image's own ld cache knowing nothing of it, and the runtime's
+/// `LD_LIBRARY_PATH` pointing there (which labup replaces by its link folder).
+fn gke_pod(h: &Host, version: &str) {
+    h.driver_libs("/usr/local/nvidia/lib64", version, true);
+    h.file("/usr/local/nvidia/bin/nvidia-smi", "").file("/var/run/secrets/kubernetes.io/serviceaccount/token", "x");
+    h.file("/usr/lib/x86_64-linux-gnu/libc.so.6", "");
+    let path = h.path("/etc/ld.so.cache");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, labup::gpu::ldcache::build(&[("libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6")])).unwrap();
+}
+
+#[test]
+fn gke_pod_driver_in_usr_local_nvidia_without_an_ld_cache_entry() {
+    let h = Host::new();
+    gke_pod(&h, "550.90.07");
+    h.file("/proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.90.07  Release Build\n");
+    let mut p = h.project();
+    p.set("LD_LIBRARY_PATH", "/usr/local/nvidia/lib64");
+    let g = gpu(&p);
+    assert_eq!(g["layout"], "usr-local-nvidia");
+    assert_eq!(g["source"], "procfs");
+    let dir = h.path("/usr/local/nvidia/lib64");
+    assert_eq!(g["driver_dir"], dir.display().to_string());
+    assert_eq!(g["nvidia_smi"], h.path("/usr/local/nvidia/bin/nvidia-smi").display().to_string());
+    let link_dir = p.path(".labup/driver/550.90.07");
+    assert_eq!(links(&link_dir), expected(&dir, DRIVER_LIBS, "550.90.07"));
+    assert_eq!(g["torch_backend"], "cu124");
+    assert_eq!(child_ld(&p), Some(link_dir.display().to_string()), "linked as on any host");
+    let text = p.labup(&["gpu"]).ok().stdout;
+    assert!(text.contains(&format!("driver libs    {} (layout usr-local-nvidia)", dir.display())), "{text}");
+    let explained = p.labup(&["env", "--explain"]).ok().stdout;
+    assert!(explained.contains("/usr/local/nvidia/lib64, mounted by the container runtime"), "{explained}");
+}
+
+#[test]
+fn a_container_that_sees_no_kernel_module_files_reads_the_version_from_libcuda() {
+    // The GPU machine lent to some sessions: `/usr/local/nvidia` read-only, no sysfs/procfs files.
+    let h = Host::new();
+    gke_pod(&h, "580.82.07");
+    let p = h.project();
+    let g = gpu(&p);
+    assert_eq!(g["driver_version"], "580.82.07");
+    assert_eq!(g["source"], "library");
+    assert_eq!(g["layout"], "usr-local-nvidia");
+    assert_eq!(g["cuda_max"], "13.0");
+    let link_dir = p.path(".labup/driver/580.82.07");
+    assert_eq!(links(&link_dir), expected(&h.path("/usr/local/nvidia/lib64"), DRIVER_LIBS, "580.82.07"));
+    let doctor = p.labup(&["doctor", "--json"]).json();
+    let check = doctor["checks"].as_array().unwrap().iter().find(|c| c["id"] == "gpu").unwrap().clone();
+    assert_eq!(check["status"], "ok", "{check}");
+    assert!(check["message"].as_str().unwrap().contains("NVIDIA driver 580.82.07"), "{check}");
+    // Two versions side by side: the name tells nothing, and nothing is guessed.
+    h.file("/usr/local/nvidia/lib64/libcuda.so.575.1.2", "");
+    assert_eq!(gpu(&p)["driver_version"], serde_json::Value::Null);
+}
+
+#[test]
+fn container_toolkit_injection_found_through_the_containers_ld_cache() {
+    let h = Host::new();
+    let dir = "/usr/lib/x86_64-linux-gnu";
+    h.driver_libs(dir, "570.133.20", false).ld_cache(dir).file("/.dockerenv", "");
+    h.file("/proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  570.133.20  x\n");
+    let p = h.project();
+    let g = gpu(&p);
+    assert_eq!(g["layout"], "container-toolkit");
+    assert_eq!(g["driver_dir"], h.path(dir).display().to_string());
+    let link_dir = p.path(".labup/driver/570.133.20");
+    assert_eq!(links(&link_dir), expected(&h.path(dir), DRIVER_LIBS, "570.133.20"));
+    assert_eq!(child_ld(&p), Some(link_dir.display().to_string()));
+    // The same under podman (CDI: `--device nvidia.com/gpu=all`), marked by /run/.containerenv.
+    let h = Host::new();
+    h.driver_libs(dir, "570.133.20", true).ld_cache(dir).file("/run/.containerenv", "");
+    h.file("/sys/module/nvidia/version", "570.133.20\n");
+    assert_eq!(gpu(&h.project())["layout"], "container-toolkit");
+}
+
+/// `bench/gpu-device.sh`, the script for the GPU machine, in its dry run on a fake root shaped
+/// like that machine (driver at /usr/local/nvidia, no kernel module files): the real script and
+/// labup, with the local interpreter standing in for torch's and no CUDA computation.
+#[test]
+fn gpu_device_script_dry_run_on_a_fake_gpu_machine() {
+    let h = Host::new();
+    gke_pod(&h, "580.82.07");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/gpu-device.sh");
+    let s = crate::support::shared();
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("--fake-root")
+        .arg(h.root.path())
+        .args(["--labup", env!("CARGO_BIN_EXE_labup")])
+        .arg("--torch-python")
+        .arg(&s.python)
+        .arg("--uv")
+        .arg(&s.uv)
+        .env_remove("LABUP_FS_ROOT")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("  driver            580.82.07 (from library), CUDA <= 13.0\n"), "{stdout}");
+    let lib = h.path("/usr/local/nvidia/lib64");
+    assert!(stdout.contains(&format!("  layout            usr-local-nvidia ({})\n", lib.display())), "{stdout}");
+    assert!(stdout.contains(&format!("  nvidia-smi        {}\n", h.path("/usr/local/nvidia/bin/nvidia-smi").display())));
+    assert!(stdout.contains("  torch index       cu130: "), "{stdout}");
+    let link = stdout.lines().find_map(|l| l.strip_prefix("  link folder       ")).unwrap();
+    assert!(link.ends_with("project/.labup/driver/580.82.07"), "{stdout}");
+    assert!(stdout.contains("gpu ok"), "the doctor's verdict: {stdout}");
+    assert!(stdout.contains(&format!("  child LD path     {link}")), "{stdout}");
 }

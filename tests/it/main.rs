@@ -4,10 +4,13 @@
 
 mod browser;
 mod config_errors;
+mod container;
 mod docs;
 mod doctor;
 mod dry_run;
+mod export_kubernetes;
 mod first_hour;
+mod foreground;
 mod gpu;
 mod hook;
 mod init;

@@ -174,7 +174,21 @@ impl Project {
 
     /// A labup command ready to spawn, in the project folder.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_labup"));
+        self.command_under(&[], args)
+    }
+
+    /// `wrapper… labup args…` (e.g. `unshare --pid --fork --mount-proc`), with labup's
+    /// environment, in the project folder.
+    pub fn command_under(&self, wrapper: &[&str], args: &[&str]) -> Command {
+        let labup = env!("CARGO_BIN_EXE_labup");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(labup);
+                c
+            }
+            None => Command::new(labup),
+        };
         cmd.args(args).current_dir(self.root()).stdin(Stdio::null());
         // What the developer's own session has (SSH, a display) must not change what a test sees.
         let inherited_off = |k: &str| {
