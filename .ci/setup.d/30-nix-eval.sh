@@ -18,8 +18,11 @@ fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/lists/partial" "$work/cache/archives/partial" "$work/parts" "$work/debs"
-echo 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main' \
-  >"$work/sources.list"
+# The Debian mirror this machine's apt already uses (deb822 or one-line sources).
+mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+[ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\?\(http[^ ]*debian\) .*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n1)
+[ -n "$mirror" ] || { echo "no Debian mirror found in the apt sources" >&2; exit 1; }
+echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $mirror trixie main" >"$work/sources.list"
 apt_opts=(
   -o "Dir::Etc::SourceList=$work/sources.list"
   -o "Dir::Etc::SourceParts=$work/parts"

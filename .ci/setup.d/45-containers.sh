@@ -29,9 +29,12 @@ image=localhost/labup-ci-deb
 if ! [ -f "$cache/rootfs.done" ]; then
   rm -rf "$cache/rootfs"
   mkdir -p "$cache"
+  # The Debian mirror this machine's apt already uses (deb822 or one-line sources).
   mirror=$(sed -n 's/^URIs: *\(http[^ ]*debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -n1)
+  [ -n "$mirror" ] || mirror=$(sed -n 's/^deb \(\[[^]]*\] \)\?\(http[^ ]*debian\) .*/\2/p' /etc/apt/sources.list 2>/dev/null | head -n1)
+  [ -n "$mirror" ] || { echo "no Debian mirror found in the apt sources" >&2; exit 1; }
   timeout 600 debootstrap --variant=minbase --include=python3 bookworm "$cache/rootfs" \
-    "${mirror:-http://deb.debian.org/debian}" >"$cache/debootstrap.log" 2>&1 \
+    "$mirror" >"$cache/debootstrap.log" 2>&1 \
     || { tail -n 20 "$cache/debootstrap.log" >&2; exit 1; }
   touch "$cache/rootfs.done"
 fi
