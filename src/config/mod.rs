@@ -216,6 +216,16 @@ fn after_order(mut services: Vec<Service>) -> Vec<Service> {
     out
 }
 
+/// For unit tests elsewhere: `toml` as the `labup.toml` of a new temporary project, loaded.
+/// Keep the folder alive as long as the config is used.
+#[cfg(test)]
+pub(crate) fn for_test(toml: &str) -> (tempfile::TempDir, Config) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    std::fs::write(dir.path().join("labup.toml"), toml).expect("write labup.toml");
+    let config = Config::load(dir.path()).expect("a valid labup.toml");
+    (dir, config)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -372,10 +372,7 @@ mod tests {
     use super::*;
 
     fn config(toml: &str) -> (tempfile::TempDir, Config) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("labup.toml"), toml).unwrap();
-        let c = Config::load(dir.path()).unwrap();
-        (dir, c)
+        crate::config::for_test(toml)
     }
 
     fn opts() -> Options {

@@ -274,9 +274,7 @@ mod tests {
     }
 
     fn config(toml: &str) -> Config {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("labup.toml"), toml).unwrap();
-        Config::load(dir.path()).unwrap()
+        crate::config::for_test(toml).1
     }
 
     #[test]

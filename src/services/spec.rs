@@ -197,10 +197,7 @@ mod tests {
     use super::*;
 
     fn config(toml: &str) -> (tempfile::TempDir, Config) {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("labup.toml"), toml).unwrap();
-        let c = Config::load(dir.path()).unwrap();
-        (dir, c)
+        crate::config::for_test(toml)
     }
 
     const TOML: &str = "[services.db]\ncommand=[\"db\"]\n[services.app]\ncommand=[\"python\",\"server.py\"]\nafter=[\"db\"]\nenv={DEBUG=\"1\"}\n[services.off]\ncommand=[\"x\"]\nenabled=false\n";
