@@ -6,9 +6,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::envvars;
 use crate::gpu::Wiring;
+use crate::project::Workspace;
 
 /// One part of a `:`-separated path variable, with why it is there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -46,7 +46,8 @@ pub struct ChildEnv {
 impl ChildEnv {
     /// The workspace environment for children, computed from the config, the parent's
     /// environment and the GPU wiring (all passed in, so this is pure).
-    pub fn workspace(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring) -> ChildEnv {
+    pub fn workspace(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> ChildEnv {
+        let config = &ws.config;
         let venv = &config.python.venv;
         let mut entries = vec![Entry {
             name: "VIRTUAL_ENV".into(),
@@ -58,7 +59,7 @@ impl ChildEnv {
         // What `labup hook` put on the shell's PATH (the venv, its wrappers) is labup's own, not
         // the user's: left out, a service gets the same PATH from a hooked shell as from any
         // other, so a `labup up` there does not see a changed spec and restart everything.
-        let ours = [venv.join("bin"), crate::shell::wrappers::dir(&config.root)];
+        let ours = [venv.join("bin"), ws.layout.shell_bin()];
         let inherited = parent.get("PATH").map(|p| {
             p.split(':').filter(|e| !ours.iter().any(|o| Path::new(e) == o.as_path())).collect::<Vec<_>>().join(":")
         });
@@ -172,9 +173,9 @@ mod tests {
         vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    fn config() -> (tempfile::TempDir, Config) {
+    fn config() -> (tempfile::TempDir, Workspace) {
         let dir = tempfile::tempdir().unwrap();
-        let c = Config::load(dir.path()).unwrap();
+        let c = Workspace::load(dir.path()).unwrap();
         (dir, c)
     }
 
@@ -185,11 +186,8 @@ mod tests {
     #[test]
     fn what_the_hook_put_on_path_is_not_inherited_twice() {
         let (dir, c) = config();
-        let hooked = format!(
-            "{}:{}:/usr/bin:/bin",
-            crate::shell::wrappers::dir(dir.path()).display(),
-            dir.path().join(".venv/bin").display()
-        );
+        let hooked =
+            format!("{}:{}:/usr/bin:/bin", c.layout.shell_bin().display(), dir.path().join(".venv/bin").display());
         let plain = ChildEnv::workspace(&c, &parent(&[("PATH", "/usr/bin:/bin")]), &Wiring::default());
         let from_hook = ChildEnv::workspace(&c, &parent(&[("PATH", &hooked)]), &Wiring::default());
         assert_eq!(get(&plain, "PATH"), get(&from_hook, "PATH"));

@@ -1,4 +1,5 @@
-//! The project folder and labup's state folder in it.
+//! The project folder, the workspace value every command builds once, and the layout of
+//! labup's state folder in it.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -6,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
+use crate::config::Config;
 use crate::envvars;
 use crate::error::Fail;
 
@@ -66,28 +68,177 @@ fn same_dir(a: &Path, b: &Path) -> bool {
     a == b || matches!((fs::canonicalize(a), fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
 }
 
-/// The state folder path (`LABUP_STATE_DIR`, else `<root>/.labup`), not created.
-pub fn state_dir(root: &Path) -> PathBuf {
-    match envvars::get(envvars::LABUP_STATE_DIR) {
-        Some(dir) => root.join(dir),
-        None => root.join(".labup"),
+/// One command's workspace: the project folder, its loaded configuration and the layout of its
+/// state folder. Built once per command (in `commands`) and passed down; nothing below rebuilds it.
+#[derive(Debug, Clone)]
+pub struct Workspace {
+    /// The project folder.
+    pub root: PathBuf,
+    /// `labup.toml` (+ `labup.local.toml`), or the embedded default.
+    pub config: Config,
+    /// Every path under `.labup/`.
+    pub layout: Layout,
+}
+
+impl Workspace {
+    /// Loads the configuration of the project at `root`.
+    pub fn load(root: &Path) -> Result<Workspace> {
+        Ok(Workspace::new(Config::load(root)?))
+    }
+
+    /// The workspace of an already loaded configuration.
+    pub fn new(config: Config) -> Workspace {
+        Workspace { root: config.root.clone(), layout: Layout::of(&config.root), config }
     }
 }
 
-/// Creates the state folder (0700, with a `.gitignore` of `*`) and the named subfolder in it.
-pub fn ensure_state_dir(root: &Path, sub: &str) -> Result<PathBuf> {
-    let dir = state_dir(root);
-    if !dir.is_dir() {
-        fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+/// The state folder (`LABUP_STATE_DIR`, else `<root>/.labup`) and every path in it: the one place
+/// that joins a `.labup` path. Nothing is created until a `create_*`/`ensure` method is called.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    state: PathBuf,
+}
+
+impl Layout {
+    /// The layout of the project at `root` (`LABUP_STATE_DIR` is relative to it).
+    pub fn of(root: &Path) -> Layout {
+        let state = match envvars::get(envvars::LABUP_STATE_DIR) {
+            Some(dir) => root.join(dir),
+            None => root.join(".labup"),
+        };
+        Layout { state }
     }
-    let ignore = dir.join(".gitignore");
-    if !ignore.exists() {
-        fs::write(&ignore, "*\n").with_context(|| format!("failed to write {}", ignore.display()))?;
+
+    /// The state folder itself.
+    pub fn state(&self) -> &Path {
+        &self.state
     }
-    let path = dir.join(sub);
-    fs::create_dir_all(&path).with_context(|| format!("failed to create {}", path.display()))?;
-    Ok(path)
+
+    /// `run/`: the supervisor's state, socket and lock.
+    pub fn run_dir(&self) -> PathBuf {
+        self.state.join("run")
+    }
+
+    /// `run/state.json`.
+    pub fn state_file(&self) -> PathBuf {
+        self.run_dir().join("state.json")
+    }
+
+    /// `run/control.sock`.
+    pub fn socket(&self) -> PathBuf {
+        self.run_dir().join("control.sock")
+    }
+
+    /// `run/supervisor.lock`: held by the one supervisor of the project.
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.run_dir().join("supervisor.lock")
+    }
+
+    /// `run/client.lock`: held by a client while it starts a supervisor and sends it a request.
+    pub fn client_lock(&self) -> PathBuf {
+        self.run_dir().join("client.lock")
+    }
+
+    /// `logs/`.
+    pub fn logs(&self) -> PathBuf {
+        self.state.join("logs")
+    }
+
+    /// `logs/<service>.log`.
+    pub fn log(&self, service: &str) -> PathBuf {
+        self.logs().join(format!("{service}.log"))
+    }
+
+    /// `logs/autostart.log`: what the shell hook's background `up` printed.
+    pub fn autostart_log(&self) -> PathBuf {
+        self.logs().join("autostart.log")
+    }
+
+    /// `jupyter/`.
+    pub fn jupyter(&self) -> PathBuf {
+        self.state.join("jupyter")
+    }
+
+    /// `jupyter/token`.
+    pub fn jupyter_token(&self) -> PathBuf {
+        self.jupyter().join("token")
+    }
+
+    /// `jupyter/runtime`: `jpserver-<pid>.json` and kernel connection files.
+    pub fn jupyter_runtime(&self) -> PathBuf {
+        self.jupyter().join("runtime")
+    }
+
+    /// `jupyter/config`: the only Jupyter configuration folder labup's Jupyter reads.
+    pub fn jupyter_config(&self) -> PathBuf {
+        self.jupyter().join("config")
+    }
+
+    /// `jupyter/ignored-config`: the user configuration already named once.
+    pub fn jupyter_ignored_notice(&self) -> PathBuf {
+        self.jupyter().join("ignored-config")
+    }
+
+    /// `driver/`: links to the host's NVIDIA user-space libraries, one folder per version.
+    pub fn drivers(&self) -> PathBuf {
+        self.state.join("driver")
+    }
+
+    /// `driver/<version>`.
+    pub fn driver(&self, version: &str) -> PathBuf {
+        self.drivers().join(version)
+    }
+
+    /// `gpu/nvml.json`: the cached NVML probe.
+    pub fn nvml_cache(&self) -> PathBuf {
+        self.state.join("gpu").join("nvml.json")
+    }
+
+    /// `shell/bin`: the wrappers the hooked shell puts on PATH.
+    pub fn shell_bin(&self) -> PathBuf {
+        self.state.join("shell").join("bin")
+    }
+
+    /// `shell/pip`: the hooked shell's `pip`, after the venv's `bin`.
+    pub fn shell_pip(&self) -> PathBuf {
+        self.state.join("shell").join("pip")
+    }
+
+    /// `shells/`: the registry of hooked shells.
+    pub fn shells(&self) -> PathBuf {
+        self.state.join("shells")
+    }
+
+    /// `shells/lock`: taken while the registry changes.
+    pub fn shells_lock(&self) -> PathBuf {
+        self.shells().join("lock")
+    }
+
+    /// `tmp/`: the sync's scratch files.
+    pub fn tmp(&self) -> PathBuf {
+        self.state.join("tmp")
+    }
+
+    /// `sync.lock`: one sync at a time.
+    pub fn sync_lock(&self) -> PathBuf {
+        self.state.join("sync.lock")
+    }
+
+    /// Creates `path` (one of this layout's folders) and the state folder above it: 0700, with a
+    /// `.gitignore` of `*`. Returns `path`.
+    pub fn ensure(&self, path: PathBuf) -> Result<PathBuf> {
+        debug_assert!(path.starts_with(&self.state), "{} is not under {}", path.display(), self.state.display());
+        if !self.state.is_dir() {
+            fs::create_dir_all(&self.state).with_context(|| format!("failed to create {}", self.state.display()))?;
+            fs::set_permissions(&self.state, fs::Permissions::from_mode(0o700))?;
+        }
+        let ignore = self.state.join(".gitignore");
+        if !ignore.exists() {
+            fs::write(&ignore, "*\n").with_context(|| format!("failed to write {}", ignore.display()))?;
+        }
+        fs::create_dir_all(&path).with_context(|| format!("failed to create {}", path.display()))?;
+        Ok(path)
+    }
 }
 
 #[cfg(test)]
@@ -125,10 +276,11 @@ mod tests {
     #[test]
     fn state_dir_is_private_and_ignored() {
         let dir = tempfile::tempdir().unwrap();
-        let tmp = ensure_state_dir(dir.path(), "tmp").unwrap();
+        let layout = Layout::of(dir.path());
+        let tmp = layout.ensure(layout.tmp()).unwrap();
         assert!(tmp.is_dir());
-        let state = state_dir(dir.path());
-        assert_eq!(fs::metadata(&state).unwrap().permissions().mode() & 0o777, 0o700);
+        let state = layout.state();
+        assert_eq!(fs::metadata(state).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(fs::read_to_string(state.join(".gitignore")).unwrap(), "*\n");
     }
 }

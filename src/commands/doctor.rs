@@ -6,14 +6,13 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::config::Config;
 use crate::doctor::{self, render, Context};
 use crate::envvars;
+use crate::project::Workspace;
 
 /// `labup doctor [--json]`.
 pub fn doctor(root: &Path, json: bool) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    let ctx = Context::new(config, super::parent_env());
+    let ctx = Context::new(Workspace::load(root)?, super::parent_env());
     let report = doctor::run(&ctx);
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -8,6 +8,7 @@ use anyhow::{Context, Result};
 use crate::config::Config;
 use crate::error::{fail, Fail};
 use crate::export::{output, slurm, systemd, Destination, Target};
+use crate::project::Workspace;
 use crate::ui::Ui;
 
 /// `labup export`.
@@ -39,10 +40,11 @@ fn export_slurm(
     ui: &Ui,
 ) -> Result<ExitCode> {
     let opts = slurm::Options::parse(gpus, time, partition)?;
-    let config = Config::load(root)?;
-    let sources = crate::python::sources::Sources::detect(&config)?;
-    let gpus = slurm::gpus(&config, &opts, crate::gpu::torch_requested(&sources));
-    let logs = crate::services::state::RunDir::of(root).logs;
+    let ws = Workspace::load(root)?;
+    let config = &ws.config;
+    let sources = crate::python::sources::Sources::detect(config)?;
+    let gpus = slurm::gpus(config, &opts, crate::gpu::torch_requested(&sources));
+    let logs = ws.layout.logs();
     let labup = this_labup()?;
     let job =
         slurm::Job { project: &config.project.name, root: &config.root, logs: &logs, labup: &labup, gpus, opts: &opts };
@@ -50,7 +52,7 @@ fn export_slurm(
     let dest = out.map_or(Destination::Stdout, |p| Destination::File(p.to_path_buf()));
     output::write(std::slice::from_ref(&file), &dest)?;
     // Slurm opens the job's output file before the script runs: its folder must exist already.
-    crate::project::ensure_state_dir(root, "logs")?;
+    ws.layout.ensure(ws.layout.logs())?;
     let (n, why) = &job.gpus;
     let gpu_words = if *n == 1 { "1 GPU".to_string() } else { format!("{n} GPUs") };
     let submit = out.map_or("sbatch FILE".to_string(), |p| format!("sbatch {}", p.display()));

@@ -5,14 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 
-use crate::config::{display_path, Config};
+use crate::config::display_path;
 use crate::gpu::{self, Report};
+use crate::project::Workspace;
 use crate::ui::Ui;
 
 /// `labup gpu [--json]`.
 pub fn gpu(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    let (report, warnings) = gpu::report(&config)?;
+    let (report, warnings) = gpu::report(&Workspace::load(root)?)?;
     for w in &warnings {
         ui.warn(w);
     }

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 
 use crate::config::{display_path, Config};
 use crate::error::Fail;
+use crate::project::{Layout, Workspace};
 use crate::python::{interpreter, sources::Sources, sync};
 use crate::services::proc;
 use crate::services::state::RunDir;
@@ -46,27 +47,28 @@ pub fn hook(root: &Path, explicit: bool, shell: Shell) -> Result<ExitCode> {
     if !explicit && !crate::project::is_project(root) {
         return Ok(ExitCode::SUCCESS);
     }
-    let config = Config::load(root)?;
+    let ws = Workspace::load(root)?;
+    let config = &ws.config;
     let parent = super::parent_env();
-    let wrapper_state = wrappers::state(&config, &parent);
-    let wrappers_dir = wrappers::dir(root);
+    let wrapper_state = wrappers::state(&ws, &parent);
+    let wrappers_dir = ws.layout.shell_bin();
     let autostart = config.shell.autostart.then(labup_program);
     let activation = Activation {
         root: root.to_path_buf(),
         venv: config.python.venv.clone(),
         wrappers: (matches!(wrapper_state, wrappers::State::Current | wrappers::State::Stale)).then_some(wrappers_dir),
-        pip: Some(wrappers::pip_dir(root)).filter(|d| d.join("pip").is_file()),
+        pip: Some(ws.layout.shell_pip()).filter(|d| d.join("pip").is_file()),
         prompt: script::prompt_name(&config.project.name),
         autostart,
     };
     print!("{}", script::render(&activation, shell));
     // A greeting is for a person at a terminal: not in scripts, CI logs or `$(…)` captures.
     if config.shell.banner && std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        eprintln!("{}", banner_line(&config));
+        eprintln!("{}", banner_line(config));
     }
     // With autostart the entry runs `labup up`, which syncs: no hint needed.
     if !config.shell.autostart {
-        if let Some(hint) = venv_hint(&config).or_else(|| wrapper_hint(&wrapper_state)) {
+        if let Some(hint) = venv_hint(&ws).or_else(|| wrapper_hint(&wrapper_state)) {
             eprintln!("labup: {hint}");
         }
     }
@@ -95,7 +97,8 @@ fn labup_program() -> String {
 /// One line when the venv is missing or out of date: the same check as the no-op sync
 /// (`sync::up_to_date`: marker, venv health, fingerprint of the inputs), which only stats,
 /// reads and hashes a few small files.
-fn venv_hint(config: &Config) -> Option<String> {
+fn venv_hint(ws: &Workspace) -> Option<String> {
+    let config = &ws.config;
     let venv = &config.python.venv;
     if !interpreter::venv_python(venv).exists() {
         return Some(format!("no {} yet: run `labup up` (or `labup sync`)", display_path(venv)));
@@ -121,7 +124,7 @@ fn venv_hint(config: &Config) -> Option<String> {
             .is_none()
             .then(|| format!("{} was not synced by labup: run `labup sync` (or `labup up`)", display_path(venv)));
     }
-    let torch = crate::gpu::torch_for_sync(config, &sources);
+    let torch = crate::gpu::torch_for_sync(ws, &sources);
     if sync::up_to_date(config, &interp, &sources, torch.as_ref().map(|c| c.backend.as_str())).is_none() {
         return Some(format!(
             "{} is out of date with the requirements: run `labup sync` (or `labup up`)",
@@ -152,9 +155,9 @@ pub fn shell_action(root: &Path, action: &ShellAction, ui: &Ui) -> Result<ExitCo
 
 fn enter(root: &Path, pid: i32) -> Result<ExitCode> {
     let shell = proc::identify(pid).with_context(|| format!("no running shell with pid {pid}"))?;
-    let registry = Registry::of(root);
+    let registry = Registry::of(&Layout::of(root));
     {
-        let _lock = registry.lock(root)?;
+        let _lock = registry.lock()?;
         registry.register(&shell)?;
     }
     let exe = std::env::current_exe().context("cannot find the labup executable")?;
@@ -172,14 +175,15 @@ fn enter(root: &Path, pid: i32) -> Result<ExitCode> {
 }
 
 /// Names of services whose process runs now.
-fn running(root: &Path) -> BTreeSet<String> {
-    RunDir::of(root).read().services.into_iter().filter(|(_, r)| r.running()).map(|(n, _)| n).collect()
+fn running(layout: &Layout) -> BTreeSet<String> {
+    RunDir::of(layout).read().services.into_iter().filter(|(_, r)| r.running()).map(|(n, _)| n).collect()
 }
 
 fn start(root: &Path) -> Result<ExitCode> {
     // A session of its own: Ctrl-C at the new prompt or closing the terminal does not reach it.
     let _ = nix::unistd::setsid();
-    let before = running(root);
+    let layout = Layout::of(root);
+    let before = running(&layout);
     // Only what is not running: `up` restarts a service whose environment changed, and this
     // shell's differs from the one that started the others (by hand, or from another shell).
     let config = Config::load(root)?;
@@ -188,13 +192,14 @@ fn start(root: &Path) -> Result<ExitCode> {
     let mut args: Vec<&str> = if missing.is_empty() { vec!["sync"] } else { vec!["up", "--json"] };
     args.extend(missing.iter().map(String::as_str));
     let out = labup_here(root, &args)?;
-    let after = running(root);
+    let after = running(&layout);
     let started: BTreeSet<String> = after.difference(&before).cloned().collect();
-    let log = crate::project::ensure_state_dir(root, "logs")?.join("autostart.log");
+    layout.ensure(layout.logs())?;
+    let log = layout.autostart_log();
     let _ = std::fs::write(&log, &out.stderr);
-    let registry = Registry::of(root);
+    let registry = Registry::of(&layout);
     {
-        let _lock = registry.lock(root)?;
+        let _lock = registry.lock()?;
         registry.add_started(&started)?;
     }
     // The shell may have exited while the services were starting: then nobody is left to stop them.
@@ -248,9 +253,9 @@ fn leave(root: &Path, pid: i32, ui: &Ui) -> Result<ExitCode> {
     // The terminal closing sends SIGHUP to the shell and to us: finish stopping regardless.
     let hangup = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _ = signal_hook::flag::register(signal_hook::consts::SIGHUP, hangup);
-    let registry = Registry::of(root);
+    let registry = Registry::of(&Layout::of(root));
     {
-        let _lock = registry.lock(root)?;
+        let _lock = registry.lock()?;
         registry.unregister(pid);
     }
     stop_if_last(root, &registry, ui)?;
@@ -259,11 +264,11 @@ fn leave(root: &Path, pid: i32, ui: &Ui) -> Result<ExitCode> {
 
 /// When no registered shell is left, stops the services entries started that still run.
 fn stop_if_last(root: &Path, registry: &Registry, ui: &Ui) -> Result<()> {
-    let _lock = registry.lock(root)?;
+    let _lock = registry.lock()?;
     if !registry.live().is_empty() {
         return Ok(());
     }
-    match autostart::stop_plan(&registry.started(), &running(root)) {
+    match autostart::stop_plan(&registry.started(), &running(&Layout::of(root))) {
         StopPlan::Nothing => {}
         StopPlan::All(names) => {
             ui.info(format!("labup: last shell closed: stopping {}", names.join(", ")));

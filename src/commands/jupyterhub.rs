@@ -17,6 +17,7 @@ use anyhow::Result;
 use crate::config::Config;
 use crate::envvars;
 use crate::error::{fail, Fail};
+use crate::project::Workspace;
 use crate::ui::Ui;
 
 /// What the venv needs to serve a hub's user: the single-user server and its interface.
@@ -38,14 +39,15 @@ pub fn jupyterhub_singleuser(root: &Path, args: &[OsString], ui: &Ui) -> Result<
         );
     }
     crate::project::require(root)?;
-    let config = with_hub_packages(Config::load(root)?);
-    let synced = crate::python::sync::sync(&config, false, ui)?;
-    let gpu = super::wiring(&config, ui)?;
-    super::refresh_wrappers(&config, Ok(&gpu), ui);
+    let ws = Workspace::new(with_hub_packages(Config::load(root)?));
+    let config = &ws.config;
+    let synced = crate::python::sync::sync(&ws, false, ui)?;
+    let gpu = super::wiring(&ws, ui)?;
+    super::refresh_wrappers(&ws, Ok(&gpu), ui);
     let program = config.python.venv.join("bin").join("jupyterhub-singleuser");
     let mut cmd = std::process::Command::new(&program);
     cmd.args(server_args(args, nix::unistd::geteuid().is_root())).current_dir(&config.root);
-    super::child_env(&config, &gpu).apply(&mut cmd);
+    super::child_env(&ws, &gpu).apply(&mut cmd);
     ui.info(format!(
         "labup: {} synced in {} ({}); starting jupyterhub-singleuser",
         crate::config::display_path(&config.python.venv),

@@ -29,16 +29,17 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 
-use crate::config::{display_path, Config};
+use crate::config::display_path;
 use crate::env::ChildEnv;
 use crate::error::Fail;
+use crate::project::Workspace;
 use crate::python::sync;
 use crate::ui::{format_duration, Ui};
 
 /// `labup sync --dry-run`: the plan on stdout (text or JSON), nothing changed.
 pub fn sync_plan(root: &Path, json: bool) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    let plan = crate::python::plan::plan(&config)?;
+    let ws = Workspace::load(root)?;
+    let plan = crate::python::plan::plan(&ws)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
@@ -87,11 +88,11 @@ fn print_sync_plan(plan: &crate::python::plan::Plan) {
 
 /// `labup sync`.
 pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    let outcome = sync::sync(&config, locked, ui)?;
-    refresh_wrappers(&config, crate::gpu::wire(&config).as_ref(), ui);
+    let ws = Workspace::load(root)?;
+    let outcome = sync::sync(&ws, locked, ui)?;
+    refresh_wrappers(&ws, crate::gpu::wire(&ws).as_ref(), ui);
     if outcome.action != "noop" {
-        up::restart_on_new_venv(root, ui)?;
+        up::restart_on_new_venv(&ws, ui)?;
     }
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
@@ -109,8 +110,8 @@ pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> 
 
 /// `labup lock`.
 pub fn lock(root: &Path, upgrade: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    let outcome = sync::lock(&config, upgrade, ui)?;
+    let ws = Workspace::load(root)?;
+    let outcome = sync::lock(&ws, upgrade, ui)?;
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
     }
@@ -120,24 +121,24 @@ pub fn lock(root: &Path, upgrade: bool, json: bool, ui: &Ui) -> Result<ExitCode>
 /// `labup run -- CMD…`: replaces labup with the command, in the workspace environment.
 pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
-    let config = Config::load(root)?;
+    let ws = Workspace::load(root)?;
     let gpu = if sync_first {
-        sync::sync(&config, false, ui)?;
-        warn_old_venv(root, &config, ui);
-        let gpu = wiring(&config, ui)?;
-        refresh_wrappers(&config, Ok(&gpu), ui);
+        sync::sync(&ws, false, ui)?;
+        warn_old_venv(&ws, ui);
+        let gpu = wiring(&ws, ui)?;
+        refresh_wrappers(&ws, Ok(&gpu), ui);
         gpu
     } else {
         // Without a sync, a missing or broken venv would let PATH fall through to another
         // Python (the system's), which runs without a word: refuse instead.
-        let gpu = wiring(&config, ui)?;
-        check_venv_usable(&config)?;
+        let gpu = wiring(&ws, ui)?;
+        check_venv_usable(&ws.config)?;
         gpu
     };
     let (program, args) = command.split_first().context("no command given")?;
     let mut cmd = std::process::Command::new(program);
     cmd.args(args);
-    child_env(&config, &gpu).apply(&mut cmd);
+    child_env(&ws, &gpu).apply(&mut cmd);
     let err = cmd.exec();
     let name = program.to_string_lossy();
     if err.kind() == std::io::ErrorKind::NotFound {
@@ -149,7 +150,7 @@ pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Resu
 }
 
 /// For `run --no-sync`: the venv exists and its interpreter resolves.
-fn check_venv_usable(config: &Config) -> Result<(), Fail> {
+fn check_venv_usable(config: &crate::config::Config) -> Result<(), Fail> {
     use crate::python::venv;
     let dir = &config.python.venv;
     let hint = "run `labup sync` first (or `labup run` without `--no-sync`, which syncs)";
@@ -179,9 +180,9 @@ fn check_venv_usable(config: &Config) -> Result<(), Fail> {
 
 /// `labup run` does not restart services (the command must start now): it says which run on
 /// the old venv, and how to move them.
-fn warn_old_venv(root: &Path, config: &Config, ui: &Ui) {
-    let run = crate::services::state::RunDir::of(root);
-    let stale = up::on_old_venv(&run, &run.read(), config);
+fn warn_old_venv(ws: &Workspace, ui: &Ui) {
+    let run = crate::services::state::RunDir::of(&ws.layout);
+    let stale = up::on_old_venv(&run, &run.read(), &ws.config);
     if !stale.is_empty() {
         ui.warn(format!(
             "{} still run on the venv as it was before this sync: `labup restart {}` (or `labup up`) moves them",
@@ -193,8 +194,8 @@ fn warn_old_venv(root: &Path, config: &Config, ui: &Ui) {
 
 /// `labup env`.
 pub fn env(root: &Path, explain: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    let env = child_env(&config, &wiring(&config, ui)?);
+    let ws = Workspace::load(root)?;
+    let env = child_env(&ws, &wiring(&ws, ui)?);
     if json {
         println!("{}", serde_json::to_string_pretty(&env)?);
     } else {
@@ -204,8 +205,8 @@ pub fn env(root: &Path, explain: bool, json: bool, ui: &Ui) -> Result<ExitCode> 
 }
 
 /// The GPU driver wired for children (links made from the driver's files), warnings to stderr.
-fn wiring(config: &Config, ui: &Ui) -> Result<crate::gpu::Wiring> {
-    let gpu = crate::gpu::wire(config)?;
+fn wiring(ws: &Workspace, ui: &Ui) -> Result<crate::gpu::Wiring> {
+    let gpu = crate::gpu::wire(ws)?;
     for w in &gpu.warnings {
         ui.warn(w);
     }
@@ -213,33 +214,33 @@ fn wiring(config: &Config, ui: &Ui) -> Result<crate::gpu::Wiring> {
 }
 
 /// The workspace environment for children, with this GPU wiring.
-fn child_env(config: &Config, gpu: &crate::gpu::Wiring) -> ChildEnv {
-    ChildEnv::workspace(config, &parent_env(), gpu)
+fn child_env(ws: &Workspace, gpu: &crate::gpu::Wiring) -> ChildEnv {
+    ChildEnv::workspace(ws, &parent_env(), gpu)
 }
 
 /// After a sync: the interpreter wrappers `labup hook` puts on PATH and the project's
 /// kernelspec follow the venv and the library path (a compare when nothing changed); a failure
 /// only warns.
-fn refresh_wrappers(config: &Config, gpu: Result<&crate::gpu::Wiring, &anyhow::Error>, ui: &Ui) {
+fn refresh_wrappers(ws: &Workspace, gpu: Result<&crate::gpu::Wiring, &anyhow::Error>, ui: &Ui) {
     let refreshed = gpu
         .map_err(|e| anyhow::anyhow!("{e:#}"))
-        .and_then(|gpu| crate::shell::wrappers::refresh(config, &parent_env(), gpu));
+        .and_then(|gpu| crate::shell::wrappers::refresh(ws, &parent_env(), gpu));
     if let Err(e) = refreshed {
         ui.warn(format!("the shell's python wrappers were not updated: {e:#}"));
     }
-    if let Err(e) = refresh_pip(config) {
+    if let Err(e) = refresh_pip(ws) {
         ui.warn(format!("the shell's `pip` for the venv was not updated: {e:#}"));
     }
     if let Ok(gpu) = gpu {
-        refresh_kernelspec(config, gpu, ui);
+        refresh_kernelspec(ws, gpu, ui);
     }
 }
 
 /// Writes (or renames, or removes) the project's kernelspec in the venv.
-fn refresh_kernelspec(config: &Config, gpu: &crate::gpu::Wiring, ui: &Ui) {
+fn refresh_kernelspec(ws: &Workspace, gpu: &crate::gpu::Wiring, ui: &Ui) {
     use crate::python::kernelspec;
-    let spec = crate::services::jupyter::kernelspec(config, &parent_env(), gpu);
-    match kernelspec::refresh(&config.python.venv, spec.as_ref()) {
+    let spec = crate::services::jupyter::kernelspec(ws, &parent_env(), gpu);
+    match kernelspec::refresh(&ws.config.python.venv, spec.as_ref()) {
         Ok(r) => {
             for w in &r.warnings {
                 ui.warn(w);
@@ -257,7 +258,8 @@ fn refresh_kernelspec(config: &Config, gpu: &crate::gpu::Wiring, ui: &Ui) {
 
 /// The hooked shell's `pip` (`.labup/shell/pip`): uv's pip when uv installs, else the base
 /// interpreter's pip, both aimed at the venv.
-fn refresh_pip(config: &Config) -> Result<()> {
+fn refresh_pip(ws: &Workspace) -> Result<()> {
+    let config = &ws.config;
     use crate::python::{engine::Engine, interpreter};
     use crate::shell::wrappers::{self, PipRunner};
     let runner = match Engine::detect(config.python.installer)? {
@@ -266,7 +268,7 @@ fn refresh_pip(config: &Config) -> Result<()> {
             PipRunner::Base(interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?.path)
         }
     };
-    wrappers::refresh_pip(config, &runner)
+    wrappers::refresh_pip(ws, &runner)
 }
 
 /// The environment labup was started with, for `ChildEnv::workspace`.

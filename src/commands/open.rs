@@ -10,6 +10,7 @@ use anyhow::Result;
 use crate::browser;
 use crate::config::Config;
 use crate::error::Fail;
+use crate::project::Layout;
 use crate::services::state::RunDir;
 use crate::ui::Ui;
 
@@ -31,7 +32,7 @@ pub fn open(root: &Path, service: Option<&str>, ui: &Ui) -> Result<ExitCode> {
                     .hint("`labup open <service>`; `labup status` lists them")
             })?,
     };
-    let state = RunDir::of(root).read();
+    let state = RunDir::of(&Layout::of(root)).read();
     let record = state.services.get(&name).filter(|r| r.running());
     let Some(record) = record else {
         return Err(Fail::new(format!("`{name}` is not running"))

@@ -12,6 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Fail;
 use crate::fsutil::LockFile;
+use crate::project::Layout;
 use crate::services::control::{self, Request};
 use crate::services::logs;
 use crate::services::policy::Phase;
@@ -217,7 +218,7 @@ pub(super) fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) 
 
 /// `labup stop [SERVICE…]`.
 pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
-    let run = RunDir::of(root);
+    let run = RunDir::of(&Layout::of(root));
     let state = run.read();
     for name in names {
         if !state.services.contains_key(name) {
@@ -278,7 +279,7 @@ pub(super) fn stop_and_wait(run: &RunDir, state: &RunState, names: &[String]) ->
             std::thread::sleep(Duration::from_millis(20));
         }
     } else {
-        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
         let mut state = run.read();
         for name in &targets {
             if let Some(rec) = state.services.get_mut(name) {
@@ -296,7 +297,7 @@ pub(super) fn stop_and_wait(run: &RunDir, state: &RunState, names: &[String]) ->
 
 /// `labup logs [SERVICE] [-f] [-n N]`.
 pub fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize) -> Result<ExitCode> {
-    let run = RunDir::of(root);
+    let run = RunDir::of(&Layout::of(root));
     let mut names: Vec<String> = match service {
         Some(s) => vec![s.to_string()],
         None => std::fs::read_dir(&run.logs)
@@ -348,6 +349,6 @@ pub fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize)
 pub fn supervise(root: &Path) -> Result<ExitCode> {
     // A session of its own: closing the terminal that ran `labup up` does not reach it.
     let _ = nix::unistd::setsid();
-    supervisor::run(root)?;
+    supervisor::run(&Layout::of(root))?;
     Ok(ExitCode::SUCCESS)
 }

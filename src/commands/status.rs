@@ -9,9 +9,9 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::up::External;
 use crate::config::{Config, Port, ServiceKind};
-use crate::services::ollama::{self, Loaded};
+use crate::project::Layout;
+use crate::services::ollama::{self, External, Loaded};
 use crate::services::policy::Phase;
 use crate::services::ports;
 use crate::services::proc;
@@ -129,8 +129,7 @@ pub fn document(run: &RunDir, state: &RunState, rows: Vec<ServiceStatus>) -> Sta
 
 /// Ollama servers answering outside labup: for each declared Ollama service labup does not run,
 /// and on the default port when none is declared (so `status` mentions a server that is there).
-fn external_servers(root: &Path, state: &RunState) -> Vec<External> {
-    let config = Config::load(root).ok();
+fn external_servers(config: Option<&Config>, state: &RunState) -> Vec<External> {
     let mut candidates: Vec<(String, u16, Vec<String>)> = Vec::new();
     let declared: Vec<_> =
         config.iter().flat_map(|c| c.services.iter()).filter(|s| s.kind == ServiceKind::Ollama).collect();
@@ -157,7 +156,7 @@ fn external_servers(root: &Path, state: &RunState) -> Vec<External> {
 
 /// `labup status`.
 pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
-    let run = RunDir::of(root);
+    let run = RunDir::of(&Layout::of(root));
     let state = run.read();
     let supervised = run.live_supervisor(&state).is_some();
     // What the config declares, plus what still runs (a service removed from the config that a
@@ -168,7 +167,7 @@ pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
     };
     let mut rows: Vec<ServiceStatus> =
         state.services.iter().filter(|(n, r)| shown(n, r)).map(|(_, r)| service_status(r, supervised, true)).collect();
-    rows.extend(external_rows(&external_servers(root, &state)));
+    rows.extend(external_rows(&external_servers(config.as_ref(), &state)));
     let doc = document(&run, &state, rows);
     // A failed service is a failure to report to scripts (and `watch`/CI): exit 1.
     let code =

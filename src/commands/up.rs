@@ -13,10 +13,11 @@ use super::status::{external_rows, print_rows, rows_for};
 use crate::browser;
 use crate::config::{Config, Port, ServiceKind};
 use crate::fsutil::LockFile;
+use crate::project::Workspace;
 use crate::python::sync;
 use crate::services::control::{self, Request};
 use crate::services::jupyter;
-use crate::services::ollama::{self, PullEvent, PullProgress};
+use crate::services::ollama::{self, External, PullEvent, PullProgress};
 use crate::services::policy::Phase;
 use crate::services::probe;
 use crate::services::spec::{self, Context, Spec};
@@ -55,12 +56,12 @@ struct PlannedService {
 }
 
 /// `labup up --dry-run`: the sync plan and what would happen to each service.
-fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCode> {
-    let config = Config::load(root)?;
-    let sync_plan = crate::python::plan::plan(&config)?;
-    let p = prepare(root, names, false, true, ui)?;
-    let state = RunDir::of(root).read();
-    let supervised = RunDir::of(root).live_supervisor(&state).is_some();
+fn dry_run(ws: &Workspace, names: &[String], json: bool, ui: &Ui) -> Result<ExitCode> {
+    let sync_plan = crate::python::plan::plan(ws)?;
+    let p = prepare(ws, names, false, true, ui)?;
+    let run = RunDir::of(&ws.layout);
+    let state = run.read();
+    let supervised = run.live_supervisor(&state).is_some();
     let mut services: Vec<PlannedService> = p
         .specs
         .iter()
@@ -90,7 +91,7 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
             }
         })
         .collect();
-    services.extend(orphans(&RunDir::of(root), &state, &config).into_iter().map(|name| PlannedService {
+    services.extend(orphans(&run, &state, &ws.config).into_iter().map(|name| PlannedService {
         kind: state.services.get(&name).map_or_else(String::new, |r| r.spec.kind.clone()),
         name,
         action: "stop",
@@ -128,22 +129,9 @@ fn dry_run(root: &Path, names: &[String], json: bool, ui: &Ui) -> Result<ExitCod
     Ok(ExitCode::SUCCESS)
 }
 
-/// An Ollama server labup found answering and uses without owning it.
-#[derive(Debug, Clone)]
-pub struct External {
-    /// The service's name in the config.
-    pub name: String,
-    /// Its port.
-    pub port: u16,
-    /// The server's version.
-    pub version: String,
-    /// Models to pull into it.
-    pub models: Vec<String>,
-}
-
 /// Everything `up` and `restart` work from.
-struct Prepared {
-    config: Config,
+struct Prepared<'a> {
+    ws: &'a Workspace,
     python: String,
     specs: Vec<Spec>,
     external: Vec<External>,
@@ -152,33 +140,33 @@ struct Prepared {
 
 /// Loads the config, syncs the venv (a no-op when nothing changed), finds what the built-in kinds
 /// need and plans the services. `dry_run`: no sync, and nothing is written (no token, no links).
-fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) -> Result<Prepared> {
-    let config = Config::load(root)?;
+fn prepare<'a>(ws: &'a Workspace, names: &[String], locked: bool, dry_run: bool, ui: &Ui) -> Result<Prepared<'a>> {
+    let config = &ws.config;
     let (python, env) = if dry_run {
-        let wiring = crate::gpu::existing_wiring(&config);
-        (String::new(), crate::env::ChildEnv::workspace(&config, &super::parent_env(), &wiring))
+        let wiring = crate::gpu::existing_wiring(ws);
+        (String::new(), crate::env::ChildEnv::workspace(ws, &super::parent_env(), &wiring))
     } else {
-        let outcome = sync::sync(&config, locked, ui)?;
-        let gpu = super::wiring(&config, ui)?;
-        super::refresh_wrappers(&config, Ok(&gpu), ui);
-        (outcome.python, super::child_env(&config, &gpu))
+        let outcome = sync::sync(ws, locked, ui)?;
+        let gpu = super::wiring(ws, ui)?;
+        super::refresh_wrappers(ws, Ok(&gpu), ui);
+        (outcome.python, super::child_env(ws, &gpu))
     };
-    let selected = spec::select(&config, names)?;
-    let state = RunDir::of(root).read();
+    let selected = spec::select(config, names)?;
+    let state = RunDir::of(&ws.layout).read();
     let mut ctx = Context { venv: spec::venv_identity(&config.python.venv), ..Context::default() };
     let mut notes = Vec::new();
     let mut external = Vec::new();
     if selected.iter().any(|s| s.kind == ServiceKind::Jupyter) {
         ctx.jupyter_token = Some(if dry_run {
-            jupyter::existing_token(root).unwrap_or_else(|| "(made at the first start)".into())
+            jupyter::existing_token(&ws.layout).unwrap_or_else(|| "(made at the first start)".into())
         } else {
-            let token = jupyter::token(root)?;
+            let token = jupyter::token(&ws.layout)?;
             if let Some(why) = &token.replaced {
                 ui.warn(format!("{why}: made a new Jupyter token, so the Jupyter URL changes (reopen it from below)"));
             }
             token.value
         });
-        ctx.jupyter = jupyter_extras(&config, dry_run, ui)?;
+        ctx.jupyter = jupyter_extras(ws, dry_run, ui)?;
         ctx.as_root = nix::unistd::geteuid().is_root();
         if ctx.as_root {
             notes.push("running as root: Jupyter gets `--allow-root`, which it needs to start as root".into());
@@ -197,20 +185,21 @@ fn prepare(root: &Path, names: &[String], locked: bool, dry_run: bool, ui: &Ui) 
             ctx.ollama = Some(ollama::binary()?);
         }
     }
-    let mut specs = spec::plan(&config, &selected, &env, &ctx)?;
+    let mut specs = spec::plan(ws, &selected, &env, &ctx)?;
     // An Ollama server labup uses without running it: its port reaches the others as well.
     for spec in &mut specs {
         for e in &external {
             spec.env.entry(supervisor::port_var(&e.name)).or_insert_with(|| Some(e.port.to_string()));
         }
     }
-    Ok(Prepared { config, python, specs, external, notes })
+    Ok(Prepared { ws, python, specs, external, notes })
 }
 
 /// What labup's Jupyter gets besides its service's config: the user's JupyterLab folders,
 /// labup's Ollama for Jupyter AI, and (not in a dry run) `.labup/jupyter/config` written, with a
 /// one-time notice about the user-global server config it ignores.
-fn jupyter_extras(config: &Config, dry_run: bool, ui: &Ui) -> Result<jupyter::Extras> {
+fn jupyter_extras(ws: &Workspace, dry_run: bool, ui: &Ui) -> Result<jupyter::Extras> {
+    let config = &ws.config;
     let parent = super::parent_env();
     let user = jupyter::UserDirs::from_env(&parent);
     let ollama = jupyter::Ollama::of(config);
@@ -218,9 +207,9 @@ fn jupyter_extras(config: &Config, dry_run: bool, ui: &Ui) -> Result<jupyter::Ex
         let kernel = crate::python::kernelspec::kernel_name(&config.project.name);
         let present = crate::python::kernelspec::kernels_dir(&config.python.venv).join(&kernel).is_dir();
         let text = jupyter::server_config(present.then_some(kernel.as_str()), ollama.as_ref());
-        jupyter::write_server_config(&config.root, &text)?;
+        jupyter::write_server_config(&ws.layout, &text)?;
         let found = jupyter::ignored_config(&jupyter::foreign_config_dirs(user.as_ref(), &parent));
-        if let Some(notice) = jupyter::ignored_notice(&config.root, &found) {
+        if let Some(notice) = jupyter::ignored_notice(&ws.layout, &found) {
             ui.warn(notice);
         }
     }
@@ -230,9 +219,9 @@ fn jupyter_extras(config: &Config, dry_run: bool, ui: &Ui) -> Result<jupyter::Ex
 fn print_banner(p: &Prepared, ui: &Ui) {
     let host = crate::gpu::Host::from_env();
     let platform = crate::gpu::detect::platform(&host);
-    let venv = crate::config::display_path(&p.config.python.venv);
+    let venv = crate::config::display_path(&p.ws.config.python.venv);
     let b = Banner {
-        project: p.config.project.name.clone(),
+        project: p.ws.config.project.name.clone(),
         platform: banner::platform_line(platform),
         python: format!("{} ({venv})", p.python),
         gpu: banner::gpu_line(&host, platform),
@@ -248,10 +237,11 @@ fn print_banner(p: &Prepared, ui: &Ui) {
 
 /// `labup up [SERVICE…]`.
 pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
+    let ws = Workspace::load(root)?;
     if opts.dry_run {
-        return dry_run(root, names, opts.json, ui);
+        return dry_run(&ws, names, opts.json, ui);
     }
-    let p = prepare(root, names, opts.locked, false, ui)?;
+    let p = prepare(&ws, names, opts.locked, false, ui)?;
     if !opts.json {
         print_banner(&p, ui);
     }
@@ -262,10 +252,10 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         ));
     }
     if opts.foreground {
-        return foreground(root, &p, opts, ui);
+        return foreground(&p, opts, ui);
     }
-    let run = RunDir::of(root);
-    stop_orphans(root, &run, &p.config, ui)?;
+    let run = RunDir::of(&ws.layout);
+    stop_orphans(&ws, &run, ui)?;
     let before = run.read();
     let already = run.live_supervisor(&before).is_some() && p.specs.iter().all(|s| is_up(&before, s));
     let state = if already || p.specs.is_empty() {
@@ -281,9 +271,9 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
         for n in &p.notes {
             ui.info(n);
         }
-        run.create(root)?;
+        run.create()?;
         {
-            let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+            let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
             ensure_supervisor(root, &run)?;
             // From here a Ctrl-C is answered by the wait (what keeps running), not by dying.
             super::services::interrupts();
@@ -317,17 +307,17 @@ pub(super) fn orphans(run: &RunDir, state: &RunState, config: &Config) -> Vec<St
 
 /// Stops the [`orphans`] and says so; when nothing else is wanted, the supervisor exits after
 /// them, and `up` waits for that so it starts a fresh one instead of talking to one that leaves.
-fn stop_orphans(root: &Path, run: &RunDir, config: &Config, ui: &Ui) -> Result<()> {
+fn stop_orphans(ws: &Workspace, run: &RunDir, ui: &Ui) -> Result<()> {
     let state = run.read();
-    let orphans = orphans(run, &state, config);
+    let orphans = orphans(run, &state, &ws.config);
     if orphans.is_empty() {
         return Ok(());
     }
     if run.live_supervisor(&state).is_none() {
         // Its supervisor was killed: a new one adopts what runs, then stops it cleanly.
-        run.create(root)?;
-        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
-        ensure_supervisor(root, run)?;
+        run.create()?;
+        let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
+        ensure_supervisor(&ws.root, run)?;
     }
     let state = run.read();
     super::services::stop_and_wait(run, &state, &orphans)?;
@@ -367,19 +357,18 @@ pub(super) fn on_old_venv(run: &RunDir, state: &RunState, config: &Config) -> Ve
 
 /// After a sync that changed the venv: restarts the services that still run on the old one and
 /// waits until they are ready again (`labup sync`).
-pub(super) fn restart_on_new_venv(root: &Path, ui: &Ui) -> Result<()> {
-    let run = RunDir::of(root);
-    let config = Config::load(root)?;
-    let stale = on_old_venv(&run, &run.read(), &config);
+pub(super) fn restart_on_new_venv(ws: &Workspace, ui: &Ui) -> Result<()> {
+    let run = RunDir::of(&ws.layout);
+    let stale = on_old_venv(&run, &run.read(), &ws.config);
     if stale.is_empty() {
         return Ok(());
     }
     ui.info(format!("the venv changed under {}: restarting them on the new one", stale.join(", ")));
-    let mut p = prepare(root, &stale, false, false, ui)?;
+    let mut p = prepare(ws, &stale, false, false, ui)?;
     p.specs.retain(|s| stale.contains(&s.name));
     {
-        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
-        ensure_supervisor(root, &run)?;
+        let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
+        ensure_supervisor(&ws.root, &run)?;
         control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
     }
     let state = wait_for(&run, &p.specs, ui)?;
@@ -389,7 +378,7 @@ pub(super) fn restart_on_new_venv(root: &Path, ui: &Ui) -> Result<()> {
 /// `labup up --foreground`: the supervisor in this process (a container's entrypoint, a systemd
 /// service, a Slurm job), logs on stdout, the ready table once every service is ready. Exit 0
 /// after a requested stop (signal or `labup stop`), 1 when a service gave up.
-fn foreground(root: &Path, p: &Prepared, opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
+fn foreground(p: &Prepared, opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
     for n in &p.notes {
         ui.info(n);
     }
@@ -398,8 +387,9 @@ fn foreground(root: &Path, p: &Prepared, opts: &UpOptions, ui: &Ui) -> Result<Ex
         return Ok(ExitCode::SUCCESS);
     }
     ui.info("running in the foreground: Ctrl-C (SIGINT) or SIGTERM stops every service");
-    let run = RunDir::of(root);
-    let ended = supervisor::foreground(root, p.specs.clone(), &mut |state| announce_ready(&run, state, p, opts, ui))?;
+    let run = RunDir::of(&p.ws.layout);
+    let ended =
+        supervisor::foreground(&p.ws.layout, p.specs.clone(), &mut |state| announce_ready(&run, state, p, opts, ui))?;
     if ended.failed.is_empty() {
         return Ok(ExitCode::SUCCESS);
     }
@@ -428,25 +418,25 @@ fn announce_ready(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions
 
 /// `labup restart [SERVICE…] [--new-token]`.
 pub fn restart(root: &Path, names: &[String], new_token: bool, ui: &Ui) -> Result<ExitCode> {
+    let ws = Workspace::load(root)?;
     if new_token {
-        let config = Config::load(root)?;
-        let selected = spec::select(&config, names)?;
+        let selected = spec::select(&ws.config, names)?;
         if !selected.iter().any(|s| s.kind == ServiceKind::Jupyter) {
             return Err(crate::error::Fail::usage("`--new-token` is for Jupyter, and no Jupyter service is named")
                 .hint("name a `kind = \"jupyter\"` service (`labup restart jupyter --new-token`), or none")
                 .into());
         }
-        jupyter::new_token(root)?;
+        jupyter::new_token(&ws.layout)?;
         ui.info("made a new Jupyter token: the old URL no longer works");
     }
-    let mut p = prepare(root, names, false, false, ui)?;
+    let mut p = prepare(&ws, names, false, false, ui)?;
     if !names.is_empty() {
         p.specs.retain(|s| names.contains(&s.name));
     }
-    let run = RunDir::of(root);
-    run.create(root)?;
+    let run = RunDir::of(&ws.layout);
+    run.create()?;
     {
-        let _guard = LockFile::acquire(&run.dir.join("client.lock"), |_| {})?;
+        let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
         ensure_supervisor(root, &run)?;
         control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
     }
@@ -488,7 +478,7 @@ fn check_jupyter_auth(state: &RunState, newly: &[&Spec], ui: &Ui) {
 fn pull_models(p: &Prepared, state: &RunState, ui: &Ui) -> Result<()> {
     let mut targets: Vec<(u16, Vec<String>)> = p.external.iter().map(|e| (e.port, e.models.clone())).collect();
     for spec in p.specs.iter().filter(|s| s.kind == "ollama" && is_up(state, s)) {
-        let models = p.config.services.iter().find(|s| s.name == spec.name).map(|s| s.models.clone());
+        let models = p.ws.config.services.iter().find(|s| s.name == spec.name).map(|s| s.models.clone());
         if let (Some(port), Some(models)) = (state.services.get(&spec.name).and_then(|r| r.port), models) {
             targets.push((port, models));
         }

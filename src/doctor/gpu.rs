@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use super::{host_path, Context, Verdict};
-use crate::config::{display_path, Config};
+use crate::config::display_path;
 use crate::envvars;
+use crate::project::Workspace;
 
 /// What the GPU checks need to know about the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -38,7 +39,8 @@ impl GpuFacts {
 }
 
 /// The facts from the cheap sources, every host path read under `root`.
-pub fn detect(config: &Config, parent: &BTreeMap<String, String>, root: &Path) -> GpuFacts {
+pub fn detect(ws: &Workspace, parent: &BTreeMap<String, String>, root: &Path) -> GpuFacts {
+    let config = &ws.config;
     // The same sources, in the same order, as `labup gpu` (override, sysfs, procfs).
     let override_version = parent.get(envvars::LABUP_CUDA_DRIVER_VERSION).map(String::as_str);
     let host = crate::gpu::Host::fake(root);
@@ -78,7 +80,7 @@ pub fn detect(config: &Config, parent: &BTreeMap<String, String>, root: &Path) -
         facts.library_versions = versions;
     }
     if let Some(v) = &facts.driver_version {
-        let link = crate::project::state_dir(&config.root).join("driver").join(v);
+        let link = ws.layout.driver(v);
         facts.link_dir = link.is_dir().then_some(link);
     }
     facts
@@ -149,9 +151,9 @@ mod tests {
         d
     }
 
-    fn config() -> (tempfile::TempDir, Config) {
+    fn config() -> (tempfile::TempDir, Workspace) {
         let d = tempfile::tempdir().unwrap();
-        let c = Config::load(d.path()).unwrap();
+        let c = Workspace::load(d.path()).unwrap();
         (d, c)
     }
 

@@ -18,9 +18,8 @@ fn mode(path: &Path) -> Option<u32> {
 
 /// `.labup` is private (0700) and the Jupyter token file is 0600.
 pub fn state(ctx: &Context) -> Verdict {
-    let dir = crate::project::state_dir(&ctx.config.root);
-    let token = dir.join("jupyter").join("token");
-    state_verdict((&display_path(&dir), mode(&dir)), (&display_path(&token), mode(&token)))
+    let (dir, token) = (ctx.ws.layout.state(), ctx.ws.layout.jupyter_token());
+    state_verdict((&display_path(dir), mode(dir)), (&display_path(&token), mode(&token)))
 }
 
 /// The verdict from the folder's and the token's modes (pure).
@@ -69,9 +68,9 @@ pub enum Holder {
 
 /// Each enabled service's fixed port is free or held by our own service.
 pub fn ports(ctx: &Context) -> Verdict {
-    let state = RunDir::of(&ctx.config.root).read();
+    let state = RunDir::of(&ctx.ws.layout).read();
     let mut found = Vec::new();
-    for svc in ctx.config.enabled_services() {
+    for svc in ctx.ws.config.enabled_services() {
         let Some(Port::Fixed(port)) = svc.port else { continue };
         let holder = if ports::is_free(port) {
             Holder::Free
@@ -140,7 +139,7 @@ pub fn wsl(ctx: &Context) -> Verdict {
     wsl_verdict(&WslFacts {
         proc_version: std::fs::read_to_string(ctx.host("/proc/version")).unwrap_or_default(),
         distro: ctx.parent.get("WSL_DISTRO_NAME").filter(|v| !v.is_empty()).cloned(),
-        root: ctx.config.root.clone(),
+        root: ctx.ws.config.root.clone(),
         bridge,
     })
 }
@@ -187,11 +186,11 @@ pub fn wsl_verdict(f: &WslFacts) -> Verdict {
 
 /// An Ollama server answers (`GET /api/version`), or is not expected to.
 pub fn ollama(ctx: &Context) -> Verdict {
-    let declared = ctx.config.enabled_services().find(|s| s.kind == ServiceKind::Ollama);
+    let declared = ctx.ws.config.enabled_services().find(|s| s.kind == ServiceKind::Ollama);
     let port = match declared.and_then(|s| s.port) {
         Some(Port::Fixed(p)) => p,
         Some(Port::Auto) => {
-            let state = RunDir::of(&ctx.config.root).read();
+            let state = RunDir::of(&ctx.ws.layout).read();
             declared.and_then(|s| state.services.get(&s.name)?.port).unwrap_or(OLLAMA_PORT)
         }
         None => OLLAMA_PORT,

@@ -16,7 +16,7 @@ const MAX_DETAILS: usize = 20;
 
 /// The check.
 pub fn check(ctx: &Context) -> Verdict {
-    let venv_dir = &ctx.config.python.venv;
+    let venv_dir = &ctx.ws.config.python.venv;
     let venv::State::Venv(cfg) = venv::inspect(venv_dir) else {
         return Verdict::skip("no venv to check yet");
     };

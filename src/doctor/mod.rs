@@ -20,9 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::Config;
 use crate::env::ChildEnv;
 use crate::envvars;
+use crate::project::Workspace;
 
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -159,8 +159,8 @@ impl Report {
 /// What every check may read, gathered once (cheap: no Python process, no network).
 #[derive(Debug)]
 pub struct Context {
-    /// The configuration.
-    pub config: Config,
+    /// The workspace.
+    pub ws: Workspace,
     /// labup's own environment.
     pub parent: BTreeMap<String, String>,
     /// The environment children get.
@@ -173,15 +173,15 @@ pub struct Context {
 
 impl Context {
     /// The context for a project, from its config and labup's environment.
-    pub fn new(config: Config, parent: BTreeMap<String, String>) -> Context {
+    pub fn new(ws: Workspace, parent: BTreeMap<String, String>) -> Context {
         let fs_root = parent
             .get(envvars::LABUP_FS_ROOT)
             .filter(|v| !v.is_empty())
             .map_or_else(|| PathBuf::from("/"), PathBuf::from);
-        let gpu = gpu::detect(&config, &parent, &fs_root);
+        let gpu = gpu::detect(&ws, &parent, &fs_root);
         // The link folder as it is: the doctor reports a missing one rather than creating it.
-        let child = ChildEnv::workspace(&config, &parent, &crate::gpu::existing_wiring(&config));
-        Context { config, parent, child, fs_root, gpu }
+        let child = ChildEnv::workspace(&ws, &parent, &crate::gpu::existing_wiring(&ws));
+        Context { ws, parent, child, fs_root, gpu }
     }
 
     /// A host path under the fs root.
@@ -199,8 +199,8 @@ impl Context {
 
     /// The venv's python as a command with the child environment.
     pub fn venv_python(&self, args: &[&str]) -> duct::Expression {
-        let python = crate::python::interpreter::venv_python(&self.config.python.venv);
-        let mut expr = duct::cmd(python, args).dir(&self.config.root);
+        let python = crate::python::interpreter::venv_python(&self.ws.config.python.venv);
+        let mut expr = duct::cmd(python, args).dir(&self.ws.root);
         for e in &self.child.entries {
             expr = match &e.value {
                 Some(v) => expr.env(&e.name, v),

@@ -22,8 +22,8 @@ fn from_error(err: &anyhow::Error) -> Verdict {
 
 /// The base interpreter is there, runs, and matches `[python] version`.
 pub fn interpreter(ctx: &Context) -> Verdict {
-    let required = ctx.config.python.version.as_deref();
-    let interp = match interpreter::for_venv(required, &ctx.config.python.venv) {
+    let required = ctx.ws.config.python.version.as_deref();
+    let interp = match interpreter::for_venv(required, &ctx.ws.config.python.venv) {
         Ok(i) => i,
         Err(e) => return from_error(&e),
     };
@@ -39,7 +39,7 @@ pub fn interpreter(ctx: &Context) -> Verdict {
 
 /// The venv exists, its interpreter is still there, and it matches the requirements.
 pub fn venv(ctx: &Context) -> Verdict {
-    let config = &ctx.config;
+    let config = &ctx.ws.config;
     let dir = &config.python.venv;
     let shown = display_path(dir);
     let cfg = match venv::inspect(dir) {
@@ -67,7 +67,7 @@ pub fn venv(ctx: &Context) -> Verdict {
         Ok(s) => s,
         Err(e) => return from_error(&e.into()),
     };
-    let torch = crate::gpu::torch_for_sync(config, &sources);
+    let torch = crate::gpu::torch_for_sync(&ctx.ws, &sources);
     match sync::up_to_date(config, &interp, &sources, torch.as_ref().map(|c| c.backend.as_str())) {
         Some(m) => Verdict::ok(format!(
             "{shown} is in sync ({}, Python {})",
@@ -86,7 +86,7 @@ pub fn venv(ctx: &Context) -> Verdict {
 
 /// `import numpy` works in the venv with the child environment (the old shell hooks' check).
 pub fn numpy(ctx: &Context) -> Verdict {
-    if !venv::installed(&ctx.config.python.venv).contains_key("numpy") {
+    if !venv::installed(&ctx.ws.config.python.venv).contains_key("numpy") {
         return Verdict::skip("numpy is not installed");
     }
     let expr = ctx.venv_python(&["-c", "import numpy; print(numpy.__version__)"]);

@@ -72,7 +72,7 @@ pub enum Outcome {
 
 /// The check.
 pub fn check(ctx: &Context) -> Verdict {
-    if !venv::installed(&ctx.config.python.venv).contains_key("torch") {
+    if !venv::installed(&ctx.ws.config.python.venv).contains_key("torch") {
         return Verdict::skip("torch is not installed");
     }
     let outcome = match output_within(&ctx.venv_python(&["-c", PROBE]), PROBE_TIMEOUT) {

@@ -20,9 +20,10 @@ use anyhow::Result;
 use serde::Serialize;
 
 use crate::config::{Config, Cuda};
+use crate::envvars;
 use crate::error::Fail;
+use crate::project::Workspace;
 use crate::python::sources::{self, Sources};
-use crate::{envvars, project};
 pub use detect::{Platform, Source};
 pub use nvml::Device;
 
@@ -112,12 +113,9 @@ impl Driver {
     }
 }
 
-fn nvml_cache(config: &Config) -> PathBuf {
-    project::state_dir(&config.root).join("gpu/nvml.json")
-}
-
 /// Finds the driver, its folder and the links to make.
-pub fn find(config: &Config, host: &Host) -> Driver {
+pub fn find(ws: &Workspace, host: &Host) -> Driver {
+    let config = &ws.config;
     let platform = detect::platform(host);
     let mut d =
         Driver { platform, version: None, source: Source::None, dir: None, plan: Default::default(), warnings: vec![] };
@@ -161,7 +159,7 @@ pub fn find(config: &Config, host: &Host) -> Driver {
     d.plan = plan;
     if wsl && d.version.is_none() {
         // WSL2 has no kernel module files: NVML (or its cached answer) names the version.
-        match d.nvml_library().map(|lib| nvml::probe(host, nvml::key(host, None, lib), &nvml_cache(config))) {
+        match d.nvml_library().map(|lib| nvml::probe(host, nvml::key(host, None, lib), &ws.layout.nvml_cache())) {
             Some(Ok(p)) => {
                 d.version = Some(p.driver_version);
                 d.source = Source::Nvml;
@@ -185,19 +183,21 @@ pub struct Wiring {
 }
 
 /// Builds the link folder (files only, no NVML except WSL2's first run after a boot).
-pub fn wire(config: &Config) -> Result<Wiring> {
+pub fn wire(ws: &Workspace) -> Result<Wiring> {
+    let config = &ws.config;
     if config.gpu.cuda == Cuda::Off {
         return Ok(Wiring::default());
     }
-    let driver = find(config, &Host::from_env());
-    wire_driver(config, &driver)
+    let driver = find(ws, &Host::from_env());
+    wire_driver(ws, &driver)
 }
 
-fn wire_driver(config: &Config, driver: &Driver) -> Result<Wiring> {
+fn wire_driver(ws: &Workspace, driver: &Driver) -> Result<Wiring> {
+    let config = &ws.config;
     let mut w = Wiring { warnings: driver.warnings.clone(), ..Wiring::default() };
     if let (Some(dir), false) = (&driver.dir, driver.plan.links.is_empty()) {
         let name = driver.version.clone().unwrap_or_else(|| "wsl".into());
-        let root = project::ensure_state_dir(&config.root, "driver")?;
+        let root = ws.layout.ensure(ws.layout.drivers())?;
         w.link_dir = Some(links::ensure(&root, &name, &driver.plan.links)?);
         let stems: std::collections::BTreeSet<&str> =
             driver.plan.links.keys().filter_map(|n| n.split(".so").next()).collect();
@@ -222,7 +222,8 @@ fn wire_driver(config: &Config, driver: &Driver) -> Result<Wiring> {
 
 /// The link folder as it already is, from the driver's files only: no links made, no NVML, no ld
 /// cache (for `labup hook`, which must be instant and write nothing, and `labup doctor`).
-pub fn existing_wiring(config: &Config) -> Wiring {
+pub fn existing_wiring(ws: &Workspace) -> Wiring {
+    let config = &ws.config;
     if config.gpu.cuda == Cuda::Off {
         return Wiring::default();
     }
@@ -230,7 +231,7 @@ pub fn existing_wiring(config: &Config) -> Wiring {
     let version = detect::version_from_files(&host, envvars::get(envvars::LABUP_CUDA_DRIVER_VERSION).as_deref())
         .map(|(v, _)| v)
         .or_else(|| (detect::platform(&host) == Platform::Wsl).then(|| "wsl".to_string()));
-    let link_dir = version.map(|v| project::state_dir(&config.root).join("driver").join(v)).filter(|d| d.is_dir());
+    let link_dir = version.map(|v| ws.layout.driver(&v)).filter(|d| d.is_dir());
     Wiring {
         reason: "the NVIDIA driver's libraries, linked by `labup up`, `labup run` and `labup sync`".into(),
         link_dir,
@@ -239,10 +240,10 @@ pub fn existing_wiring(config: &Config) -> Wiring {
 }
 
 /// The devices: NVML's cached answer, else NVML.
-fn devices(config: &Config, host: &Host, driver: &Driver) -> Result<Vec<Device>, Fail> {
+fn devices(ws: &Workspace, host: &Host, driver: &Driver) -> Result<Vec<Device>, Fail> {
     let lib = driver.nvml_library().ok_or_else(|| Fail::new("no libnvidia-ml.so.1 of the running driver was found"))?;
     let files_version = if driver.source == Source::Nvml { None } else { driver.version.as_deref() };
-    nvml::probe(host, nvml::key(host, files_version, lib), &nvml_cache(config)).map(|p| p.devices)
+    nvml::probe(host, nvml::key(host, files_version, lib), &ws.layout.nvml_cache()).map(|p| p.devices)
 }
 
 fn choose_torch(config: &Config, driver: &Driver, devices: Option<&[Device]>) -> torch::Choice {
@@ -328,7 +329,8 @@ fn own_index_settings(config: &Config, sources: &Sources) -> Option<String> {
 
 /// The torch backend for a sync: `None` when the requirements do not name torch and
 /// `[python] torch` is `auto` (then nothing about the GPU is read at all).
-pub fn torch_for_sync(config: &Config, sources: &Sources) -> Option<torch::Choice> {
+pub fn torch_for_sync(ws: &Workspace, sources: &Sources) -> Option<torch::Choice> {
+    let config = &ws.config;
     if config.python.torch != "auto" {
         return Some(torch::select(&torch::Input {
             platform: detect::platform(&Host::from_env()),
@@ -342,12 +344,9 @@ pub fn torch_for_sync(config: &Config, sources: &Sources) -> Option<torch::Choic
         return None;
     }
     let host = Host::from_env();
-    let driver = find(config, &host);
-    let devices = if driver.version.is_some() && config.gpu.cuda != Cuda::Off {
-        devices(config, &host, &driver).ok()
-    } else {
-        None
-    };
+    let driver = find(ws, &host);
+    let devices =
+        if driver.version.is_some() && config.gpu.cuda != Cuda::Off { devices(ws, &host, &driver).ok() } else { None };
     Some(choose_torch(config, &driver, devices.as_deref()))
 }
 
@@ -388,13 +387,14 @@ fn nvidia_smi(host: &Host) -> Option<PathBuf> {
 }
 
 /// Everything `labup gpu` shows, with warnings for stderr.
-pub fn report(config: &Config) -> Result<(Report, Vec<String>)> {
+pub fn report(ws: &Workspace) -> Result<(Report, Vec<String>)> {
+    let config = &ws.config;
     let host = Host::from_env();
-    let driver = find(config, &host);
-    let wiring = if config.gpu.cuda == Cuda::Off { Wiring::default() } else { wire_driver(config, &driver)? };
+    let driver = find(ws, &host);
+    let wiring = if config.gpu.cuda == Cuda::Off { Wiring::default() } else { wire_driver(ws, &driver)? };
     let mut warnings = wiring.warnings.clone();
     let devices = match driver.version {
-        Some(_) if driver.dir.is_some() => devices(config, &host, &driver).map_err(|e| {
+        Some(_) if driver.dir.is_some() => devices(ws, &host, &driver).map_err(|e| {
             warnings.push(match &e.hint {
                 Some(h) => format!("{} ({h})", e.message),
                 None => e.message.clone(),
@@ -437,7 +437,11 @@ mod tests {
         assert!(torch_requested(&Sources::detect(&config).unwrap()), "found through the include");
         let packages = Sources { packages: vec!["torch".into()], ..Sources::default() };
         assert!(torch_requested(&packages));
-        assert_eq!(torch_for_sync(&config, &Sources::default()), None, "no torch, `auto`: nothing is read");
+        assert_eq!(
+            torch_for_sync(&Workspace::new(config), &Sources::default()),
+            None,
+            "no torch, `auto`: nothing is read"
+        );
     }
 
     #[test]

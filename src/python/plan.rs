@@ -46,10 +46,11 @@ pub struct PlannedPackage {
 }
 
 /// Computes the plan.
-pub fn plan(config: &Config) -> Result<Plan> {
+pub fn plan(ws: &crate::project::Workspace) -> Result<Plan> {
+    let config = &ws.config;
     let sources = Sources::detect(config)?;
     let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
-    let torch = gpu::torch_for_sync(config, &sources).map(|c| c.backend);
+    let torch = gpu::torch_for_sync(ws, &sources).map(|c| c.backend);
     let route = torch.as_deref().map(|b| gpu::torch_route(config, &sources, b));
     let mut plan = Plan {
         action: "noop",

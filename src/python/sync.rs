@@ -23,7 +23,7 @@ use crate::config::{display_path, Config};
 use crate::error::Fail;
 use crate::fsutil::{self, LockFile};
 use crate::gpu::{self, torch};
-use crate::project;
+use crate::project::{self, Layout};
 use crate::ui::{count, Ui};
 
 /// What `labup sync` did, as printed by `--json`.
@@ -57,6 +57,7 @@ pub struct LockOutcome {
 /// Everything a slow-path run needs, found once.
 struct Workspace<'a> {
     config: &'a Config,
+    layout: &'a Layout,
     ui: &'a Ui,
     sources: Sources,
     interp: Interpreter,
@@ -97,11 +98,12 @@ pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources, torc
 }
 
 /// Syncs the venv; `locked` refuses to re-resolve a stale lock.
-pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
+pub fn sync(workspace: &project::Workspace, locked: bool, ui: &Ui) -> Result<Outcome> {
     let started = Instant::now();
+    let config = &workspace.config;
     let sources = Sources::detect(config)?;
     let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
-    let torch = gpu::torch_for_sync(config, &sources);
+    let torch = gpu::torch_for_sync(workspace, &sources);
     let backend = torch.as_ref().map(|c| c.backend.clone());
     let noop = |m: Marker| Outcome {
         action: "noop",
@@ -116,7 +118,7 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
     }
     let base = config;
     let config = &*for_backend(base, backend.as_deref());
-    let ws = Workspace::new(config, ui, sources, interp, torch)?;
+    let ws = Workspace::new(config, &workspace.layout, ui, sources, interp, torch)?;
     let _guard = ws.lock()?;
     if let Some(marker) = up_to_date(base, &ws.interp, &ws.sources, backend.as_deref()) {
         return Ok(noop(marker));
@@ -132,12 +134,13 @@ pub fn sync(config: &Config, locked: bool, ui: &Ui) -> Result<Outcome> {
 }
 
 /// Rewrites the lock from the requirement sources (`upgrade`: ignore current pins).
-pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
+pub fn lock(workspace: &project::Workspace, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
+    let config = &workspace.config;
     let sources = Sources::detect(config)?;
     let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
-    let torch = gpu::torch_for_sync(config, &sources);
+    let torch = gpu::torch_for_sync(workspace, &sources);
     let config = &*for_backend(config, torch.as_ref().map(|c| c.backend.as_str()));
-    let ws = Workspace::new(config, ui, sources, interp, torch)?;
+    let ws = Workspace::new(config, &workspace.layout, ui, sources, interp, torch)?;
     let lock_path = &config.python.lock;
     if ws.sources.is_empty() {
         ui.info("no requirements found (requirements*.txt, pyproject.toml, uv.lock, pylock.toml, [python] packages): nothing to lock");
@@ -166,14 +169,15 @@ pub fn lock(config: &Config, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
 impl<'a> Workspace<'a> {
     fn new(
         config: &'a Config,
+        layout: &'a Layout,
         ui: &'a Ui,
         sources: Sources,
         interp: Interpreter,
         torch: Option<torch::Choice>,
     ) -> Result<Workspace<'a>> {
-        let tmp = project::ensure_state_dir(&config.root, "tmp")?;
+        let tmp = layout.ensure(layout.tmp())?;
         let route = torch.as_ref().map(|c| gpu::torch_route(config, &sources, &c.backend));
-        Ok(Workspace { config, ui, sources, interp, tmp, torch, route })
+        Ok(Workspace { config, layout, ui, sources, interp, tmp, torch, route })
     }
 
     /// The torch backend to pass to the installer.
@@ -183,8 +187,7 @@ impl<'a> Workspace<'a> {
 
     /// Takes the exclusive sync lock, saying so when another labup holds it.
     fn lock(&self) -> Result<LockFile> {
-        let path = project::state_dir(&self.config.root).join("sync.lock");
-        LockFile::acquire(&path, |pid| {
+        LockFile::acquire(&self.layout.sync_lock(), |pid| {
             let who = pid.map_or("another labup".to_string(), |p| format!("another labup (pid {p})"));
             self.ui.info(format!("waiting for {who} to finish with {}…", display_path(&self.config.python.venv)));
         })

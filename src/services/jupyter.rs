@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use crate::config::{Config, Port, Ready, Service, ServiceKind};
+use crate::project::{Layout, Workspace};
 
 /// The variable Jupyter reads its token from.
 pub const TOKEN_VAR: &str = "JUPYTER_TOKEN";
@@ -50,40 +51,6 @@ pub const LAUNCHER: &str = "import sys;sys.path[:1]==[''] and sys.path.pop(0);im
 p.SYSTEM_CONFIG_PATH[:]=[];site.ENABLE_USER_SITE=False;sys.argv[0]='jupyter-lab';\
 from jupyterlab.labapp import main;sys.exit(main())";
 
-/// Where Jupyter's files live in the state folder.
-#[derive(Debug, Clone)]
-pub struct Paths {
-    /// `.labup/jupyter`.
-    pub dir: PathBuf,
-}
-
-impl Paths {
-    /// The Jupyter folder of a project (not created).
-    pub fn of(root: &Path) -> Paths {
-        Paths { dir: crate::project::state_dir(root).join("jupyter") }
-    }
-
-    /// The token file.
-    pub fn token(&self) -> PathBuf {
-        self.dir.join("token")
-    }
-
-    /// Jupyter's runtime folder (`jpserver-<pid>.json`, kernel connection files).
-    pub fn runtime(&self) -> PathBuf {
-        self.dir.join("runtime")
-    }
-
-    /// The only server config folder labup's Jupyter reads (besides the venv's).
-    pub fn config(&self) -> PathBuf {
-        self.dir.join("config")
-    }
-
-    /// What labup last said about ignored user config (so it says it once).
-    fn ignored_notice(&self) -> PathBuf {
-        self.dir.join("ignored-config")
-    }
-}
-
 /// The workspace token and what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Token {
@@ -97,7 +64,7 @@ pub struct Token {
 /// restarts so open browser tabs keep working. A file readable by others is made private again;
 /// a damaged one is replaced, and [`Token::replaced`] says so. `LABUP_JUPYTER_TOKEN` (a
 /// Kubernetes Secret) wins, and is never written.
-pub fn token(root: &Path) -> Result<Token> {
+pub fn token(layout: &Layout) -> Result<Token> {
     if let Some(token) = crate::envvars::get(crate::envvars::LABUP_JUPYTER_TOKEN) {
         if !is_valid_token(&token) {
             return Err(crate::error::Fail::usage("`LABUP_JUPYTER_TOKEN` is not a valid token")
@@ -106,9 +73,8 @@ pub fn token(root: &Path) -> Result<Token> {
         }
         return Ok(Token { value: token, replaced: None });
     }
-    let paths = Paths::of(root);
-    crate::project::ensure_state_dir(root, "jupyter")?;
-    let file = paths.token();
+    layout.ensure(layout.jupyter())?;
+    let file = layout.jupyter_token();
     let replaced = match fs::read(&file) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => Some(format!("{} could not be read ({e})", file.display())),
@@ -130,9 +96,9 @@ pub fn token(root: &Path) -> Result<Token> {
 }
 
 /// Replaces the workspace token with a new random one (`labup restart --new-token`).
-pub fn new_token(root: &Path) -> Result<String> {
-    crate::project::ensure_state_dir(root, "jupyter")?;
-    write_new_token(&Paths::of(root).token())
+pub fn new_token(layout: &Layout) -> Result<String> {
+    layout.ensure(layout.jupyter())?;
+    write_new_token(&layout.jupyter_token())
 }
 
 fn write_new_token(file: &Path) -> Result<String> {
@@ -152,11 +118,11 @@ fn write_new_token(file: &Path) -> Result<String> {
 }
 
 /// The workspace token when its file exists (nothing is created).
-pub fn existing_token(root: &Path) -> Option<String> {
+pub fn existing_token(layout: &Layout) -> Option<String> {
     if let Some(token) = crate::envvars::get(crate::envvars::LABUP_JUPYTER_TOKEN) {
         return is_valid_token(&token).then_some(token);
     }
-    let token = fs::read_to_string(Paths::of(root).token()).ok()?.trim().to_string();
+    let token = fs::read_to_string(layout.jupyter_token()).ok()?.trim().to_string();
     is_valid_token(&token).then_some(token)
 }
 
@@ -221,7 +187,7 @@ pub struct Launch {
 }
 
 /// The JupyterLab command line for `service` (pure: the token and root-ness are passed in).
-pub fn launch(service: &Service, venv: &Path, paths: &Paths, token: &str, as_root: bool, extras: &Extras) -> Launch {
+pub fn launch(service: &Service, venv: &Path, layout: &Layout, token: &str, as_root: bool, extras: &Extras) -> Launch {
     let root = service.root.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut argv = vec![
         crate::python::interpreter::venv_python(venv).display().to_string(),
@@ -241,8 +207,8 @@ pub fn launch(service: &Service, venv: &Path, paths: &Paths, token: &str, as_roo
     }
     let mut env: Vec<(String, Option<String>)> = vec![
         (TOKEN_VAR.into(), Some(token.into())),
-        (RUNTIME_VAR.into(), Some(paths.runtime().display().to_string())),
-        (CONFIG_DIR_VAR.into(), Some(paths.config().display().to_string())),
+        (RUNTIME_VAR.into(), Some(layout.jupyter_runtime().display().to_string())),
+        (CONFIG_DIR_VAR.into(), Some(layout.jupyter_config().display().to_string())),
         (CONFIG_PATH_VAR.into(), None),
         ("JUPYTER_NO_CONFIG".into(), None),
     ];
@@ -251,7 +217,7 @@ pub fn launch(service: &Service, venv: &Path, paths: &Paths, token: &str, as_roo
         env.push((WORKSPACES_DIR_VAR.into(), Some(user.workspaces.display().to_string())));
     }
     env.extend(extras.env.iter().map(|(k, v)| (k.clone(), Some(v.clone()))));
-    Launch { argv, env, ready: Ready::Http("/api".into()), runtime_dir: paths.runtime() }
+    Launch { argv, env, ready: Ready::Http("/api".into()), runtime_dir: layout.jupyter_runtime() }
 }
 
 /// labup's Ollama, as Jupyter AI should reach it: the first enabled `kind = "ollama"` service
@@ -340,8 +306,8 @@ pub fn server_config(kernel: Option<&str>, ollama: Option<&Ollama>) -> String {
 }
 
 /// Writes labup's server config folder when its content differs.
-pub fn write_server_config(root: &Path, text: &str) -> Result<()> {
-    let dir = crate::project::ensure_state_dir(root, "jupyter/config")?;
+pub fn write_server_config(layout: &Layout, text: &str) -> Result<()> {
+    let dir = layout.ensure(layout.jupyter_config())?;
     let file = dir.join("jupyter_server_config.json");
     if fs::read_to_string(&file).ok().as_deref() != Some(text) {
         crate::fsutil::atomic_write(&file, text.as_bytes())?;
@@ -353,15 +319,16 @@ pub fn write_server_config(root: &Path, text: &str) -> Result<()> {
 /// there (no synced venv, or no ipykernel in it). Its environment: the venv, labup's library
 /// folders (as `labup env` gives them, nothing inherited) and labup's Ollama for Jupyter AI.
 pub fn kernelspec(
-    config: &Config,
+    ws: &Workspace,
     parent: &BTreeMap<String, String>,
     gpu: &crate::gpu::Wiring,
 ) -> Option<crate::python::kernelspec::Spec> {
+    let config = &ws.config;
     let venv = &config.python.venv;
     let marker = crate::python::fingerprint::read(venv)?;
     crate::python::venv::site_packages(venv).filter(|sp| sp.join("ipykernel").is_dir())?;
     let mut env = vec![("VIRTUAL_ENV".to_string(), venv.display().to_string())];
-    if let Some(libs) = crate::shell::wrappers::library_path(config, parent, gpu) {
+    if let Some(libs) = crate::shell::wrappers::library_path(ws, parent, gpu) {
         env.push(("LD_LIBRARY_PATH".into(), libs));
     }
     let ollama = Ollama::of(config);
@@ -451,12 +418,12 @@ pub fn foreign_config_dirs(user: Option<&UserDirs>, parent: &BTreeMap<String, St
 
 /// The one-time notice about ignored config: `Some(text)` the first time these files (and their
 /// modification times) are seen for this workspace, `None` after that.
-pub fn ignored_notice(root: &Path, found: &[(PathBuf, Vec<&'static str>)]) -> Option<String> {
+pub fn ignored_notice(layout: &Layout, found: &[(PathBuf, Vec<&'static str>)]) -> Option<String> {
     if found.is_empty() {
         return None;
     }
     let stamp: String = found.iter().map(|(f, _)| format!("{} {:?}\n", f.display(), crate::fsutil::stamp(f))).collect();
-    let notice = Paths::of(root).ignored_notice();
+    let notice = layout.jupyter_ignored_notice();
     if fs::read_to_string(&notice).ok().as_deref() == Some(stamp.as_str()) {
         return None;
     }
@@ -528,33 +495,34 @@ mod tests {
     #[test]
     fn token_is_created_private_and_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let t1 = token(dir.path()).unwrap();
+        let layout = Layout::of(dir.path());
+        let t1 = token(&layout).unwrap();
         assert_eq!(t1.replaced, None, "a first token is no news");
         let t1 = t1.value;
         assert_eq!(t1.len(), 48);
-        let file = Paths::of(dir.path()).token();
+        let file = layout.jupyter_token();
         assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
         fs::set_permissions(&file, fs::Permissions::from_mode(0o644)).unwrap();
-        assert_eq!(token(dir.path()).unwrap().value, t1, "the token survives");
+        assert_eq!(token(&layout).unwrap().value, t1, "the token survives");
         assert_eq!(fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "made private again");
         fs::write(&file, "short\n").unwrap();
-        let t2 = token(dir.path()).unwrap();
+        let t2 = token(&layout).unwrap();
         assert_ne!(t2.value, t1, "a damaged token file is replaced");
         assert!(t2.replaced.unwrap().contains("does not hold a token"));
-        assert_eq!(existing_token(dir.path()).as_deref(), Some(t2.value.as_str()));
-        let t3 = new_token(dir.path()).unwrap();
+        assert_eq!(existing_token(&layout).as_deref(), Some(t2.value.as_str()));
+        let t3 = new_token(&layout).unwrap();
         assert_ne!(t3, t2.value);
-        assert_eq!(token(dir.path()).unwrap(), Token { value: t3, replaced: None });
+        assert_eq!(token(&layout).unwrap(), Token { value: t3, replaced: None });
     }
 
     #[test]
     fn launch_is_local_token_in_env_and_strict() {
         let dir = tempfile::tempdir().unwrap();
         let svc = service(dir.path());
-        let paths = Paths::of(dir.path());
+        let layout = Layout::of(dir.path());
         let user = UserDirs::from_env(&[("HOME".to_string(), "/home/u".to_string())].into());
         let extras = Extras { user, env: vec![("OLLAMA_API_BASE".into(), "http://127.0.0.1:1".into())] };
-        let l = launch(&svc, &dir.path().join(".venv"), &paths, "abc123", false, &extras);
+        let l = launch(&svc, &dir.path().join(".venv"), &layout, "abc123", false, &extras);
         assert!(l.argv[0].ends_with(".venv/bin/python"));
         assert_eq!(l.argv[1..3], ["-c".to_string(), LAUNCHER.to_string()]);
         assert!(l.argv.contains(&"--ServerApp.ip=127.0.0.1".to_string()));
@@ -564,13 +532,17 @@ mod tests {
         assert!(!l.argv.contains(&"--allow-root".to_string()));
         let env: BTreeMap<String, Option<String>> = l.env.iter().cloned().collect();
         assert_eq!(env[TOKEN_VAR].as_deref(), Some("abc123"));
-        assert_eq!(env[CONFIG_DIR_VAR], Some(paths.config().display().to_string()), "only labup's config folder");
+        assert_eq!(
+            env[CONFIG_DIR_VAR],
+            Some(layout.jupyter_config().display().to_string()),
+            "only labup's config folder"
+        );
         assert_eq!(env[CONFIG_PATH_VAR], None, "the user's extra config folders are removed");
         assert_eq!(env[SETTINGS_DIR_VAR].as_deref(), Some("/home/u/.jupyter/lab/user-settings"));
         assert_eq!(env[WORKSPACES_DIR_VAR].as_deref(), Some("/home/u/.jupyter/lab/workspaces"));
         assert_eq!(env["OLLAMA_API_BASE"].as_deref(), Some("http://127.0.0.1:1"));
         assert_eq!(l.ready, Ready::Http("/api".into()));
-        let root = launch(&svc, &dir.path().join(".venv"), &paths, "abc123", true, &Extras::default());
+        let root = launch(&svc, &dir.path().join(".venv"), &layout, "abc123", true, &Extras::default());
         assert_eq!(root.argv.last().map(String::as_str), Some("--allow-root"));
     }
 
@@ -631,11 +603,12 @@ mod tests {
         assert_eq!(found[1].1, ["disable_check_xsrf"]);
         let root = d.path().join("proj");
         fs::create_dir_all(&root).unwrap();
-        crate::project::ensure_state_dir(&root, "jupyter").unwrap();
-        let text = ignored_notice(&root, &found).expect("said the first time");
+        let layout = Layout::of(&root);
+        layout.ensure(layout.jupyter()).unwrap();
+        let text = ignored_notice(&layout, &found).expect("said the first time");
         assert!(text.contains("jupyter_server_config.py (sets token, ip)"), "{text}");
-        assert_eq!(ignored_notice(&root, &found), None, "said once");
-        assert_eq!(ignored_notice(&root, &[]), None);
+        assert_eq!(ignored_notice(&layout, &found), None, "said once");
+        assert_eq!(ignored_notice(&layout, &[]), None);
     }
 
     #[test]

@@ -231,6 +231,19 @@ pub fn missing_models(wanted: &[String], present: &[String]) -> Vec<String> {
     wanted.iter().filter(|w| !have.contains(&norm(w))).cloned().collect()
 }
 
+/// An Ollama server labup found answering and uses without owning it.
+#[derive(Debug, Clone)]
+pub struct External {
+    /// The service's name in the config.
+    pub name: String,
+    /// Its port.
+    pub port: u16,
+    /// The server's version.
+    pub version: String,
+    /// Models to pull into it.
+    pub models: Vec<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,6 +12,7 @@ use super::{jupyter, ollama};
 use crate::config::{kind_name, Config, Port, Ready, Restart, Service, ServiceKind};
 use crate::env::ChildEnv;
 use crate::error::Fail;
+use crate::project::Workspace;
 
 /// What the built-in kinds need beyond the config, found by the caller (effects) so planning
 /// stays pure.
@@ -80,7 +81,8 @@ pub struct Spec {
 
 impl Spec {
     /// Builds the spec of a configured service.
-    pub fn new(config: &Config, service: &Service, env: &ChildEnv, ctx: &Context) -> Result<Spec, Fail> {
+    pub fn new(ws: &Workspace, service: &Service, env: &ChildEnv, ctx: &Context) -> Result<Spec, Fail> {
+        let config = &ws.config;
         let mut vars: BTreeMap<String, Option<String>> =
             env.entries.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
         let mut argv = service.command.clone();
@@ -90,8 +92,8 @@ impl Spec {
             ServiceKind::Command => {}
             ServiceKind::Jupyter => {
                 let token = ctx.jupyter_token.as_deref().ok_or_else(|| Fail::new("no Jupyter token was prepared"))?;
-                let paths = jupyter::Paths::of(&config.root);
-                let launch = jupyter::launch(service, &config.python.venv, &paths, token, ctx.as_root, &ctx.jupyter);
+                let launch =
+                    jupyter::launch(service, &config.python.venv, &ws.layout, token, ctx.as_root, &ctx.jupyter);
                 argv = launch.argv;
                 vars.extend(launch.env);
                 ready = ready.or(Some(launch.ready));
@@ -188,8 +190,8 @@ pub fn select<'a>(config: &'a Config, wanted: &[String]) -> Result<Vec<&'a Servi
 }
 
 /// The specs of `selected` services, leaving out the external ones.
-pub fn plan(config: &Config, selected: &[&Service], env: &ChildEnv, ctx: &Context) -> Result<Vec<Spec>, Fail> {
-    selected.iter().filter(|s| !ctx.external.contains(&s.name)).map(|s| Spec::new(config, s, env, ctx)).collect()
+pub fn plan(ws: &Workspace, selected: &[&Service], env: &ChildEnv, ctx: &Context) -> Result<Vec<Spec>, Fail> {
+    selected.iter().filter(|s| !ctx.external.contains(&s.name)).map(|s| Spec::new(ws, s, env, ctx)).collect()
 }
 
 #[cfg(test)]
@@ -204,7 +206,7 @@ mod tests {
 
     fn plan_all(c: &Config, wanted: &[String], ctx: &Context) -> Result<Vec<Spec>, Fail> {
         let selected = select(c, wanted)?;
-        plan(c, &selected, &ChildEnv { entries: vec![] }, ctx)
+        plan(&Workspace::new(c.clone()), &selected, &ChildEnv { entries: vec![] }, ctx)
     }
 
     #[test]
@@ -273,9 +275,9 @@ mod tests {
         assert!(nb.argv[0].ends_with("bin/python"));
         assert_eq!(
             nb.env["JUPYTER_CONFIG_DIR"],
-            Some(crate::project::state_dir(d.path()).join("jupyter/config").display().to_string())
+            Some(crate::project::Layout::of(d.path()).jupyter_config().display().to_string())
         );
-        assert_eq!(nb.runtime_dir, Some(crate::project::state_dir(d.path()).join("jupyter/runtime")));
+        assert_eq!(nb.runtime_dir, Some(crate::project::Layout::of(d.path()).jupyter_runtime()));
         assert_eq!(nb.ready, Some(Ready::Http("/api".into())));
         assert!(nb.open);
     }

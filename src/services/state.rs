@@ -2,7 +2,7 @@
 //! in `state.json`, written atomically by the supervisor and read by every command.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +10,7 @@ use super::policy::Phase;
 use super::proc::{self, Identity};
 use super::spec::Spec;
 use crate::fsutil;
+use crate::project::Layout;
 
 /// `state.json`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,39 +59,54 @@ impl Record {
     }
 }
 
-/// Paths of the run folder.
+/// The run folder, as the supervisor and its clients use it: a view of the workspace's [`Layout`].
 #[derive(Debug, Clone)]
 pub struct RunDir {
     /// `.labup/run`.
     pub dir: PathBuf,
     /// `.labup/logs`.
     pub logs: PathBuf,
+    layout: Layout,
 }
 
 impl RunDir {
-    /// The run and log folders of a project (not created).
-    pub fn of(root: &Path) -> RunDir {
-        let state = crate::project::state_dir(root);
-        RunDir { dir: state.join("run"), logs: state.join("logs") }
+    /// The run and log folders of a workspace (not created).
+    pub fn of(layout: &Layout) -> RunDir {
+        RunDir { dir: layout.run_dir(), logs: layout.logs(), layout: layout.clone() }
     }
 
-    /// Creates them (0700 state folder).
-    pub fn create(&self, root: &Path) -> anyhow::Result<()> {
+    /// Creates them (0700 state and run folders).
+    pub fn create(&self) -> anyhow::Result<()> {
         use std::os::unix::fs::PermissionsExt;
-        let run = crate::project::ensure_state_dir(root, "run")?;
+        let run = self.layout.ensure(self.layout.run_dir())?;
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700))?;
-        crate::project::ensure_state_dir(root, "logs")?;
+        self.layout.ensure(self.layout.logs())?;
         Ok(())
     }
 
     /// `state.json`.
     pub fn state_file(&self) -> PathBuf {
-        self.dir.join("state.json")
+        self.layout.state_file()
     }
 
     /// The control socket.
     pub fn socket(&self) -> PathBuf {
-        self.dir.join("control.sock")
+        self.layout.socket()
+    }
+
+    /// The lock a client holds while it makes sure of a supervisor and sends it a request.
+    pub fn client_lock(&self) -> PathBuf {
+        self.layout.client_lock()
+    }
+
+    /// The lock the one supervisor holds.
+    pub fn supervisor_lock(&self) -> PathBuf {
+        self.layout.supervisor_lock()
+    }
+
+    /// A service's log file.
+    pub fn log(&self, service: &str) -> PathBuf {
+        self.layout.log(service)
     }
 
     /// Reads `state.json` (empty when missing or unreadable).

@@ -10,7 +10,6 @@ use std::fs::File;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixListener;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
@@ -29,6 +28,7 @@ use super::spec::Spec;
 use super::state::{Record, RunDir, RunState};
 use crate::config::{Port, Ready};
 use crate::error::Fail;
+use crate::project::Layout;
 
 const TICK: Duration = Duration::from_millis(20);
 const PROBE_EVERY: Duration = Duration::from_millis(40);
@@ -138,8 +138,8 @@ pub struct Ended {
 
 /// Runs the detached supervisor until it is told to stop everything; it receives its specs on
 /// the socket.
-pub fn run(root: &Path) -> Result<()> {
-    serve(root, Vec::new(), None).map(|_| ())
+pub fn run(layout: &Layout) -> Result<()> {
+    serve(layout, Vec::new(), None).map(|_| ())
 }
 
 /// `labup up --foreground`: starts `initial` at once, streams every service's log on stdout,
@@ -147,16 +147,16 @@ pub fn run(root: &Path) -> Result<()> {
 /// SIGINT, SIGHUP) or `labup stop` asks it to stop, or a service gives up (then every other one
 /// is stopped too). As PID 1 of a container (or as the child subreaper it makes itself) it reaps
 /// every orphan that is reparented to it, never the status of a child it manages.
-pub fn foreground(root: &Path, initial: Vec<Spec>, on_ready: &mut dyn FnMut(&RunState)) -> Result<Ended> {
+pub fn foreground(layout: &Layout, initial: Vec<Spec>, on_ready: &mut dyn FnMut(&RunState)) -> Result<Ended> {
     reaper::become_subreaper();
-    serve(root, initial, Some(on_ready))
+    serve(layout, initial, Some(on_ready))
 }
 
-fn serve(root: &Path, initial: Vec<Spec>, mut on_ready: Option<&mut dyn FnMut(&RunState)>) -> Result<Ended> {
+fn serve(layout: &Layout, initial: Vec<Spec>, mut on_ready: Option<&mut dyn FnMut(&RunState)>) -> Result<Ended> {
     let foreground = on_ready.is_some();
-    let run = RunDir::of(root);
-    run.create(root)?;
-    let lock_file = File::create(run.dir.join("supervisor.lock"))?;
+    let run = RunDir::of(layout);
+    run.create()?;
+    let lock_file = File::create(run.supervisor_lock())?;
     if lock_file.try_lock().is_err() {
         if foreground {
             let pid = run.live_supervisor(&run.read()).map(|s| s.pid);

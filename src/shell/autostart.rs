@@ -9,12 +9,12 @@
 
 use std::collections::BTreeSet;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
 use crate::fsutil::{self, LockFile};
-use crate::project;
+use crate::project::Layout;
 use crate::services::proc::{self, Identity};
 
 /// The registry folder of a project.
@@ -22,20 +22,21 @@ use crate::services::proc::{self, Identity};
 pub struct Registry {
     /// `.labup/shells`.
     pub dir: PathBuf,
+    layout: Layout,
 }
 
 const STARTED: &str = "started.json";
 
 impl Registry {
-    /// The registry of the project at `root` (not created).
-    pub fn of(root: &Path) -> Registry {
-        Registry { dir: project::state_dir(root).join("shells") }
+    /// The registry of a workspace (not created).
+    pub fn of(layout: &Layout) -> Registry {
+        Registry { dir: layout.shells(), layout: layout.clone() }
     }
 
     /// Creates the folder and takes the registry lock.
-    pub fn lock(&self, root: &Path) -> Result<LockFile> {
-        project::ensure_state_dir(root, "shells")?;
-        LockFile::acquire(&self.dir.join("lock"), |_| {})
+    pub fn lock(&self) -> Result<LockFile> {
+        self.layout.ensure(self.dir.clone())?;
+        LockFile::acquire(&self.layout.shells_lock(), |_| {})
     }
 
     fn entry(&self, pid: i32) -> PathBuf {
@@ -141,8 +142,8 @@ mod tests {
     #[test]
     fn registry_prunes_dead_shells() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::of(dir.path());
-        let _lock = reg.lock(dir.path()).unwrap();
+        let reg = Registry::of(&Layout::of(dir.path()));
+        let _lock = reg.lock().unwrap();
         let me = proc::identify(std::process::id() as i32).unwrap();
         reg.register(&me).unwrap();
         let dead = Identity { pid: me.pid, start_time: me.start_time + 1, boot_id: me.boot_id.clone() };
@@ -157,8 +158,8 @@ mod tests {
     #[test]
     fn started_services_accumulate_until_cleared() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::of(dir.path());
-        let _lock = reg.lock(dir.path()).unwrap();
+        let reg = Registry::of(&Layout::of(dir.path()));
+        let _lock = reg.lock().unwrap();
         assert!(reg.started().is_empty());
         reg.add_started(&set(&["web"])).unwrap();
         reg.add_started(&set(&["app"])).unwrap();

@@ -26,27 +26,21 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 use super::sh_quote;
-use crate::config::Config;
 use crate::env::ChildEnv;
 use crate::fsutil;
 use crate::gpu::Wiring;
-use crate::project;
+use crate::project::Workspace;
 
 /// Written last into the wrappers folder: what the wrappers were made for. Also marks the
 /// folder as labup's, so interpreter discovery skips it.
 pub const MANIFEST: &str = ".labup-wrappers";
 
-/// `.labup/shell/bin`.
-pub fn dir(root: &Path) -> PathBuf {
-    project::state_dir(root).join("shell").join("bin")
-}
-
 /// labup's own library folders for children (`LD_LIBRARY_PATH` of `labup env`: the
 /// `LABUP_LIBRARY_PATH` entries and the driver link folder), or `None` when there is nothing to add.
-pub fn library_path(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Option<String> {
+pub fn library_path(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Option<String> {
     let mut own = parent.clone();
     own.remove("LD_LIBRARY_PATH");
-    let env = ChildEnv::workspace(config, &own, gpu);
+    let env = ChildEnv::workspace(ws, &own, gpu);
     env.entries.into_iter().find(|e| e.name == "LD_LIBRARY_PATH").and_then(|e| e.value).filter(|v| !v.is_empty())
 }
 
@@ -69,11 +63,12 @@ pub enum State {
 }
 
 /// Compares the manifest with the library path this environment needs (a file read, no writes).
-pub fn state(config: &Config, parent: &BTreeMap<String, String>) -> State {
-    let Some(libs) = library_path(config, parent, &crate::gpu::existing_wiring(config)) else {
+pub fn state(ws: &Workspace, parent: &BTreeMap<String, String>) -> State {
+    let config = &ws.config;
+    let Some(libs) = library_path(ws, parent, &crate::gpu::existing_wiring(ws)) else {
         return State::NotNeeded;
     };
-    match fs::read_to_string(dir(&config.root).join(MANIFEST)) {
+    match fs::read_to_string(ws.layout.shell_bin().join(MANIFEST)) {
         Err(_) => State::Missing,
         Ok(text) if text.starts_with(&header(&libs, &config.python.venv)) => State::Current,
         Ok(_) => State::Stale,
@@ -126,10 +121,11 @@ pub enum Refresh {
 
 /// Makes `.labup/shell/bin` fit the venv and the library path (called after a sync); a read and
 /// a compare when nothing changed.
-pub fn refresh(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Result<Refresh> {
-    let folder = dir(&config.root);
+pub fn refresh(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Result<Refresh> {
+    let config = &ws.config;
+    let folder = ws.layout.shell_bin();
     let bin = config.python.venv.join("bin");
-    let Some(libs) = library_path(config, parent, gpu).filter(|_| bin.is_dir()) else {
+    let Some(libs) = library_path(ws, parent, gpu).filter(|_| bin.is_dir()) else {
         if folder.join(MANIFEST).is_file() {
             fsutil::remove_tree(&folder)?;
             return Ok(Refresh::Removed);
@@ -141,7 +137,7 @@ pub fn refresh(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring)
     if fs::read_to_string(folder.join(MANIFEST)).is_ok_and(|m| m == manifest) {
         return Ok(Refresh::Unchanged);
     }
-    project::ensure_state_dir(&config.root, "shell/bin")?;
+    ws.layout.ensure(ws.layout.shell_bin())?;
     // The manifest goes first so that an interrupted refresh reads as stale, never as current.
     let _ = fs::remove_file(folder.join(MANIFEST));
     for entry in fs::read_dir(&folder).with_context(|| format!("failed to read {}", folder.display()))?.flatten() {
@@ -160,15 +156,10 @@ pub fn refresh(config: &Config, parent: &BTreeMap<String, String>, gpu: &Wiring)
     Ok(Refresh::Written(names.len()))
 }
 
-/// `.labup/shell/pip`: the `pip` and `pip3` a hooked shell finds after `.venv/bin`. The venv
-/// has no pip of its own (it holds exactly the lock), so without them `pip install` in a labup
-/// shell would reach the base interpreter's pip and install there. A pip the user puts into the
-/// venv comes first on PATH and wins.
-pub fn pip_dir(root: &Path) -> PathBuf {
-    project::state_dir(root).join("shell").join("pip")
-}
-
-/// What the shell's `pip` runs.
+/// What the shell's `pip` runs. The hooked shell finds `pip` and `pip3` in `.labup/shell/pip`
+/// after `.venv/bin`: the venv has no pip of its own (it holds exactly the lock), so without them
+/// `pip install` in a labup shell would reach the base interpreter's pip and install there. A pip
+/// the user puts into the venv comes first on PATH and wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PipRunner {
     /// uv's pip interface (`uv pip install … --python <venv>`): what installs when uv does.
@@ -215,8 +206,9 @@ pub fn pip_script(runner: &PipRunner, venv: &Path, shown: &str, note: &Path) -> 
 
 /// Makes `.labup/shell/pip` fit the venv and the runner (a read and a compare when it does);
 /// removes it when there is no venv.
-pub fn refresh_pip(config: &Config, runner: &PipRunner) -> Result<()> {
-    let folder = pip_dir(&config.root);
+pub fn refresh_pip(ws: &Workspace, runner: &PipRunner) -> Result<()> {
+    let config = &ws.config;
+    let folder = ws.layout.shell_pip();
     if !config.python.venv.join("bin").is_dir() {
         if folder.is_dir() {
             fsutil::remove_tree(&folder)?;
@@ -230,7 +222,7 @@ pub fn refresh_pip(config: &Config, runner: &PipRunner) -> Result<()> {
         if fs::read_to_string(&path).is_ok_and(|t| t == text) {
             continue;
         }
-        project::ensure_state_dir(&config.root, "shell/pip")?;
+        ws.layout.ensure(ws.layout.shell_pip())?;
         fsutil::atomic_write(&path, text.as_bytes())?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o755))
             .with_context(|| format!("failed to make {} executable", path.display()))?;
@@ -242,7 +234,7 @@ pub fn refresh_pip(config: &Config, runner: &PipRunner) -> Result<()> {
 mod tests {
     use super::*;
 
-    fn setup(libs: Option<&str>) -> (tempfile::TempDir, Config, BTreeMap<String, String>) {
+    fn setup(libs: Option<&str>) -> (tempfile::TempDir, Workspace, BTreeMap<String, String>) {
         let dir = tempfile::tempdir().unwrap();
         let bin = dir.path().join(".venv/bin");
         fs::create_dir_all(&bin).unwrap();
@@ -251,7 +243,7 @@ mod tests {
             fs::set_permissions(bin.join(name), fs::Permissions::from_mode(0o755)).unwrap();
         }
         fs::write(bin.join("not-executable"), "").unwrap();
-        let config = Config::load(dir.path()).unwrap();
+        let config = Workspace::load(dir.path()).unwrap();
         let mut parent = BTreeMap::from([("LD_LIBRARY_PATH".to_string(), "/inherited".to_string())]);
         if let Some(l) = libs {
             parent.insert("LABUP_LIBRARY_PATH".into(), l.into());
@@ -275,7 +267,7 @@ mod tests {
         let (d, config, parent) = setup(Some("/nix/store/a/lib"));
         assert_eq!(state(&config, &parent), State::Missing);
         assert_eq!(refresh(&config, &parent, &Wiring::default()).unwrap(), Refresh::Written(2));
-        let folder = dir(d.path());
+        let folder = config.layout.shell_bin();
         let mut names: Vec<String> =
             fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
         names.sort();
@@ -304,7 +296,7 @@ mod tests {
         refresh(&config, &parent, &Wiring::default()).unwrap();
         fs::remove_file(d.path().join(".venv/bin/jupyter")).unwrap();
         assert_eq!(refresh(&config, &parent, &Wiring::default()).unwrap(), Refresh::Written(1));
-        assert!(!dir(d.path()).join("jupyter").exists());
+        assert!(!config.layout.shell_bin().join("jupyter").exists());
     }
 
     #[test]
