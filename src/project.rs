@@ -154,6 +154,11 @@ impl Layout {
         self.logs().join("autostart.log")
     }
 
+    /// `logs/slurm-%j.out`: a Slurm job's output (`sbatch --output`, `%j` the job id).
+    pub fn slurm_output(&self) -> PathBuf {
+        self.logs().join("slurm-%j.out")
+    }
+
     /// `jupyter/`.
     pub fn jupyter(&self) -> PathBuf {
         self.state.join("jupyter")

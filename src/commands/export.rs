@@ -44,10 +44,16 @@ fn export_slurm(
     let config = &ws.config;
     let sources = crate::python::sources::Sources::detect(config)?;
     let gpus = slurm::gpus(config, &opts, crate::gpu::torch_requested(&sources));
-    let logs = ws.layout.logs();
+    let output = ws.layout.slurm_output();
     let labup = this_labup()?;
-    let job =
-        slurm::Job { project: &config.project.name, root: &config.root, logs: &logs, labup: &labup, gpus, opts: &opts };
+    let job = slurm::Job {
+        project: &config.project.name,
+        root: &config.root,
+        output: &output,
+        labup: &labup,
+        gpus,
+        opts: &opts,
+    };
     let file = slurm::script(&job);
     let dest = out.map_or(Destination::Stdout, |p| Destination::File(p.to_path_buf()));
     output::write(std::slice::from_ref(&file), &dest)?;
@@ -58,7 +64,7 @@ fn export_slurm(
     let submit = out.map_or("sbatch FILE".to_string(), |p| format!("sbatch {}", p.display()));
     ui.info(format!(
         "the job asks for {gpu_words} ({why}); submit it with `{submit}`, its output goes to {}",
-        logs.join("slurm-<job id>.out").display()
+        output.display().to_string().replace("%j", "<job id>")
     ));
     Ok(ExitCode::SUCCESS)
 }

@@ -138,8 +138,8 @@ pub(crate) struct Job<'a> {
     pub project: &'a str,
     /// The project folder (absolute).
     pub root: &'a Path,
-    /// The log folder (absolute): the job's output goes there.
-    pub logs: &'a Path,
+    /// The job's output file (absolute, `%j` the job id): in the workspace's log folder.
+    pub output: &'a Path,
     /// The labup binary that wrote the script (absolute).
     pub labup: &'a Path,
     /// GPUs, with the reason.
@@ -157,7 +157,7 @@ pub(crate) fn script(job: &Job) -> File {
     s.push_str("# once they are ready its output says where they are and how to tunnel to them.\n");
     s.push_str(&format!("#SBATCH --job-name={}\n", job_name(job.project)));
     s.push_str(&format!("#SBATCH --chdir={}\n", sbatch_word(&root)));
-    s.push_str(&format!("#SBATCH --output={}\n", sbatch_word(&job.logs.join("slurm-%j.out").display().to_string())));
+    s.push_str(&format!("#SBATCH --output={}\n", sbatch_word(&job.output.display().to_string())));
     let (n, why) = &job.gpus;
     if *n > 0 {
         s.push_str(&format!("#SBATCH --gres=gpu:{n}\n"));
@@ -292,7 +292,7 @@ mod tests {
         let job = Job {
             project: "my demo",
             root: Path::new("/home/ana/my demo"),
-            logs: Path::new("/home/ana/my demo/.labup/logs"),
+            output: Path::new("/home/ana/my demo/.labup/logs/slurm-%j.out"),
             labup: Path::new("/opt/labup/bin/labup"),
             gpus: (gpus, "from `--gpus`".into()),
             opts,
