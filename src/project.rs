@@ -279,6 +279,40 @@ mod tests {
     }
 
     #[test]
+    fn every_path_is_under_the_state_folder() {
+        let l = Layout::of(Path::new("/p"));
+        assert_eq!(l.state(), Path::new("/p/.labup"));
+        let paths = [
+            l.run_dir(),
+            l.state_file(),
+            l.socket(),
+            l.client_lock(),
+            l.supervisor_lock(),
+            l.log("app"),
+            l.autostart_log(),
+            l.slurm_output(),
+            l.jupyter_token(),
+            l.jupyter_runtime(),
+            l.jupyter_config(),
+            l.jupyter_ignored_notice(),
+            l.driver("550.1"),
+            l.nvml_cache(),
+            l.shell_bin(),
+            l.shell_pip(),
+            l.shells_lock(),
+            l.tmp(),
+            l.sync_lock(),
+        ];
+        for p in &paths {
+            assert!(p.starts_with("/p/.labup/"), "{}", p.display());
+        }
+        let unique: std::collections::BTreeSet<_> = paths.iter().collect();
+        assert_eq!(unique.len(), paths.len(), "no two of them are the same path");
+        assert_eq!(l.log("app"), Path::new("/p/.labup/logs/app.log"));
+        assert_eq!(l.socket(), Path::new("/p/.labup/run/control.sock"));
+    }
+
+    #[test]
     fn state_dir_is_private_and_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::of(dir.path());
