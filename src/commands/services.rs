@@ -114,7 +114,7 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
                 if matches!(phase, Phase::Ready | Phase::Failed | Phase::Backoff) {
                     bars.finish(&spec.name);
                     let took = crate::ui::format_duration(started.elapsed());
-                    bars.suspend(|| match phase {
+                    match phase {
                         Phase::Ready => ui.info(format!("{} {} is ready in {took}", ui.paint("✓", "32"), spec.name)),
                         Phase::Backoff => ui.info(format!(
                             "{} {} failed to start after {took} (restarting in the background)",
@@ -122,7 +122,7 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
                             spec.name
                         )),
                         _ => ui.info(format!("{} {} failed", ui.paint("✗", "31"), spec.name)),
-                    });
+                    }
                 }
             }
             pending |= !settled(&state, spec);

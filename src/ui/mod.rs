@@ -55,22 +55,23 @@ impl Ui {
         progress::bytes(self, prefix.into())
     }
 
-    /// A log line (hidden by `-q`).
+    /// A log line (hidden by `-q`). Like every line here, it is printed above a spinner that
+    /// is drawn, not through it.
     pub fn info(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", message.as_ref());
+            progress::above(|| eprintln!("{}", message.as_ref()));
         }
     }
 
     /// A warning (shown even with `-q`).
     pub fn warn(&self, message: impl AsRef<str>) {
-        eprintln!("{} {}", self.paint("warning:", "1;33"), message.as_ref());
+        progress::above(|| eprintln!("{} {}", self.paint("warning:", "1;33"), message.as_ref()));
     }
 
     /// A line only `-v` shows.
     pub fn debug(&self, message: impl AsRef<str>) {
         if self.verbose {
-            eprintln!("{}", self.paint(message.as_ref(), "2"));
+            progress::above(|| eprintln!("{}", self.paint(message.as_ref(), "2")));
         }
     }
 

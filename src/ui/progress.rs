@@ -4,9 +4,11 @@
 //! indicatif's default for a dropped bar.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle, WeakProgressBar};
 
 use super::Ui;
 
@@ -52,6 +54,62 @@ impl Look {
     }
 }
 
+/// What is drawn on stderr now.
+#[derive(Clone)]
+enum Live {
+    /// A step's spinner (weak: the step owns it).
+    Bar(WeakProgressBar),
+    /// The services' spinners.
+    Group(MultiProgress),
+}
+
+impl Live {
+    /// Runs `print` with the progress lifted and drawn again below what it printed.
+    fn above<T>(&self, print: impl FnOnce() -> T) -> T {
+        match self {
+            Live::Bar(weak) => match weak.upgrade() {
+                Some(bar) => bar.suspend(print),
+                None => print(),
+            },
+            Live::Group(multi) => multi.suspend(print),
+        }
+    }
+}
+
+/// The progress on stderr, with the token of whoever drew it; one at a time (labup never runs
+/// two steps at once).
+static LIVE: Mutex<Option<(u64, Live)>> = Mutex::new(None);
+static TOKENS: AtomicU64 = AtomicU64::new(1);
+
+/// Makes `live` the progress lines go above; the token takes it down again.
+fn show(live: Live) -> u64 {
+    let token = TOKENS.fetch_add(1, Ordering::Relaxed);
+    if let Ok(mut slot) = LIVE.lock() {
+        *slot = Some((token, live));
+    }
+    token
+}
+
+/// Forgets the progress `token` showed, unless another has taken its place.
+fn hide(token: u64) {
+    if let Ok(mut slot) = LIVE.lock() {
+        if slot.as_ref().is_some_and(|(t, _)| *t == token) {
+            *slot = None;
+        }
+    }
+}
+
+/// Runs `print` (a line to stderr) above the progress drawn now, so the line does not tear a
+/// spinner; without one it just runs `print`.
+pub(super) fn above<T>(print: impl FnOnce() -> T) -> T {
+    // Cloned out of the lock: `print` may take a while, and must not hold it.
+    let live = LIVE.lock().ok().and_then(|slot| slot.as_ref().map(|(_, live)| live.clone()));
+    match live {
+        Some(live) => live.above(print),
+        None => print(),
+    }
+}
+
 /// Where the bars of `ui` draw: stderr when progress is on, nowhere otherwise.
 fn target(ui: &Ui) -> ProgressDrawTarget {
     if ui.progress {
@@ -76,16 +134,20 @@ pub struct Step {
     ui: Ui,
     bar: ProgressBar,
     started: Instant,
+    /// Set while its spinner is the one lines go above.
+    shown: Option<u64>,
 }
 
 impl Step {
     /// Starts a step of `ui`.
     pub(super) fn start(ui: Ui, message: String) -> Step {
         if ui.progress {
-            Step::drawn_on(ui, message, ProgressDrawTarget::stderr())
+            let mut step = Step::drawn_on(ui, message, ProgressDrawTarget::stderr());
+            step.shown = Some(show(Live::Bar(step.bar.downgrade())));
+            step
         } else {
             ui.debug(format!("{message}…"));
-            Step { ui, bar: ProgressBar::hidden(), started: Instant::now() }
+            Step { ui, bar: ProgressBar::hidden(), started: Instant::now(), shown: None }
         }
     }
 
@@ -94,12 +156,12 @@ impl Step {
         let bar = bar(None, target, Look::Step);
         bar.set_message(message);
         bar.enable_steady_tick(TICK);
-        Step { ui, bar, started: Instant::now() }
+        Step { ui, bar, started: Instant::now(), shown: None }
     }
 
     /// Ends the step with a summary line and its duration.
-    pub fn done(self, message: impl AsRef<str>) {
-        self.bar.finish_and_clear();
+    pub fn done(mut self, message: impl AsRef<str>) {
+        self.finish();
         let took = super::format_duration(self.started.elapsed());
         self.ui.info(format!(
             "{} {} {}",
@@ -113,11 +175,20 @@ impl Step {
     pub fn abandon(self) {}
 }
 
-impl Drop for Step {
-    fn drop(&mut self) {
+impl Step {
+    fn finish(&mut self) {
+        if let Some(token) = self.shown.take() {
+            hide(token);
+        }
         if !self.bar.is_finished() {
             self.bar.finish_and_clear();
         }
+    }
+}
+
+impl Drop for Step {
+    fn drop(&mut self) {
+        self.finish();
     }
 }
 
@@ -126,12 +197,17 @@ impl Drop for Step {
 pub struct Spinners {
     bars: BTreeMap<String, ProgressBar>,
     multi: MultiProgress,
+    shown: Option<u64>,
 }
 
 impl Spinners {
     /// A spinner for each name, drawn while `ui` shows progress.
     pub fn new<'a>(ui: &Ui, names: impl IntoIterator<Item = &'a str>) -> Spinners {
-        Spinners::drawn_on(target(ui), names)
+        let mut spinners = Spinners::drawn_on(target(ui), names);
+        if ui.progress {
+            spinners.shown = Some(show(Live::Group(spinners.multi.clone())));
+        }
+        spinners
     }
 
     fn drawn_on<'a>(target: ProgressDrawTarget, names: impl IntoIterator<Item = &'a str>) -> Spinners {
@@ -146,7 +222,7 @@ impl Spinners {
                 (name.to_string(), spinner)
             })
             .collect();
-        Spinners { bars, multi }
+        Spinners { bars, multi, shown: None }
     }
 
     /// Sets what `name`'s spinner says.
@@ -163,12 +239,6 @@ impl Spinners {
         }
     }
 
-    /// Runs `print` (a line about a service) with the spinners lifted, so the line lands above
-    /// them instead of through them.
-    pub fn suspend<T>(&self, print: impl FnOnce() -> T) -> T {
-        self.multi.suspend(print)
-    }
-
     /// Takes every spinner off the terminal.
     pub fn clear(&self) {
         for bar in self.bars.values() {
@@ -179,6 +249,9 @@ impl Spinners {
 
 impl Drop for Spinners {
     fn drop(&mut self) {
+        if let Some(token) = self.shown.take() {
+            hide(token);
+        }
         self.clear();
         let _ = self.multi.clear();
     }
@@ -300,6 +373,11 @@ mod tests {
         }
     }
 
+    /// Draws `bar` now: `tick` does nothing while a steady tick runs, a new message draws.
+    fn redraw(bar: &ProgressBar) {
+        bar.set_message(bar.message());
+    }
+
     fn quiet_ui() -> Ui {
         Ui { quiet: true, verbose: false, color: false, progress: true }
     }
@@ -333,7 +411,7 @@ mod tests {
         let screen = Screen::default();
         let sync = |installer: Result<(), String>| -> Result<(), String> {
             let step = Step::drawn_on(quiet_ui(), "syncing the venv".into(), screen.target());
-            step.bar.tick();
+            redraw(&step.bar);
             assert!(screen.visible().iter().any(|l| l.contains("syncing the venv")), "{:?}", screen.visible());
             installer?;
             step.done("synced");
@@ -347,11 +425,11 @@ mod tests {
     fn a_step_done_or_abandoned_leaves_no_spinner() {
         let screen = Screen::default();
         let step = Step::drawn_on(quiet_ui(), "locking".into(), screen.target());
-        step.bar.tick();
+        redraw(&step.bar);
         step.done("locked");
         assert_eq!(screen.visible(), Vec::<String>::new());
         let step = Step::drawn_on(quiet_ui(), "locking".into(), screen.target());
-        step.bar.tick();
+        redraw(&step.bar);
         step.abandon();
         assert_eq!(screen.visible(), Vec::<String>::new());
     }
@@ -370,9 +448,7 @@ mod tests {
         spinners.message("jupyter", "starting".into());
         spinners.message("web", "backoff".into());
         spinners.message("unknown", "ignored".into());
-        for bar in spinners.bars.values() {
-            bar.tick();
-        }
+        spinners.bars.values().for_each(redraw);
         let shown = screen.visible();
         assert_eq!(shown.len(), 2, "{shown:?}");
         assert!(shown[0].contains("jupyter starting"), "{shown:?}");
@@ -395,6 +471,66 @@ mod tests {
         assert!(shown.iter().any(|l| l.starts_with("pulling llama3 [")), "{shown:?}");
         drop(download);
         assert_eq!(screen.visible(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_line_printed_over_a_spinner_tears_it_in_the_model() {
+        // The failure `above` prevents, shown on the model: the old spinner stays behind.
+        let screen = Screen::default();
+        let step = Step::drawn_on(quiet_ui(), "syncing".into(), screen.target());
+        redraw(&step.bar);
+        screen.write_line("rebuilding .venv").unwrap();
+        redraw(&step.bar);
+        let shown = screen.visible();
+        assert_eq!(shown.iter().filter(|l| l.contains("syncing")).count(), 2, "{shown:?}");
+    }
+
+    #[test]
+    fn a_line_goes_above_a_step_spinner() {
+        let screen = Screen::default();
+        let step = Step::drawn_on(quiet_ui(), "syncing".into(), screen.target());
+        redraw(&step.bar);
+        Live::Bar(step.bar.downgrade()).above(|| screen.write_line("rebuilding .venv: python changed").unwrap());
+        redraw(&step.bar);
+        let shown = screen.visible();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert_eq!(shown[0], "rebuilding .venv: python changed");
+        assert!(shown[1].contains("syncing"), "{shown:?}");
+        drop(step);
+        assert_eq!(screen.visible(), vec!["rebuilding .venv: python changed".to_string()]);
+    }
+
+    #[test]
+    fn a_line_goes_above_the_service_spinners() {
+        let screen = Screen::default();
+        let spinners = Spinners::drawn_on(screen.target(), ["jupyter", "web"]);
+        spinners.bars.values().for_each(redraw);
+        spinners.finish("web");
+        Live::Group(spinners.multi.clone()).above(|| screen.write_line("✓ web is ready in 1.2s").unwrap());
+        let shown = screen.visible();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert_eq!(shown[0], "✓ web is ready in 1.2s");
+        assert!(shown[1].starts_with("⠁ jupyter") || shown[1].contains(" jupyter"), "{shown:?}");
+        drop(spinners);
+        assert_eq!(screen.visible(), vec!["✓ web is ready in 1.2s".to_string()]);
+    }
+
+    #[test]
+    fn lines_go_above_the_progress_shown_last_until_it_ends() {
+        // The only test that touches the registry (it is global to the process).
+        let current = || LIVE.lock().unwrap().as_ref().map(|(t, _)| *t);
+        let first = show(Live::Bar(WeakProgressBar::new()));
+        let second = show(Live::Bar(WeakProgressBar::new()));
+        assert_eq!(current(), Some(second));
+        hide(first);
+        assert_eq!(current(), Some(second), "an old token does not take down the newer progress");
+        hide(second);
+        assert_eq!(current(), None);
+        // A step whose bar is gone, or none at all: the line is printed all the same.
+        assert_eq!(above(|| 7), 7);
+        let token = show(Live::Bar(WeakProgressBar::new()));
+        assert_eq!(above(|| 8), 8);
+        hide(token);
     }
 
     #[test]
