@@ -23,9 +23,9 @@ pub fn wanted(stderr_terminal: bool, quiet: bool, verbose: bool, no_progress: bo
 /// The look of each kind of progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Look {
-    /// One step of a command: `⠋ syncing the venv 1.2s`.
+    /// One step of a command: `⠋ Syncing .venv 1s`.
     Step,
-    /// One line per service: `⠋ jupyter starting 3.1s`.
+    /// One line per service: `⠋ jupyter starting 3s`.
     Service,
     /// A download: `pulling llama3 [=====>    ] 1.2 GiB/4.7 GiB 30 MiB/s 2m …`.
     Bytes,
@@ -173,9 +173,7 @@ impl Step {
 
     /// Ends the step without a line (the error says what happened); the same as dropping it.
     pub fn abandon(self) {}
-}
 
-impl Step {
     fn finish(&mut self) {
         if let Some(token) = self.shown.take() {
             hide(token);
