@@ -58,13 +58,7 @@ pub fn fail<T>(f: Fail) -> anyhow::Result<T> {
 
 /// The exit code and the text for stderr.
 pub fn render(err: &anyhow::Error, color: bool) -> (Exit, String) {
-    let style = |s: &str, code: &str| {
-        if color {
-            format!("\x1b[{code}m{s}\x1b[0m")
-        } else {
-            s.to_string()
-        }
-    };
+    let style = |s: &str, code: &str| crate::ui::paint(s, code, color);
     let mut out = String::new();
     for (i, cause) in err.chain().enumerate() {
         let text = cause.to_string();

@@ -1,14 +1,13 @@
 //! `labup doctor`: run the checks, print them, exit 1 when one fails.
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Result;
 
 use crate::doctor::{self, render, Context};
-use crate::envvars;
 use crate::project::Workspace;
+use crate::ui::{color, Stream};
 
 /// `labup doctor [--json]`.
 pub fn doctor(root: &Path, json: bool) -> Result<ExitCode> {
@@ -17,8 +16,7 @@ pub fn doctor(root: &Path, json: bool) -> Result<ExitCode> {
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        let color = std::io::stdout().is_terminal() && envvars::get(envvars::NO_COLOR).is_none();
-        print!("{}", render::render(&report, color));
+        print!("{}", render::render(&report, color::enabled(Stream::Stdout)));
     }
     Ok(if report.failed() { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }

@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::error::Fail;
 use crate::fsutil::LockFile;
@@ -91,21 +90,7 @@ impl Drop for Interrupt {
 
 /// Waits until every spec is ready or has failed, with a spinner per service on a terminal.
 pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState> {
-    let multi = MultiProgress::with_draw_target(if ui.progress {
-        ProgressDrawTarget::stderr()
-    } else {
-        ProgressDrawTarget::hidden()
-    });
-    let style = ProgressStyle::with_template("{spinner:.cyan} {prefix:.bold} {msg} {elapsed:.dim}")
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
-    let bars: BTreeMap<&str, ProgressBar> = specs
-        .iter()
-        .map(|s| {
-            let bar = multi.add(ProgressBar::new_spinner().with_style(style.clone()).with_prefix(s.name.clone()));
-            bar.enable_steady_tick(Duration::from_millis(100));
-            (s.name.as_str(), bar)
-        })
-        .collect();
+    let bars = ui.spinners(specs.iter().map(|s| s.name.as_str()));
     let interrupted = Interrupt(interrupts());
     let limit = specs.iter().map(|s| s.start_timeout_ms).max().unwrap_or(60_000) + 60_000;
     let deadline = Instant::now() + Duration::from_millis(limit);
@@ -117,18 +102,17 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
         for spec in specs {
             let rec = state.services.get(&spec.name);
             let phase = rec.map_or(Phase::Starting, |r| r.state);
-            if let Some(bar) = bars.get(spec.name.as_str()) {
-                bar.set_message(match (phase, rec.and_then(|r| r.last_error.clone())) {
+            bars.message(
+                &spec.name,
+                match (phase, rec.and_then(|r| r.last_error.clone())) {
                     (Phase::Backoff, Some(e)) => format!("restarting ({e})"),
                     (p, _) => format!("{p:?}").to_lowercase(),
-                });
-            }
+                },
+            );
             if announced.get(&spec.name) != Some(&phase) {
                 announced.insert(spec.name.clone(), phase);
                 if matches!(phase, Phase::Ready | Phase::Failed | Phase::Backoff) {
-                    if let Some(bar) = bars.get(spec.name.as_str()) {
-                        bar.finish_and_clear();
-                    }
+                    bars.finish(&spec.name);
                     let took = crate::ui::format_duration(started.elapsed());
                     match phase {
                         Phase::Ready => ui.info(format!("{} {} is ready in {took}", ui.paint("✓", "32"), spec.name)),
@@ -147,9 +131,7 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             return Ok(state);
         }
         if interrupted.0.load(Ordering::SeqCst) {
-            for bar in bars.values() {
-                bar.finish_and_clear();
-            }
+            bars.clear();
             let waiting: Vec<&str> = specs
                 .iter()
                 .filter(|s| !state.services.get(&s.name).is_some_and(|r| r.state == Phase::Ready))

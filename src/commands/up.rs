@@ -5,7 +5,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Result;
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
 
 use super::services::{ensure_supervisor, fail_if_not_ready, is_up, wait_for};
@@ -494,19 +493,7 @@ fn pull_models(p: &Prepared, state: &RunState, ui: &Ui) -> Result<()> {
 }
 
 fn pull_one(client: &ollama::Client, model: &str, ui: &Ui) -> Result<()> {
-    let bar = if ui.progress {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        let style = ProgressStyle::with_template(
-            "{prefix:.bold} [{bar:30.cyan/dim}] {bytes}/{total_bytes} {bytes_per_sec} {eta} {msg:.dim}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
-        bar.set_style(style);
-        bar.set_prefix(format!("pulling {model}"));
-        bar
-    } else {
-        ProgressBar::hidden()
-    };
+    let bar = ui.bytes_bar(format!("pulling {model}"));
     let started = std::time::Instant::now();
     let mut progress = PullProgress::default();
     let mut last_status = String::new();

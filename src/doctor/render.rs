@@ -1,14 +1,7 @@
 //! The human form of a report: one aligned line per check, details and fix indented under it.
 
 use super::{Report, Status};
-
-fn paint(text: &str, code: &str, color: bool) -> String {
-    if color {
-        format!("\x1b[{code}m{text}\x1b[0m")
-    } else {
-        text.to_string()
-    }
-}
+use crate::ui::paint;
 
 /// The mark and its colour.
 fn mark(status: Status) -> (&'static str, &'static str) {

@@ -710,21 +710,13 @@ impl Supervisor {
 
     /// `--foreground`: every service's new log lines on stdout, prefixed with its name.
     fn print_logs(&mut self) {
-        let width = self.services.keys().map(String::len).max().unwrap_or(0);
-        let color = std::io::IsTerminal::is_terminal(&std::io::stdout())
-            && crate::envvars::get(crate::envvars::NO_COLOR).is_none();
-        for (i, (name, m)) in self.services.iter_mut().enumerate() {
-            let text = logs::read_from(&m.spec.log_path(&self.run.logs), &mut m.print_offset);
-            for line in text.lines() {
-                let prefix = format!("{name:width$} |");
-                if color {
-                    let code = [36, 35, 33, 32, 34, 31][i % 6];
-                    println!("\x1b[{code}m{prefix}\x1b[0m {line}");
-                } else {
-                    println!("{prefix} {line}");
-                }
-            }
-        }
+        let logs_dir = &self.run.logs;
+        let chunks: Vec<(&str, String)> = self
+            .services
+            .iter_mut()
+            .map(|(name, m)| (name.as_str(), logs::read_from(&m.spec.log_path(logs_dir), &mut m.print_offset)))
+            .collect();
+        crate::ui::LogPrinter::stdout().print(&chunks);
     }
 }
 

@@ -1,13 +1,19 @@
 //! Output: progress and logs on stderr, data on stdout; colour and spinners only when wanted.
+//! The one output layer: [`color`] decides and paints, [`progress`] draws spinners and bars
+//! that never outlive their work, [`logprinter`] prints the foreground log.
 
-use std::io::IsTerminal;
-use std::time::{Duration, Instant};
-
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::time::Duration;
 
 use crate::envvars;
 
 pub mod banner;
+pub mod color;
+pub mod logprinter;
+pub mod progress;
+
+pub use color::{paint, Stream};
+pub use logprinter::LogPrinter;
+pub use progress::{Spinners, Step};
 
 /// How chatty and how fancy stderr is.
 #[derive(Debug, Clone, Copy)]
@@ -25,84 +31,53 @@ pub struct Ui {
 impl Ui {
     /// Settles output from the flags, the terminal and the environment.
     pub fn new(quiet: bool, verbose: bool) -> Ui {
-        let tty = std::io::stderr().is_terminal();
-        let color = tty && envvars::get(envvars::NO_COLOR).is_none();
-        let progress = tty && !quiet && !verbose && envvars::get(envvars::LABUP_NO_PROGRESS).is_none();
+        let color = color::enabled(Stream::Stderr);
+        let no_progress = envvars::get(envvars::LABUP_NO_PROGRESS).is_some();
+        let progress = progress::wanted(color::Terminals::now().stderr, quiet, verbose, no_progress);
+        // indicatif paints its spinners through `console`: the same decision.
         console::set_colors_enabled_stderr(color);
         Ui { quiet, verbose, color, progress }
     }
 
-    /// A step with a spinner (on a TTY); finish it with [`Step::done`].
+    /// A step with a spinner (on a TTY); finish it with [`Step::done`]. Dropped unfinished (an
+    /// error on the way), it takes its spinner away.
     pub fn step(&self, message: impl Into<String>) -> Step {
-        let message = message.into();
-        let bar = if self.progress {
-            let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner());
-            bar.set_style(style);
-            bar.set_message(message);
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
-        } else {
-            self.debug(format!("{message}…"));
-            ProgressBar::hidden()
-        };
-        Step { ui: *self, bar, started: Instant::now() }
+        Step::start(*self, message.into())
     }
 
-    /// A log line (hidden by `-q`).
+    /// One spinner per service (on a TTY), cleared when dropped.
+    pub fn spinners<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Spinners {
+        Spinners::new(self, names)
+    }
+
+    /// A download bar with `prefix` (on a TTY), cleared when dropped.
+    pub fn bytes_bar(&self, prefix: impl Into<String>) -> indicatif::ProgressBar {
+        progress::bytes(self, prefix.into())
+    }
+
+    /// A log line (hidden by `-q`). Like every line here, it is printed above a spinner that
+    /// is drawn, not through it.
     pub fn info(&self, message: impl AsRef<str>) {
         if !self.quiet {
-            eprintln!("{}", message.as_ref());
+            progress::above(|| eprintln!("{}", message.as_ref()));
         }
     }
 
     /// A warning (shown even with `-q`).
     pub fn warn(&self, message: impl AsRef<str>) {
-        eprintln!("{} {}", self.paint("warning:", "1;33"), message.as_ref());
+        progress::above(|| eprintln!("{} {}", self.paint("warning:", "1;33"), message.as_ref()));
     }
 
     /// A line only `-v` shows.
     pub fn debug(&self, message: impl AsRef<str>) {
         if self.verbose {
-            eprintln!("{}", self.paint(message.as_ref(), "2"));
+            progress::above(|| eprintln!("{}", self.paint(message.as_ref(), "2")));
         }
     }
 
-    /// `text` in an ANSI style when colour is on.
+    /// `text` in an ANSI style when colour is on (for stderr).
     pub fn paint(&self, text: &str, code: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-}
-
-/// A running step.
-#[derive(Debug)]
-pub struct Step {
-    ui: Ui,
-    bar: ProgressBar,
-    started: Instant,
-}
-
-impl Step {
-    /// Ends the step with a summary line and its duration.
-    pub fn done(self, message: impl AsRef<str>) {
-        self.bar.finish_and_clear();
-        let took = format_duration(self.started.elapsed());
-        self.ui.info(format!(
-            "{} {} {}",
-            self.ui.paint("✓", "32"),
-            message.as_ref(),
-            self.ui.paint(&format!("in {took}"), "2")
-        ));
-    }
-
-    /// Ends the step without a line (the error says what happened).
-    pub fn abandon(self) {
-        self.bar.finish_and_clear();
+        paint(text, code, self.color)
     }
 }
 
