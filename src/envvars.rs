@@ -105,7 +105,7 @@ pub const ALL: &[(&str, &str, &str)] = &[
     (JUPYTER_CONFIG_PATH, "user", "extra Jupyter config folders: not passed to labup's Jupyter"),
     (JUPYTERLAB_SETTINGS_DIR, "user", "JupyterLab user settings folder, kept for labup's Jupyter"),
     (JUPYTERLAB_WORKSPACES_DIR, "user", "JupyterLab workspaces folder, kept for labup's Jupyter"),
-    (NO_COLOR, "user", "no colour in output"),
+    (NO_COLOR, "user", "set and not empty: no colour in output"),
     (UV_INDEX_URL, "user", "uv's index (with the others below: labup then adds no torch index)"),
     (UV_DEFAULT_INDEX, "user", "uv's index"),
     (UV_INDEX, "user", "uv's extra indexes"),
