@@ -234,7 +234,9 @@ fn explain(message: &str, section: Option<&str>) -> (String, Option<String>) {
     if let Some(rest) = message.strip_prefix("invalid type: ") {
         return (format!("wrong type{within}: {rest}"), None);
     }
-    (format!("{message}{}", if message.contains(" in [") { String::new() } else { within }), None)
+    // Labup's own messages (a value out of range, a cycle) and TOML syntax errors read as
+    // sentences; the location and the snippet already say where.
+    (message.to_string(), None)
 }
 
 /// The closest known name, when it is close enough to be a typo.
