@@ -104,8 +104,7 @@ fn after_a_service_the_local_file_disables() {
 
 #[test]
 fn names_that_share_a_port_variable() {
-    let (p, out) =
-        rejected("[services.my-api]\ncommand = [\"a\"]\n\n[services.my_api]\ncommand = [\"b\"]\n", None);
+    let (p, out) = rejected("[services.my-api]\ncommand = [\"a\"]\n\n[services.my_api]\ncommand = [\"b\"]\n", None);
     labup_snapshot!(&p, out);
 }
 

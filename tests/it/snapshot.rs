@@ -3,7 +3,8 @@
 //! interpreter's path, durations, pids, ports where a test asks) replaced by placeholders.
 //!
 //! `labup_snapshot!(project, output)` compares against `tests/it/snapshots/<module>__<test>.snap`;
-//! `labup_snapshot!(project, output, "127.0.0.1:\\d+" => "127.0.0.1:[PORT]")` adds filters.
+//! `labup_snapshot!(project, output, r"127\.0\.0\.1:\d+" => "127.0.0.1:[PORT]")` adds filters
+//! (any `&str` expressions), and `labup_snapshot!("name" => project, output)` names it.
 //! Write new ones with `INSTA_UPDATE=always cargo nextest run …` (or `cargo insta review`) and
 //! read every `.snap` before committing it.
 
@@ -25,17 +26,26 @@ pub fn filters(p: &Project) -> Vec<(String, String)> {
         paths.into_iter().map(|(path, name)| (regex::escape(&path), name.to_string())).collect();
     out.extend(
         [
-            // `12 ms`, `1.5 s`, `3s`, `250ms`, and `2m 3s` uptimes.
-            (r"\b(\d+m )?\d+(\.\d+)? ?(ms|s)\b", "[TIME]"),
+            // Measured durations and uptimes (`12ms`, `1.4s`, `2m05s`, `2h03m`); a configured
+            // one (`within 3 s`, with a space) stays.
+            (r"\b\d+h\d{2}m\b|\b\d+m\d{2}s\b|\b\d+(\.\d+)?(ms|s)\b", "[TIME]"),
             (r"\bpid \d+", "pid [PID]"),
-            (r"\bpgid \d+", "pgid [PID]"),
+            // The project's default name is its temporary folder's.
+            (r"\blabup-it-[A-Za-z0-9]{6}\b", "[PROJECT NAME]"),
+            // What the machine is: the interpreter's version, the platform, the GPU.
+            (r"\bPython \d+\.\d+\.\d+", "Python [VERSION]"),
+            (r"(?m)^  python    \d+\.\d+\.\d+", "  python    [VERSION]"),
+            (r"(?m)^  platform  .*$", "  platform  [PLATFORM]"),
+            (r"(?m)^  gpu       .*$", "  gpu       [GPU]"),
+            // The test binary itself, when it holds a port (`pid 1234 (it-0123abcd…)`).
+            (r"\bit-[0-9a-f]{16}\b", "it-[HASH]"),
         ]
         .map(|(re, rep)| (re.to_string(), rep.to_string())),
     );
     out
 }
 
-/// insta settings with [`filters`] and `extra` ones (regex, replacement).
+/// insta settings with `extra` filters (regex, replacement; applied first) and [`filters`].
 pub fn settings(p: &Project, extra: &[(&str, &str)]) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_omit_expression(true);
@@ -53,12 +63,12 @@ pub fn render(out: &Output) -> String {
 
 /// Asserts the snapshot of a labup run (named after the test, or `name => …`).
 macro_rules! labup_snapshot {
-    ($project:expr, $output:expr $(, $re:literal => $rep:literal)* $(,)?) => {{
-        let text = $crate::snapshot::render(&$output);
-        $crate::snapshot::settings($project, &[$(($re, $rep)),*]).bind(|| insta::assert_snapshot!(text));
-    }};
-    ($name:literal => $project:expr, $output:expr $(, $re:literal => $rep:literal)* $(,)?) => {{
+    ($name:literal => $project:expr, $output:expr $(, $re:expr => $rep:expr)* $(,)?) => {{
         let text = $crate::snapshot::render(&$output);
         $crate::snapshot::settings($project, &[$(($re, $rep)),*]).bind(|| insta::assert_snapshot!($name, text));
+    }};
+    ($project:expr, $output:expr $(, $re:expr => $rep:expr)* $(,)?) => {{
+        let text = $crate::snapshot::render(&$output);
+        $crate::snapshot::settings($project, &[$(($re, $rep)),*]).bind(|| insta::assert_snapshot!(text));
     }};
 }
