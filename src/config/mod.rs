@@ -320,6 +320,25 @@ mod tests {
     }
 
     #[test]
+    fn a_local_service_on_the_default_jupyters_port_is_a_conflict() {
+        let dir = project(&[("labup.local.toml", "[services.web]\ncommand = [\"w\"]\nport = 8888\n")]);
+        let e = Config::load(dir.path()).unwrap_err();
+        assert!(
+            e.message.contains("labup.local.toml:3:8: services `jupyter` and `web` both listen on port 8888"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.hint.as_deref().unwrap_or_default().starts_with("`jupyter` takes it in labup's embedded default;"),
+            "{:?}",
+            e.hint
+        );
+        let off = "[services.web]\ncommand = [\"w\"]\nport = 8888\n[services.jupyter]\nenabled = false\n";
+        let dir = project(&[("labup.local.toml", off)]);
+        assert!(Config::load(dir.path()).is_ok());
+    }
+
+    #[test]
     fn services_come_in_after_order() {
         let dir = project(&[(
             "labup.toml",
