@@ -94,8 +94,8 @@ fn names(services: &BTreeMap<String, Spanned<RawService>>, sources: &[Source]) -
     Ok(())
 }
 
-/// What one service's own values contradict: a port probe without a port, `PORT` in `env`
-/// besides `port`, a model listed twice.
+/// What one service's own values contradict: a port probe or `open` without a port, `PORT` in
+/// `env` besides `port`, a model listed twice.
 fn own(name: &str, s: &RawService, sources: &[Source]) -> Result<(), Fail> {
     let port = s.port.as_ref().map(|p| p.value).or(s.kind_for(name).default_port());
     if let Some(ready) = &s.ready {
@@ -112,6 +112,14 @@ fn own(name: &str, s: &RawService, sources: &[Source]) -> Result<(), Fail> {
             )
             .hint("add `port = 8000` (or `port = \"auto\"`), or wait for a line of its output with `ready = { log = \"regex\" }`"));
         }
+    }
+    if let (Some(open), None) = (s.open.as_ref().filter(|o| o.value), port) {
+        return Err(pointed(
+            &sources[open.file],
+            open.span.clone(),
+            &format!("service `{name}` has `open = true` but no `port`: there is no URL to open"),
+        )
+        .hint("add the `port` it listens on (or `port = \"auto\"`), or remove `open`"));
     }
     if let (Some(value), Some(port)) = (s.env.as_ref().and_then(|e| e.get("PORT")), port) {
         let what = match port {
@@ -380,6 +388,18 @@ mod tests {
         ok("[services.worker]\ncommand=[\"w\"]\nready = { log = \"up\" }\n");
         ok("[services.worker]\ncommand=[\"w\"]\nport = \"auto\"\nready = { tcp = true }\n");
         ok("[services.jupyter]\nready = { http = \"/lab\" }\n");
+    }
+
+    #[test]
+    fn open_needs_a_port() {
+        let e = err("[services.worker]\ncommand=[\"w\"]\nopen = true\n");
+        assert!(
+            e.message.starts_with("labup.toml:3:8: service `worker` has `open = true` but no `port`"),
+            "{}",
+            e.message
+        );
+        ok("[services.worker]\ncommand=[\"w\"]\nopen = false\n");
+        ok("[services.worker]\ncommand=[\"w\"]\nport = 8000\nopen = true\n");
     }
 
     #[test]

@@ -156,7 +156,7 @@ impl Config {
                         ServiceKind::Jupyter => Some(abs(s.root.as_deref().unwrap_or("."))),
                         _ => None,
                     },
-                    open: s.open.unwrap_or(kind == ServiceKind::Jupyter),
+                    open: s.open.map_or(kind == ServiceKind::Jupyter, |o| o.value),
                     ready: s.ready.map(|r| r.value),
                     env: s.env.unwrap_or_default().into_iter().map(|(k, v)| (k, v.value)).collect(),
                     after: s.after.unwrap_or_default().into_iter().map(|a| a.value).collect(),

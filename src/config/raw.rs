@@ -63,7 +63,7 @@ pub struct RawService {
     pub command: Option<Vec<String>>,
     pub port: Option<At<Port>>,
     pub root: Option<String>,
-    pub open: Option<bool>,
+    pub open: Option<At<bool>>,
     pub ready: Option<At<Ready>>,
     pub env: Option<BTreeMap<String, At<String>>>,
     pub after: Option<Vec<At<String>>>,
@@ -111,6 +111,7 @@ impl RawFile {
             s.origin = index;
             s.port.iter_mut().for_each(|p| p.file = index);
             s.ready.iter_mut().for_each(|r| r.file = index);
+            s.open.iter_mut().for_each(|o| o.file = index);
             s.enabled.iter_mut().for_each(|e| e.file = index);
             s.env.iter_mut().flat_map(|e| e.values_mut()).for_each(|v| v.file = index);
             s.after.iter_mut().flatten().for_each(|a| a.file = index);
