@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use toml::Spanned;
 
-use super::raw::{self, RawFile, RawService, ServiceKind};
+use super::conflicts;
+use super::raw::{self, At, RawFile, RawService, ServiceKind};
 use crate::error::Fail;
 
 /// The embedded default service set.
@@ -81,10 +82,7 @@ pub fn parse(source: &Source, index: usize) -> Result<RawFile, Fail> {
         let span = e.span().unwrap_or(0..0);
         located(source, span, e.message())
     })?;
-    for svc in file.services.iter_mut().flat_map(|s| s.values_mut()) {
-        svc.get_mut().origin = index;
-        svc.get_mut().after_origin = index;
-    }
+    file.set_file(index);
     Ok(file)
 }
 
@@ -118,14 +116,14 @@ fn validate(raw: &RawFile, sources: &[Source]) -> Result<(), Fail> {
             return Err(at(format!("`root` is only for `kind = \"jupyter\"` (service `{name}`)")));
         }
         for dep in s.after.iter().flatten() {
-            if !services.contains_key(dep.get_ref()) {
+            if !services.contains_key(&dep.value) {
                 let known: Vec<&str> = services.keys().map(String::as_str).collect();
                 let mut fail = located(
-                    &sources[s.after_origin],
-                    dep.span(),
-                    &format!("service `{name}` starts after `{}`, which is not declared", dep.get_ref()),
+                    &sources[dep.file],
+                    dep.span.clone(),
+                    &format!("service `{name}` starts after `{}`, which is not declared", dep.value),
                 );
-                fail.hint = Some(match nearest(dep.get_ref(), &known) {
+                fail.hint = Some(match nearest(&dep.value, &known) {
                     Some(n) => format!("did you mean `{n}`?"),
                     None => format!("declared services: {}", known.join(", ")),
                 });
@@ -134,37 +132,36 @@ fn validate(raw: &RawFile, sources: &[Source]) -> Result<(), Fail> {
         }
     }
     if let Some((cycle, closing)) = find_cycle(services) {
-        let svc = services[&cycle[cycle.len() - 2]].get_ref();
         return Err(located(
-            &sources[svc.after_origin],
-            closing,
+            &sources[closing.file],
+            closing.span.clone(),
             &format!("dependency cycle in `after`: {}", cycle.join(" → ")),
         )
         .hint("remove one of these `after` entries"));
     }
-    Ok(())
+    conflicts::check(raw, sources)
 }
 
-/// The first cycle in the `after` graph, as names (first repeated at the end), and the span
-/// of the `after` entry that closes it.
-fn find_cycle(services: &BTreeMap<String, Spanned<RawService>>) -> Option<(Vec<String>, Range<usize>)> {
-    fn visit(
+/// The first cycle in the `after` graph, as names (first repeated at the end), and the `after`
+/// entry that closes it.
+fn find_cycle(services: &BTreeMap<String, Spanned<RawService>>) -> Option<(Vec<String>, &At<String>)> {
+    fn visit<'a>(
         name: &str,
-        services: &BTreeMap<String, Spanned<RawService>>,
+        services: &'a BTreeMap<String, Spanned<RawService>>,
         stack: &mut Vec<String>,
         done: &mut BTreeSet<String>,
-    ) -> Option<(Vec<String>, Range<usize>)> {
+    ) -> Option<(Vec<String>, &'a At<String>)> {
         if done.contains(name) {
             return None;
         }
         stack.push(name.to_string());
         for dep in services.get(name).and_then(|s| s.get_ref().after.as_ref()).into_iter().flatten() {
-            if let Some(pos) = stack.iter().position(|n| n == dep.get_ref()) {
+            if let Some(pos) = stack.iter().position(|n| *n == dep.value) {
                 let mut cycle = stack[pos..].to_vec();
-                cycle.push(dep.get_ref().clone());
-                return Some((cycle, dep.span()));
+                cycle.push(dep.value.clone());
+                return Some((cycle, dep));
             }
-            if let Some(found) = visit(dep.get_ref(), services, stack, done) {
+            if let Some(found) = visit(&dep.value, services, stack, done) {
                 return Some(found);
             }
         }
@@ -188,9 +185,16 @@ pub fn kind_name(kind: ServiceKind) -> &'static str {
 /// A configuration error at `span` of `source`: `file:line:col: message`, the source line
 /// with a caret, and a hint when serde named the expected keys or values.
 fn located(source: &Source, span: Range<usize>, message: &str) -> Fail {
-    let (line, col) = line_col(&source.text, span.start);
     let section = section_at(&source.text, span.start);
     let (message, hint) = explain(message, section.as_deref());
+    let mut fail = pointed(source, span, &message);
+    fail.hint = hint;
+    fail
+}
+
+/// `file:line:col: message` and the source line with a caret under `span`, the message as is.
+pub(super) fn pointed(source: &Source, span: Range<usize>, message: &str) -> Fail {
+    let (line, col) = line_col(&source.text, span.start);
     let text_line = source.text.lines().nth(line - 1).unwrap_or_default();
     let width = source.text[span].lines().next().map_or(1, |l| l.chars().count().max(1));
     let gutter = " ".repeat(line.to_string().len());
@@ -199,9 +203,7 @@ fn located(source: &Source, span: Range<usize>, message: &str) -> Fail {
         " ".repeat(col - 1),
         "^".repeat(width.min(text_line.chars().count().saturating_sub(col - 1).max(1)))
     );
-    let mut fail = Fail::usage(format!("{}:{line}:{col}: {message}\n{snippet}", source.display));
-    fail.hint = hint;
-    fail
+    Fail::usage(format!("{}:{line}:{col}: {message}\n{snippet}", source.display))
 }
 
 /// Rewrites serde's wording for TOML readers and derives a hint from the names it lists.
@@ -232,7 +234,9 @@ fn explain(message: &str, section: Option<&str>) -> (String, Option<String>) {
     if let Some(rest) = message.strip_prefix("invalid type: ") {
         return (format!("wrong type{within}: {rest}"), None);
     }
-    (format!("{message}{}", if message.contains(" in [") { String::new() } else { within }), None)
+    // Labup's own messages (a value out of range, a cycle) and TOML syntax errors read as
+    // sentences; the location and the snippet already say where.
+    (message.to_string(), None)
 }
 
 /// The closest known name, when it is close enough to be a typo.
@@ -347,8 +351,8 @@ mod tests {
             parse(&src("[services.a]\ncommand=[\"x\"]\nport=\"auto\"\n[services.b]\ncommand=[\"y\"]\nport=8000\n"), 1)
                 .unwrap();
         let s = raw.services.unwrap();
-        assert_eq!(s["a"].get_ref().port, Some(raw::Port::Auto));
-        assert_eq!(s["b"].get_ref().port, Some(raw::Port::Fixed(8000)));
+        assert_eq!(s["a"].get_ref().port.as_ref().map(|p| p.value), Some(raw::Port::Auto));
+        assert_eq!(s["b"].get_ref().port.as_ref().map(|p| p.value), Some(raw::Port::Fixed(8000)));
     }
 
     #[test]

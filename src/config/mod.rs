@@ -1,11 +1,13 @@
 //! `labup.toml`: the typed configuration every command works from.
 
+mod conflicts;
 mod load;
 pub mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
+pub use conflicts::port_var;
 pub use load::{display_path, kind_name, nearest, FILE_NAMES};
 pub use raw::{Cuda, Installer, Port, Ready, Restart, ServiceKind};
 use serde::Serialize;
@@ -145,11 +147,7 @@ impl Config {
             .map(|(name, svc)| {
                 let s = svc.into_inner();
                 let kind = s.kind_for(&name);
-                let port = s.port.or(match kind {
-                    ServiceKind::Jupyter => Some(Port::Fixed(8888)),
-                    ServiceKind::Ollama => Some(Port::Fixed(11434)),
-                    ServiceKind::Command => None,
-                });
+                let port = s.port.map(|p| p.value).or(kind.default_port());
                 Service {
                     kind,
                     command: s.command.unwrap_or_default(),
@@ -158,13 +156,13 @@ impl Config {
                         ServiceKind::Jupyter => Some(abs(s.root.as_deref().unwrap_or("."))),
                         _ => None,
                     },
-                    open: s.open.unwrap_or(kind == ServiceKind::Jupyter),
-                    ready: s.ready,
-                    env: s.env.unwrap_or_default(),
-                    after: s.after.unwrap_or_default().into_iter().map(|a| a.into_inner()).collect(),
+                    open: s.open.map_or(kind == ServiceKind::Jupyter, |o| o.value),
+                    ready: s.ready.map(|r| r.value),
+                    env: s.env.unwrap_or_default().into_iter().map(|(k, v)| (k, v.value)).collect(),
+                    after: s.after.unwrap_or_default().into_iter().map(|a| a.value).collect(),
                     restart: s.restart.unwrap_or_default(),
-                    enabled: s.enabled.unwrap_or(true),
-                    models: s.models.unwrap_or_default(),
+                    enabled: s.enabled.is_none_or(|e| e.value),
+                    models: s.models.unwrap_or_default().into_iter().map(|m| m.value).collect(),
                     stop_timeout: std::time::Duration::from_secs(s.stop_timeout.map_or(10, |t| t.0)),
                     start_timeout: std::time::Duration::from_secs(s.start_timeout.map_or(60, |t| t.0)),
                     name,
@@ -183,9 +181,9 @@ impl Config {
             python: Python {
                 version: py.version.map(|v| v.0),
                 venv: abs(py.venv.as_deref().unwrap_or(".venv")),
-                requirements: py.requirements.map(|r| r.iter().map(|p| abs(p)).collect()),
+                requirements: py.requirements.map(|r| r.iter().map(|p| abs(&p.value)).collect()),
                 packages: py.packages.unwrap_or_default(),
-                lock: abs(py.lock.as_deref().unwrap_or("requirements.lock")),
+                lock: abs(py.lock.as_ref().map_or("requirements.lock", |l| &l.value)),
                 installer: py.installer.unwrap_or_default(),
                 torch: py.torch.unwrap_or_default().0,
                 torch_index: py.torch_index.map(|i| i.0),
@@ -319,6 +317,25 @@ mod tests {
         let dir = project(&[("labup.toml", ""), ("labup.local.toml", "[gpu]\ncuda = \"maybe\"\n")]);
         let e = Config::load(dir.path()).unwrap_err();
         assert!(e.message.contains("labup.local.toml:2:8: unknown value `maybe`"), "{}", e.message);
+    }
+
+    #[test]
+    fn a_local_service_on_the_default_jupyters_port_is_a_conflict() {
+        let dir = project(&[("labup.local.toml", "[services.web]\ncommand = [\"w\"]\nport = 8888\n")]);
+        let e = Config::load(dir.path()).unwrap_err();
+        assert!(
+            e.message.contains("labup.local.toml:3:8: services `jupyter` and `web` both listen on port 8888"),
+            "{}",
+            e.message
+        );
+        assert!(
+            e.hint.as_deref().unwrap_or_default().starts_with("`jupyter` takes it in labup's embedded default;"),
+            "{:?}",
+            e.hint
+        );
+        let off = "[services.web]\ncommand = [\"w\"]\nport = 8888\n[services.jupyter]\nenabled = false\n";
+        let dir = project(&[("labup.local.toml", off)]);
+        assert!(Config::load(dir.path()).is_ok());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::ops::Range;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
@@ -35,9 +36,9 @@ pub struct RawProject {
 pub struct RawPython {
     pub version: Option<PythonVersion>,
     pub venv: Option<String>,
-    pub requirements: Option<Vec<String>>,
+    pub requirements: Option<Vec<At<String>>>,
     pub packages: Option<Vec<String>>,
-    pub lock: Option<String>,
+    pub lock: Option<At<String>>,
     pub installer: Option<Installer>,
     pub torch: Option<TorchBackend>,
     #[serde(rename = "torch-index")]
@@ -60,15 +61,15 @@ pub struct RawGpu {
 pub struct RawService {
     pub kind: Option<ServiceKind>,
     pub command: Option<Vec<String>>,
-    pub port: Option<Port>,
+    pub port: Option<At<Port>>,
     pub root: Option<String>,
-    pub open: Option<bool>,
-    pub ready: Option<Ready>,
-    pub env: Option<BTreeMap<String, String>>,
-    pub after: Option<Vec<Spanned<String>>>,
+    pub open: Option<At<bool>>,
+    pub ready: Option<At<Ready>>,
+    pub env: Option<BTreeMap<String, At<String>>>,
+    pub after: Option<Vec<At<String>>>,
     pub restart: Option<Restart>,
-    pub enabled: Option<bool>,
-    pub models: Option<Vec<String>>,
+    pub enabled: Option<At<bool>>,
+    pub models: Option<Vec<At<String>>>,
     /// Seconds between SIGTERM and SIGKILL when stopping.
     pub stop_timeout: Option<Seconds>,
     /// Seconds a start may take before it counts as failed.
@@ -76,9 +77,47 @@ pub struct RawService {
     /// Index of the file that declared the service (set by the loader, for error locations).
     #[serde(skip)]
     pub origin: usize,
-    /// Index of the file the `after` list came from.
-    #[serde(skip)]
-    pub after_origin: usize,
+}
+
+/// A value with where it was written: its byte span and the index of the file (set by the
+/// loader, [`RawFile::set_file`]). Merging keeps each value's own origin, so an error about a
+/// value `labup.local.toml` set names that file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At<T> {
+    /// The value.
+    pub value: T,
+    /// Its bytes in the file's text.
+    pub span: Range<usize>,
+    /// Index of the file it came from.
+    pub file: usize,
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = Spanned::<T>::deserialize(d)?;
+        Ok(At { span: s.span(), value: s.into_inner(), file: 0 })
+    }
+}
+
+impl RawFile {
+    /// Records `index` as the file of every located value (services and what they hold).
+    pub fn set_file(&mut self, index: usize) {
+        if let Some(py) = self.python.as_mut() {
+            py.requirements.iter_mut().flatten().for_each(|r| r.file = index);
+            py.lock.iter_mut().for_each(|l| l.file = index);
+        }
+        for svc in self.services.iter_mut().flat_map(|s| s.values_mut()) {
+            let s = svc.get_mut();
+            s.origin = index;
+            s.port.iter_mut().for_each(|p| p.file = index);
+            s.ready.iter_mut().for_each(|r| r.file = index);
+            s.open.iter_mut().for_each(|o| o.file = index);
+            s.enabled.iter_mut().for_each(|e| e.file = index);
+            s.env.iter_mut().flat_map(|e| e.values_mut()).for_each(|v| v.file = index);
+            s.after.iter_mut().flatten().for_each(|a| a.file = index);
+            s.models.iter_mut().flatten().for_each(|m| m.file = index);
+        }
+    }
 }
 
 /// `[shell]`.
@@ -144,6 +183,17 @@ impl RawService {
             "ollama" if self.command.is_none() => ServiceKind::Ollama,
             _ => ServiceKind::Command,
         })
+    }
+}
+
+impl ServiceKind {
+    /// The port a service of this kind takes when it names none.
+    pub fn default_port(self) -> Option<Port> {
+        match self {
+            ServiceKind::Jupyter => Some(Port::Fixed(8888)),
+            ServiceKind::Ollama => Some(Port::Fixed(11434)),
+            ServiceKind::Command => None,
+        }
     }
 }
 
@@ -398,7 +448,6 @@ pub fn merge(base: RawFile, over: RawFile) -> RawFile {
 }
 
 fn merge_service(b: RawService, o: RawService) -> RawService {
-    let after_origin = if o.after.is_some() { o.after_origin } else { b.after_origin };
     RawService {
         kind: o.kind.or(b.kind),
         command: o.command.or(b.command),
@@ -420,7 +469,6 @@ fn merge_service(b: RawService, o: RawService) -> RawService {
         stop_timeout: o.stop_timeout.or(b.stop_timeout),
         start_timeout: o.start_timeout.or(b.start_timeout),
         origin: b.origin,
-        after_origin,
     }
 }
 

@@ -1,10 +1,11 @@
 //! Bad configuration: exit 2, `file:line:column`, and nothing written.
 
-use crate::support::Project;
+use crate::support::{Output, Project};
 
-/// Runs `labup sync` on a project with this labup.toml (and local file) and checks the error.
+/// Runs `labup ARGS` on a project with this labup.toml (and local file), checks that it exits 2
+/// with an error and wrote nothing (no `.venv`, no `.labup`), and returns the run for a snapshot.
 #[track_caller]
-fn rejects(toml: &str, local: Option<&str>, expect: &[&str]) {
+fn rejected_by(args: &[&str], toml: &str, local: Option<&str>) -> (Project, Output) {
     let p = Project::new();
     p.requirements("alpha\n");
     p.file("labup.toml", toml);
@@ -12,63 +13,120 @@ fn rejects(toml: &str, local: Option<&str>, expect: &[&str]) {
         p.file("labup.local.toml", l);
     }
     let before = p.listing();
-    let out = p.labup(&["sync"]).code(2);
+    let out = p.labup(args).code(2);
     assert!(out.stderr.starts_with("error: "), "{}", out.stderr);
-    for e in expect {
-        assert!(out.stderr.contains(e), "stderr lacks {e:?}:\n{}", out.stderr);
-    }
     assert_eq!(p.listing(), before, "a bad config changed files");
+    assert!(!p.path(".venv").exists() && !p.path(".labup").exists());
+    (p, out)
+}
+
+#[track_caller]
+fn rejected(toml: &str, local: Option<&str>) -> (Project, Output) {
+    rejected_by(&["sync"], toml, local)
 }
 
 #[test]
 fn toml_syntax_error() {
-    rejects("[python]\nversion = \"3.12\n", None, &["labup.toml:2:"]);
+    let (p, out) = rejected("[python]\nversion = \"3.12\n", None);
+    labup_snapshot!(&p, out);
 }
 
 #[test]
 fn unknown_key_suggests_the_nearest() {
-    rejects(
-        "[python]\nverison = \"3.12\"\n",
-        None,
-        &["labup.toml:2:1: unknown key `verison` in [python]", "hint: did you mean `version`?"],
-    );
+    let (p, out) = rejected("[python]\nverison = \"3.12\"\n", None);
+    labup_snapshot!(&p, out);
 }
 
 #[test]
 fn wrong_type() {
-    rejects("[python]\npackages = \"numpy\"\n", None, &["labup.toml:2:12: wrong type in [python]"]);
+    let (p, out) = rejected("[python]\npackages = \"numpy\"\n", None);
+    labup_snapshot!(&p, out);
 }
 
 #[test]
 fn unknown_service_kind() {
-    rejects("[services.nb]\nkind = \"jupyterlab\"\n", None, &["labup.toml:2:8: unknown value `jupyterlab`", "hint:"]);
+    let (p, out) = rejected("[services.nb]\nkind = \"jupyterlab\"\n", None);
+    labup_snapshot!(&p, out);
 }
 
 #[test]
 fn port_out_of_range() {
-    rejects(
-        "[services.app]\ncommand = [\"python\", \"server.py\"]\nport = 99999\n",
-        None,
-        &["labup.toml:3:8: port 99999 is out of range"],
-    );
+    let (p, out) = rejected("[services.app]\ncommand = [\"python\", \"server.py\"]\nport = 99999\n", None);
+    labup_snapshot!(&p, out);
 }
 
 #[test]
 fn dependency_cycle_in_after() {
-    rejects(
+    let (p, out) = rejected(
         "[services.a]\ncommand = [\"a\"]\nafter = [\"b\"]\n\n[services.b]\ncommand = [\"b\"]\nafter = [\"a\"]\n",
         None,
-        &["labup.toml:7:10: dependency cycle in `after`: a → b → a"],
     );
+    labup_snapshot!(&p, out);
 }
 
 #[test]
 fn errors_in_the_local_file_name_it() {
-    rejects(
-        "[python]\nversion = \"3.11\"\n",
-        Some("[python]\ninstaler = \"pip\"\n"),
-        &["labup.local.toml:2:1: unknown key `instaler`", "did you mean `installer`?"],
+    let (p, out) = rejected("[python]\nversion = \"3.11\"\n", Some("[python]\ninstaler = \"pip\"\n"));
+    labup_snapshot!(&p, out);
+}
+
+const TWO_ON_8000: &str = "[services.api]\ncommand = [\"python\", \"api.py\"]\nport = 8000\n\n\
+                           [services.web]\ncommand = [\"python\", \"web.py\"]\nport = 8000\n";
+
+#[test]
+fn two_services_on_one_fixed_port() {
+    // `up` refuses it before the sync: nothing is written.
+    let (p, out) = rejected_by(&["up"], TWO_ON_8000, None);
+    assert!(out.stderr.contains("services `api` and `web` both listen on port 8000"), "{}", out.stderr);
+    labup_snapshot!(&p, out);
+    let (_, dry) = rejected_by(&["up", "--dry-run"], TWO_ON_8000, None);
+    assert_eq!(dry.stderr, out.stderr);
+}
+
+#[test]
+fn a_port_the_local_file_sets_is_located_there() {
+    let (p, out) = rejected(
+        "[services.jupyter]\n\n[services.app]\ncommand = [\"python\", \"server.py\"]\nport = 5001\n",
+        Some("[services.app]\nport = 8888\n"),
     );
+    labup_snapshot!(&p, out);
+}
+
+#[test]
+fn after_a_service_the_local_file_disables() {
+    let (p, out) = rejected_by(
+        &["up"],
+        "[services.ollama]\n\n[services.app]\ncommand = [\"python\", \"server.py\"]\nafter = [\"ollama\"]\n",
+        Some("[services.ollama]\nenabled = false\n"),
+    );
+    labup_snapshot!(&p, out);
+}
+
+#[test]
+fn names_that_share_a_port_variable() {
+    let (p, out) = rejected("[services.my-api]\ncommand = [\"a\"]\n\n[services.my_api]\ncommand = [\"b\"]\n", None);
+    labup_snapshot!(&p, out);
+}
+
+#[test]
+fn a_service_name_that_is_a_path() {
+    let (p, out) = rejected("[services.\"../web\"]\ncommand = [\"a\"]\n", None);
+    labup_snapshot!(&p, out);
+}
+
+#[test]
+fn a_port_probe_without_a_port() {
+    let (p, out) = rejected("[services.worker]\ncommand = [\"python\", \"worker.py\"]\nready = { tcp = true }\n", None);
+    labup_snapshot!(&p, out);
+}
+
+#[test]
+fn port_in_env_besides_port() {
+    let (p, out) = rejected(
+        "[services.app]\ncommand = [\"python\", \"server.py\"]\nport = 5001\nenv = { PORT = \"9000\" }\n",
+        None,
+    );
+    labup_snapshot!(&p, out);
 }
 
 #[test]

@@ -29,8 +29,37 @@ fn sync_dry_run_says_what_would_happen_and_changes_nothing() {
     assert_eq!((drift["venv"].as_str(), drift["lock"].as_str()), (Some("keep"), Some("current")));
     assert_eq!(drift["install"], serde_json::json!([]));
     assert_eq!(drift["remove"], serde_json::json!(["gamma==1.0"]));
+    let before = p.listing();
     let text = p.labup(&["sync", "--dry-run"]).ok();
-    assert!(text.stdout.contains("  - gamma==1.0"), "{}", text.stdout);
+    assert_eq!(p.listing(), before);
+    labup_snapshot!("sync_dry_run_after_a_package_installed_by_hand" => &p, text);
+}
+
+#[test]
+fn sync_dry_run_of_a_new_project() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    let before = p.listing();
+    let out = p.labup(&["sync", "--dry-run"]).ok();
+    assert_eq!(p.listing(), before);
+    labup_snapshot!(&p, out);
+}
+
+#[test]
+fn up_dry_run_plan_as_text() {
+    let p = Project::new();
+    p.requirements("alpha\n");
+    p.file(
+        "labup.toml",
+        "[services.web]\ncommand = [\"python\", \"-m\", \"http.server\", \"--bind\", \"127.0.0.1\", \"$PORT\"]\nport = \"auto\"\n\n\
+         [services.api]\ncommand = [\"python\", \"api.py\"]\nport = 8123\nafter = [\"web\"]\n\n\
+         [services.off]\ncommand = [\"python\", \"off.py\"]\nenabled = false\n",
+    );
+    let before = p.listing();
+    let out = p.labup(&["up", "--dry-run"]).ok();
+    assert_eq!(p.listing(), before);
+    // The auto port is whichever is free now.
+    labup_snapshot!(&p, out, r"on port \d+ \(auto" => "on port [PORT] (auto");
 }
 
 #[test]
@@ -50,5 +79,8 @@ fn up_dry_run_lists_what_would_start_then_what_is_kept() {
     let again = plan(&p, &["up", "--dry-run", "--json"]);
     assert_eq!(again["sync"]["action"], "noop");
     assert_eq!(again["services"][0]["action"], "keep");
+    let port = again["services"][0]["port"].as_str().unwrap().to_string();
+    let text = p.labup(&["up", "--dry-run"]).ok();
+    labup_snapshot!("up_dry_run_with_everything_up" => &p, text, port.as_str() => "[PORT]");
     p.labup(&["stop"]).ok();
 }

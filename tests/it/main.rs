@@ -2,6 +2,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[macro_use]
+mod snapshot;
+
 mod browser;
 mod config_errors;
 mod container;
