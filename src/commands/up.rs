@@ -141,6 +141,8 @@ struct Prepared<'a> {
 /// need and plans the services. `dry_run`: no sync, and nothing is written (no token, no links).
 fn prepare<'a>(ws: &'a Workspace, names: &[String], locked: bool, dry_run: bool, ui: &Ui) -> Result<Prepared<'a>> {
     let config = &ws.config;
+    // Which services first: a misspelt name is refused (exit 2) before the sync writes anything.
+    let selected = spec::select(config, names)?;
     let (python, env) = if dry_run {
         let wiring = crate::gpu::existing_wiring(ws);
         (String::new(), crate::env::ChildEnv::workspace(ws, &super::parent_env(), &wiring))
@@ -150,7 +152,6 @@ fn prepare<'a>(ws: &'a Workspace, names: &[String], locked: bool, dry_run: bool,
         super::refresh_wrappers(ws, Ok(&gpu), ui);
         (outcome.python, super::child_env(ws, &gpu))
     };
-    let selected = spec::select(config, names)?;
     let state = RunDir::of(&ws.layout).read();
     let mut ctx = Context { venv: spec::venv_identity(&config.python.venv), ..Context::default() };
     let mut notes = Vec::new();

@@ -292,6 +292,7 @@ fn unknown_service_names_are_usage_errors() {
     let p = Project::new();
     p.file("labup.toml", HTTP_SERVICE);
     let up = p.labup(&["up", "wbe"]).code(2);
+    assert!(!p.path(".venv").exists(), "a misspelt service is refused before the sync writes anything");
     labup_snapshot!("up_an_unknown_service" => &p, up);
     let logs = p.labup(&["logs", "nothing"]).code(2);
     labup_snapshot!("logs_of_an_unknown_service" => &p, logs);
