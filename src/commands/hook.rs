@@ -125,7 +125,7 @@ fn venv_hint(ws: &Workspace) -> Option<String> {
             .then(|| format!("{} was not synced by labup: run `labup sync` (or `labup up`)", display_path(venv)));
     }
     let torch = crate::gpu::torch_for_sync(ws, &sources);
-    if sync::up_to_date(config, &interp, &sources, torch.as_ref().map(|c| c.backend.as_str())).is_none() {
+    if sync::up_to_date(config, &interp, &sources, torch.as_ref().map(|c| &c.backend)).is_none() {
         return Some(format!(
             "{} is out of date with the requirements: run `labup sync` (or `labup up`)",
             display_path(venv)

@@ -33,57 +33,68 @@ use crate::config::display_path;
 use crate::env::ChildEnv;
 use crate::error::Fail;
 use crate::project::Workspace;
-use crate::python::sync;
+use crate::python::plan::{LockPlan, Plan, Planner, VenvPlan, Work};
+use crate::python::sync::{self, Done};
 use crate::ui::{format_duration, Ui};
 
 /// `labup sync --dry-run`: the plan on stdout (text or JSON), nothing changed.
 pub fn sync_plan(root: &Path, json: bool) -> Result<ExitCode> {
     let ws = Workspace::load(root)?;
-    let plan = crate::python::plan::plan(&ws)?;
+    let plan = Planner::new(&ws)?.dry_run()?;
     if json {
         println!("{}", serde_json::to_string_pretty(&plan)?);
     } else {
-        print_sync_plan(&plan);
+        print!("{}", sync_plan_text(&plan));
     }
     Ok(ExitCode::SUCCESS)
 }
 
 /// The sync plan as lines on stdout.
-fn print_sync_plan(plan: &crate::python::plan::Plan) {
-    if plan.action == "noop" {
-        println!("sync: nothing to do (the venv matches the lock)");
-        return;
+fn print_sync_plan(plan: &Plan) {
+    print!("{}", sync_plan_text(plan));
+}
+
+/// The lines of a sync plan, as `--dry-run` prints them.
+fn sync_plan_text(plan: &Plan) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let Work::Sync(changes) = &plan.work else {
+        return "sync: nothing to do (the venv matches the lock)\n".into();
+    };
+    let mut line = |text: String| {
+        let _ = writeln!(out, "{text}");
+    };
+    line(match &changes.venv {
+        VenvPlan::Rebuild(why) => format!("venv: would rebuild ({why})"),
+        VenvPlan::Create => "venv: would create".into(),
+        VenvPlan::Keep => "venv: would keep".into(),
+    });
+    line(match plan.lock {
+        LockPlan::Resolve(_) => "lock: would resolve (missing or out of date with the requirements)".into(),
+        LockPlan::None => "lock: none (no requirements)".into(),
+        LockPlan::Current => "lock: current".into(),
+    });
+    if let Some(t) = &plan.torch {
+        line(format!("torch: {} from {}", t.choice.backend, t.route.describe()));
     }
-    match (plan.venv, &plan.venv_reason) {
-        ("rebuild", Some(why)) => println!("venv: would rebuild ({why})"),
-        ("create", _) => println!("venv: would create"),
-        _ => println!("venv: would keep"),
+    if let Some(p) = &changes.project {
+        line(format!(
+            "project: would install `{}` from {} (editable, as `uv sync` does)",
+            p.name,
+            display_path(&p.dir)
+        ));
     }
-    match plan.lock {
-        "resolve" => println!("lock: would resolve (missing or out of date with the requirements)"),
-        "none" => println!("lock: none (no requirements)"),
-        _ => println!("lock: current"),
-    }
-    if let Some(b) = &plan.torch_backend {
-        println!("torch: {b} from {}", plan.torch_index.as_deref().unwrap_or("?"));
-    }
-    if let Some(p) = &plan.project {
-        println!("project: would install `{}` from {} (editable, as `uv sync` does)", p.name, display_path(&p.dir));
-    }
-    match (&plan.install, &plan.remove) {
+    match (&changes.install, &changes.remove) {
         (Some(i), Some(r)) => {
-            for p in i {
-                println!("  + {p}");
-            }
-            for p in r {
-                println!("  - {p}");
-            }
+            i.iter().for_each(|p| line(format!("  + {p}")));
+            r.iter().for_each(|p| line(format!("  - {p}")));
             if i.is_empty() && r.is_empty() {
-                println!("packages: no change");
+                line("packages: no change".into());
             }
         }
-        _ => println!("packages: known once the lock is resolved"),
+        _ => line("packages: known once the lock is resolved".into()),
     }
+    out
 }
 
 /// `labup sync`.
@@ -91,12 +102,12 @@ pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> 
     let ws = Workspace::load(root)?;
     let outcome = sync::sync(&ws, locked, ui)?;
     refresh_wrappers(&ws, crate::gpu::wire(&ws).as_ref(), ui);
-    if outcome.action != "noop" {
+    if outcome.action != Done::Noop {
         up::restart_on_new_venv(&ws, ui)?;
     }
     if json {
         println!("{}", serde_json::to_string(&outcome)?);
-    } else if outcome.action == "noop" {
+    } else if outcome.action == Done::Noop {
         ui.info(format!(
             "{} {} is up to date (Python {}) in {}",
             ui.paint("✓", "32"),
@@ -274,4 +285,61 @@ fn refresh_pip(ws: &Workspace) -> Result<()> {
 /// The environment labup was started with, for `ChildEnv::workspace`.
 fn parent_env() -> BTreeMap<String, String> {
     std::env::vars().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gpu::torch;
+    use crate::python::interpreter::Info;
+    use crate::python::plan::{Changes, PlannedPackage, Staleness, TorchPlan};
+
+    fn sync_plan(venv: VenvPlan, lock: LockPlan, packages: Option<(&[&str], &[&str])>) -> Plan {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Plan {
+            lock,
+            torch: None,
+            work: Work::Sync(Changes {
+                venv,
+                install: packages.map(|(i, _)| list(i)),
+                remove: packages.map(|(_, r)| list(r)),
+                project: None,
+                python: Info { version: "3.11.7".into(), implementation: "cpython".into(), executable: "/py".into() },
+            }),
+        }
+    }
+
+    #[test]
+    fn the_plan_reads_as_it_always_did() {
+        let fresh = sync_plan(VenvPlan::Create, LockPlan::Resolve(Staleness::Missing), None);
+        assert_eq!(
+            sync_plan_text(&fresh),
+            "venv: would create\nlock: would resolve (missing or out of date with the requirements)\n\
+             packages: known once the lock is resolved\n"
+        );
+        let drift = sync_plan(VenvPlan::Keep, LockPlan::Current, Some((&["alpha==2"], &["alpha==1", "gamma==1"])));
+        assert_eq!(
+            sync_plan_text(&drift),
+            "venv: would keep\nlock: current\n  + alpha==2\n  - alpha==1\n  - gamma==1\n"
+        );
+        let mut rebuild = sync_plan(
+            VenvPlan::Rebuild("its bin/python is missing or broken".into()),
+            LockPlan::None,
+            Some((&[], &[])),
+        );
+        let cpu = torch::Backend::Cpu;
+        rebuild.torch = Some(TorchPlan {
+            choice: torch::Choice { backend: cpu.clone(), reason: "r".into() },
+            route: torch::Route::Pytorch(cpu),
+        });
+        if let Work::Sync(c) = &mut rebuild.work {
+            c.project = Some(PlannedPackage { name: "demo".into(), dir: "/nowhere/demo".into() });
+        }
+        assert_eq!(
+            sync_plan_text(&rebuild),
+            "venv: would rebuild (its bin/python is missing or broken)\nlock: none (no requirements)\n\
+             torch: cpu from https://download.pytorch.org/whl/cpu\n\
+             project: would install `demo` from /nowhere/demo (editable, as `uv sync` does)\npackages: no change\n"
+        );
+    }
 }

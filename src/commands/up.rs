@@ -56,7 +56,7 @@ struct PlannedService {
 
 /// `labup up --dry-run`: the sync plan and what would happen to each service.
 fn dry_run(ws: &Workspace, names: &[String], json: bool, ui: &Ui) -> Result<ExitCode> {
-    let sync_plan = crate::python::plan::plan(ws)?;
+    let sync_plan = crate::python::plan::Planner::new(ws)?.dry_run()?;
     let p = prepare(ws, names, false, true, ui)?;
     let run = RunDir::of(&ws.layout);
     let state = run.read();

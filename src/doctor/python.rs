@@ -5,17 +5,16 @@ use std::time::Duration;
 use super::nixpkgs::{self, Provider};
 use super::{last_line, output_within, Context, Verdict};
 use crate::config::display_path;
-use crate::error::Fail;
 use crate::python::sources::Sources;
 use crate::python::{fingerprint, interpreter, sync, venv};
 
 /// How long an import may take before it counts as hung.
 const IMPORT_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// A verdict from an error: a [`Fail`] in its chain keeps its hint as the fix.
+/// A verdict from an error: labup's own error in its chain ([`crate::error::labup_error`]) keeps its hint as the fix.
 fn from_error(err: &anyhow::Error) -> Verdict {
-    match err.chain().find_map(|e| e.downcast_ref::<Fail>()) {
-        Some(f) => Verdict { message: f.message.clone(), fix: f.hint.clone(), ..Verdict::fail("") },
+    match crate::error::labup_error(err) {
+        Some(f) => Verdict { message: f.message, fix: f.hint, ..Verdict::fail("") },
         None => Verdict::fail(format!("{err:#}")),
     }
 }
@@ -68,7 +67,7 @@ pub fn venv(ctx: &Context) -> Verdict {
         Err(e) => return from_error(&e.into()),
     };
     let torch = crate::gpu::torch_for_sync(&ctx.ws, &sources);
-    match sync::up_to_date(config, &interp, &sources, torch.as_ref().map(|c| c.backend.as_str())) {
+    match sync::up_to_date(config, &interp, &sources, torch.as_ref().map(|c| &c.backend)) {
         Some(m) => Verdict::ok(format!(
             "{shown} is in sync ({}, Python {})",
             crate::ui::count(m.packages, "package"),

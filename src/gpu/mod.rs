@@ -274,7 +274,7 @@ pub fn torch_requested(sources: &Sources) -> bool {
 }
 
 /// Where the installer looks for torch with `backend` (see [`torch::route`]).
-pub fn torch_route(config: &Config, sources: &Sources, backend: &str) -> torch::Route {
+pub fn torch_route(config: &Config, sources: &Sources, backend: &torch::Backend) -> torch::Route {
     torch::route(backend, config.python.torch_index.as_deref(), own_index_settings(config, sources))
 }
 
@@ -366,7 +366,7 @@ pub struct Report {
     /// The GPUs.
     pub devices: Vec<Device>,
     /// The PyTorch index labup installs torch from.
-    pub torch_backend: String,
+    pub torch_backend: torch::Backend,
     /// Where torch is installed from: the index URL, or the user's own settings that decide.
     pub torch_index: String,
     /// Why that index.

@@ -77,17 +77,90 @@ pub struct Input<'a> {
     pub capabilities: Option<&'a [(u32, u32)]>,
 }
 
+/// A PyTorch wheel index, as uv's `--torch-backend` and `[python] torch` name it; written
+/// (`Display`, JSON) as that name, so locks, digests and `labup gpu --json` read as before.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// PyTorch's CUDA index, by its name (`cu126`).
+    Cuda(String),
+    /// PyTorch's CPU-only wheels.
+    Cpu,
+    /// PyTorch's ROCm index, by its name (`rocm6.3`).
+    Rocm(String),
+    /// PyTorch's Intel GPU wheels.
+    Xpu,
+    /// PyPI's own torch wheels: no PyTorch index.
+    Pypi,
+}
+
+impl Backend {
+    /// The backend a name stands for: `cpu`, `xpu`, `pypi`, `cuXYZ`, `rocmX.Y` (as `[python]
+    /// torch` validates it); `None` for anything else (`auto` included).
+    pub fn parse(name: &str) -> Option<Backend> {
+        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
+        match name {
+            "cpu" => Some(Backend::Cpu),
+            "xpu" => Some(Backend::Xpu),
+            "pypi" => Some(Backend::Pypi),
+            _ if name.strip_prefix("cu").is_some_and(|t| t.len() == 3 && t.bytes().all(|b| b.is_ascii_digit())) => {
+                Some(Backend::Cuda(name.into()))
+            }
+            _ if name.strip_prefix("rocm").is_some_and(digits) => Some(Backend::Rocm(name.into())),
+            _ => None,
+        }
+    }
+
+    /// Its name.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Backend::Cuda(name) | Backend::Rocm(name) => name,
+            Backend::Cpu => "cpu",
+            Backend::Xpu => "xpu",
+            Backend::Pypi => "pypi",
+        }
+    }
+
+    /// Whether it comes from a PyTorch index (every backend but PyPI's own wheels), which
+    /// gives it a lock of its own.
+    pub fn is_pytorch_index(&self) -> bool {
+        *self != Backend::Pypi
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for Backend {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for Backend {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 /// The chosen backend and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Choice {
-    /// `cuXYZ`, `cpu`, `default` (PyPI's own wheels) or the configured value.
-    pub backend: String,
+    /// The index torch comes from.
+    pub backend: Backend,
     /// A sentence for `labup gpu` and `labup sync`.
     pub reason: String,
 }
 
-fn choice(backend: &str, reason: String) -> Choice {
-    Choice { backend: backend.to_string(), reason }
+fn choice(backend: Backend, reason: String) -> Choice {
+    Choice { backend, reason }
+}
+
+/// One of [`INDEXES`] by name.
+fn cuda(name: &str) -> Backend {
+    Backend::Cuda(name.into())
 }
 
 fn cc_text(cc: (u32, u32)) -> String {
@@ -96,30 +169,32 @@ fn cc_text(cc: (u32, u32)) -> String {
 
 /// Picks the backend.
 pub fn select(input: &Input) -> Choice {
-    if input.setting == "pypi" {
-        return choice("pypi", "set by `[python] torch = \"pypi\"`: PyPI's own torch wheels".into());
-    }
-    if input.setting != "auto" {
-        return choice(input.setting, format!("set by `[python] torch = \"{}\"`", input.setting));
+    match Backend::parse(input.setting) {
+        Some(Backend::Pypi) => {
+            return choice(Backend::Pypi, "set by `[python] torch = \"pypi\"`: PyPI's own torch wheels".into())
+        }
+        Some(b) => return choice(b, format!("set by `[python] torch = \"{}\"`", input.setting)),
+        // `auto` (the configuration accepts nothing else that is not a backend).
+        None => {}
     }
     if input.platform == Platform::Macos {
-        return choice("pypi", "macOS has no CUDA: PyPI's torch uses Metal (MPS) there".into());
+        return choice(Backend::Pypi, "macOS has no CUDA: PyPI's torch uses Metal (MPS) there".into());
     }
     if input.cuda == Cuda::Off {
-        return choice("cpu", "`[gpu] cuda = \"off\"`".into());
+        return choice(Backend::Cpu, "`[gpu] cuda = \"off\"`".into());
     }
     let Some(driver) = input.driver else {
-        return choice("cpu", "no NVIDIA driver found".into());
+        return choice(Backend::Cpu, "no NVIDIA driver found".into());
     };
     let Some(v) = Version::parse(driver) else {
-        return choice("cpu", format!("the driver version `{driver}` cannot be read"));
+        return choice(Backend::Cpu, format!("the driver version `{driver}` cannot be read"));
     };
     let supported: Vec<&str> =
         INDEXES.iter().filter(|(_, cuda)| at_least(&v, min_driver(cuda))).map(|(n, _)| *n).collect();
     let Some(&newest) = supported.first() else {
         let (oldest, cuda) = INDEXES[INDEXES.len() - 1];
         return choice(
-            "cpu",
+            Backend::Cpu,
             format!(
                 "driver {driver} is older than any PyTorch CUDA build needs ({oldest} needs CUDA {cuda}, driver ≥ {}): \
                  update the driver",
@@ -132,7 +207,7 @@ pub fn select(input: &Input) -> Choice {
         Some(caps) if !caps.is_empty() => caps,
         _ => {
             return choice(
-                newest,
+                cuda(newest),
                 format!("{by_driver}; the GPUs' compute capability is unknown, so the newest index"),
             );
         }
@@ -144,13 +219,13 @@ pub fn select(input: &Input) -> Choice {
         } else {
             format!("{newest} has no kernels for compute capability {list}")
         };
-        return choice(best, format!("{by_driver}; {why}; GPU compute capability {list}"));
+        return choice(cuda(best), format!("{by_driver}; {why}; GPU compute capability {list}"));
     }
     // No index serves every GPU: take the newest that serves at least one, else the CPU.
     if let Some(&some) = supported.iter().find(|n| caps.iter().any(|cc| has_kernels(n, *cc))) {
         let left: Vec<String> = caps.iter().filter(|cc| !has_kernels(some, **cc)).map(|c| cc_text(*c)).collect();
         return choice(
-            some,
+            cuda(some),
             format!(
                 "{by_driver}; no index has kernels for every GPU ({list}): GPUs with {} cannot run it",
                 left.join(", ")
@@ -162,7 +237,7 @@ pub fn select(input: &Input) -> Choice {
     } else {
         "no current PyTorch CUDA build supports these GPUs".to_string()
     };
-    choice("cpu", format!("{by_driver}; no index it supports has kernels for compute capability {list}: {hint}"))
+    choice(Backend::Cpu, format!("{by_driver}; no index it supports has kernels for compute capability {list}: {hint}"))
 }
 
 /// PyTorch's own wheel indexes: `<base>/<backend>`.
@@ -173,7 +248,7 @@ pub const PYTORCH_INDEX: &str = "https://download.pytorch.org/whl";
 pub enum Route {
     /// PyTorch's index for this backend: uv's `--torch-backend` (which sends only the PyTorch
     /// packages there), pip's `--index-url <PYTORCH_INDEX>/<backend>` with PyPI as extra.
-    Pytorch(String),
+    Pytorch(Backend),
     /// A PyTorch index at this URL (`[python] torch-index` and the backend).
     Index(String),
     /// PyPI's own torch wheels: no index flags.
@@ -196,12 +271,12 @@ impl Route {
 
 /// The route for `backend`: the user's own index settings first (labup adds no flags over them),
 /// then PyPI for `pypi`, then `[python] torch-index`, else PyTorch's index.
-pub fn route(backend: &str, base: Option<&str>, yours: Option<String>) -> Route {
+pub fn route(backend: &Backend, base: Option<&str>, yours: Option<String>) -> Route {
     match (yours, backend, base) {
         (Some(what), _, _) => Route::Yours(what),
-        (None, "pypi", _) => Route::Pypi,
+        (None, Backend::Pypi, _) => Route::Pypi,
         (None, b, Some(base)) => Route::Index(format!("{}/{b}", base.trim_end_matches('/'))),
-        (None, b, None) => Route::Pytorch(b.to_string()),
+        (None, b, None) => Route::Pytorch(b.clone()),
     }
 }
 
@@ -225,7 +300,7 @@ mod tests {
     }
 
     fn backend(driver: &str, caps: &[(u32, u32)]) -> String {
-        pick(Some(driver), Some(caps)).backend
+        pick(Some(driver), Some(caps)).backend.to_string()
     }
 
     /// Every row of the toolkit table, at its minimum and just below it.
@@ -331,7 +406,7 @@ mod tests {
             driver: Some("580.65.06"),
             capabilities: Some(&[(12, 0)]),
         };
-        assert_eq!(select(&set), choice("cu126", "set by `[python] torch = \"cu126\"`".into()));
+        assert_eq!(select(&set), choice(cuda("cu126"), "set by `[python] torch = \"cu126\"`".into()));
         let off = Input { setting: "auto", cuda: Cuda::Off, ..set };
         assert_eq!(select(&off).backend, "cpu");
         let wsl = Input { platform: Platform::Wsl, setting: "auto", cuda: Cuda::On, ..off };
@@ -350,11 +425,12 @@ mod tests {
 
     #[test]
     fn routes() {
-        assert_eq!(route("cu126", None, None), Route::Pytorch("cu126".into()));
-        assert_eq!(route("cu126", None, None).describe(), "https://download.pytorch.org/whl/cu126");
-        assert_eq!(route("cpu", Some("https://m/whl/"), None), Route::Index("https://m/whl/cpu".into()));
-        assert_eq!(route("pypi", Some("https://m/whl"), None), Route::Pypi);
-        let yours = route("cu126", Some("https://m/whl"), Some("UV_INDEX_URL in the environment".into()));
+        let cu126 = cuda("cu126");
+        assert_eq!(route(&cu126, None, None), Route::Pytorch(cu126.clone()));
+        assert_eq!(route(&cu126, None, None).describe(), "https://download.pytorch.org/whl/cu126");
+        assert_eq!(route(&Backend::Cpu, Some("https://m/whl/"), None), Route::Index("https://m/whl/cpu".into()));
+        assert_eq!(route(&Backend::Pypi, Some("https://m/whl"), None), Route::Pypi);
+        let yours = route(&cu126, Some("https://m/whl"), Some("UV_INDEX_URL in the environment".into()));
         assert_eq!(yours.describe(), "your own index settings: UV_INDEX_URL in the environment");
         let pypi = select(&Input {
             platform: Platform::Linux,
@@ -364,6 +440,25 @@ mod tests {
             capabilities: None,
         });
         assert_eq!(pypi.backend, "pypi");
+    }
+
+    #[test]
+    fn backends_read_and_write_their_names() {
+        for name in ["cu126", "cpu", "xpu", "pypi", "rocm6.3"] {
+            assert_eq!(Backend::parse(name).map(|b| b.to_string()).as_deref(), Some(name));
+        }
+        assert_eq!(Backend::parse("cu126"), Some(Backend::Cuda("cu126".into())));
+        assert_eq!(Backend::parse("rocm6.3"), Some(Backend::Rocm("rocm6.3".into())));
+        for bad in ["auto", "cu12", "cu12a", "rocm", "gpu", ""] {
+            assert_eq!(Backend::parse(bad), None, "{bad}");
+        }
+        assert!(!Backend::Pypi.is_pytorch_index() && Backend::Cpu.is_pytorch_index());
+        assert_eq!(serde_json::to_string(&Backend::Cuda("cu128".into())).unwrap(), "\"cu128\"");
+        let set = |setting| {
+            select(&Input { platform: Platform::Linux, setting, cuda: Cuda::Auto, driver: None, capabilities: None })
+        };
+        assert_eq!(set("rocm6.3").backend, Backend::Rocm("rocm6.3".into()));
+        assert_eq!(set("cpu").reason, "set by `[python] torch = \"cpu\"`");
     }
 
     #[test]

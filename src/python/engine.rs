@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use super::interpreter::{venv_python, Interpreter};
 use crate::config::Installer;
 use crate::envvars;
-use crate::error::Fail;
+use crate::error::{Error, Fail, InstallerCause, InstallerFailure};
 use crate::gpu::torch::{Route, PYTORCH_INDEX};
 use crate::ui::Ui;
 
@@ -170,7 +170,7 @@ impl Engine {
             |url: String| vec!["--index-url".into(), url, "--extra-index-url".into(), "https://pypi.org/simple".into()];
         match (self, torch) {
             (_, None | Some(Route::Pypi | Route::Yours(_))) => Vec::new(),
-            (Engine::Uv(_), Some(Route::Pytorch(b))) => vec!["--torch-backend".into(), b.clone()],
+            (Engine::Uv(_), Some(Route::Pytorch(b))) => vec!["--torch-backend".into(), b.to_string()],
             (Engine::Uv(_), Some(Route::Index(url))) => vec!["--index".into(), url.clone()],
             (Engine::Pip, Some(Route::Pytorch(b))) => pip_pair(format!("{PYTORCH_INDEX}/{b}")),
             (Engine::Pip, Some(Route::Index(url))) => pip_pair(url.clone()),
@@ -260,13 +260,21 @@ pub fn run(ui: &Ui, cmd: &Cmd, what: &str) -> Result<String> {
     if !out.status.success() {
         let code = out.status.code().map_or("a signal".to_string(), |c| format!("exit code {c}"));
         let tail: Vec<&str> = stderr.trim().lines().rev().take(25).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(anyhow::Error::new(Fail::new(format!("{what} failed ({code}):\n{}", tail.join("\n")))));
+        let failure = InstallerFailure {
+            what: what.to_string(),
+            status: code,
+            output: tail.join("\n"),
+            cause: classify(&stderr),
+            during: None,
+        };
+        return Err(anyhow::Error::new(Error::Installer(failure)));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Why an installer failed, in a hint: a missing package or no network.
-pub fn classify(message: &str) -> Option<&'static str> {
+/// Why an installer failed, from its output: no network or no solution. The one place that
+/// reads the installer's words; everything after matches on the [`InstallerCause`].
+pub fn classify(message: &str) -> InstallerCause {
     let m = message.to_lowercase();
     if [
         "failed to fetch",
@@ -283,7 +291,7 @@ pub fn classify(message: &str) -> Option<&'static str> {
     .iter()
     .any(|s| m.contains(s))
     {
-        Some("network")
+        InstallerCause::Network
     } else if [
         "not found in the package registry",
         "no solution found",
@@ -295,9 +303,9 @@ pub fn classify(message: &str) -> Option<&'static str> {
     .iter()
     .any(|s| m.contains(s))
     {
-        Some("resolution")
+        InstallerCause::Resolution
     } else {
-        None
+        InstallerCause::Other
     }
 }
 
@@ -411,7 +419,7 @@ mod tests {
     #[test]
     fn torch_backend_goes_to_resolution_and_sync() {
         let uv = Engine::Uv("/bin/uv".into());
-        let r = |b: &str| Route::Pytorch(b.into());
+        let r = |b: &str| Route::Pytorch(crate::gpu::torch::Backend::parse(b).unwrap());
         let c = uv.compile(&interp(), "3.11", Path::new("in.txt"), Path::new("out.txt"), false, Some(&r("cu124")));
         assert!(c.display().ends_with(" in.txt --torch-backend cu124"), "{}", c.display());
         let s = uv.sync(&interp(), Path::new("/p/.venv"), Path::new("/p/l"), Some(&r("cpu")));
@@ -442,11 +450,23 @@ mod tests {
     }
 
     #[test]
+    fn a_failed_run_is_a_typed_installer_error() {
+        let cmd =
+            Cmd::new("/bin/sh").args(["-c", "echo 'ERROR: No matching distribution found for nopkg' >&2; exit 3"]);
+        let err = run(&Ui::new(true, false), &cmd, "resolving the requirements").unwrap_err();
+        let Some(Error::Installer(f)) = err.downcast_ref::<Error>() else { panic!("{err:#}") };
+        assert_eq!((f.cause, f.status.as_str()), (InstallerCause::Resolution, "exit code 3"));
+        assert_eq!(f.output, "ERROR: No matching distribution found for nopkg");
+        assert_eq!(f.during, None);
+        assert!(run(&Ui::new(true, false), &Cmd::new("/bin/true"), "x").is_ok());
+    }
+
+    #[test]
     fn classifies_failures() {
-        assert_eq!(classify("Because nopkg was not found in the package registry"), Some("resolution"));
-        assert_eq!(classify("ERROR: No matching distribution found for nopkg"), Some("resolution"));
-        assert_eq!(classify("error: Failed to fetch: `https://pypi.org/simple/x/`"), Some("network"));
-        assert_eq!(classify("disk full"), None);
+        assert_eq!(classify("Because nopkg was not found in the package registry"), InstallerCause::Resolution);
+        assert_eq!(classify("ERROR: No matching distribution found for nopkg"), InstallerCause::Resolution);
+        assert_eq!(classify("error: Failed to fetch: `https://pypi.org/simple/x/`"), InstallerCause::Network);
+        assert_eq!(classify("disk full"), InstallerCause::Other);
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::lockfile::hex;
 use super::sources::Sources;
 use crate::config::Config;
 use crate::fsutil;
+use crate::gpu::torch::Backend;
 
 /// The marker's file name inside the venv.
 pub const MARKER: &str = ".labup.json";
@@ -38,7 +39,7 @@ pub struct Marker {
 
 /// Hash of every input file, the lock, the interpreter identity, the Python settings,
 /// the platform, the torch backend (a driver update that changes it re-syncs) and labup's version.
-pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&str>) -> String {
+pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&Backend>) -> String {
     let mut h = Sha256::new();
     h.update(format!("labup {}\n", env!("CARGO_PKG_VERSION")));
     h.update(format!("platform {}-{}\n", std::env::consts::OS, std::env::consts::ARCH));
@@ -105,9 +106,9 @@ mod tests {
         assert_ne!(base, locked);
         std::fs::write(d.join("requirements.txt"), "alpha>=1\n").unwrap();
         assert_ne!(locked, compute(&config, &interp, &sources, None));
-        let cu124 = compute(&config, &interp, &sources, Some("cu124"));
+        let cu124 = compute(&config, &interp, &sources, Some(&Backend::Cuda("cu124".into())));
         assert_ne!(cu124, compute(&config, &interp, &sources, None));
-        assert_ne!(cu124, compute(&config, &interp, &sources, Some("cu128")));
+        assert_ne!(cu124, compute(&config, &interp, &sources, Some(&Backend::Cuda("cu128".into()))));
     }
 
     #[test]

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::sources::{logical_lines, Sources};
 use crate::config::Config;
+use crate::gpu::torch::Backend;
 
 const DIGEST_MARK: &str = "# labup-inputs: ";
 
@@ -137,7 +138,7 @@ pub fn package_count(text: &str) -> usize {
 /// A digest of everything resolution depends on: input files, packages, the configured Python
 /// version and torch backend (the configured one and, when torch is an input, the chosen one:
 /// its `+cuXYZ` pins differ). Not the platform otherwise: a uv lock is universal.
-pub fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&str>) -> String {
+pub fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&Backend>) -> String {
     let mut h = Sha256::new();
     h.update(b"labup-lock-v1\n");
     for file in sources.files() {
@@ -163,8 +164,8 @@ pub fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&str>) ->
 /// wheels), `<stem>.<backend>.<ext>` otherwise (`requirements.cu126.lock`). Torch wheels differ per
 /// backend, so a GPU box, a laptop and CI each keep their own committed lock instead of
 /// re-resolving (and rewriting) one shared file every time a machine of another kind syncs.
-pub fn path_for_backend(lock: &Path, backend: Option<&str>) -> PathBuf {
-    let Some(backend) = backend.filter(|b| *b != "pypi") else { return lock.to_path_buf() };
+pub fn path_for_backend(lock: &Path, backend: Option<&Backend>) -> PathBuf {
+    let Some(backend) = backend.filter(|b| b.is_pytorch_index()) else { return lock.to_path_buf() };
     let name = lock.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let renamed = match name.rsplit_once('.') {
         Some((stem, ext)) if !stem.is_empty() => format!("{stem}.{backend}.{ext}"),
@@ -185,11 +186,12 @@ mod tests {
     #[test]
     fn each_torch_backend_has_its_own_lock() {
         let lock = Path::new("/p/requirements.lock");
+        let cu126 = Backend::Cuda("cu126".into());
         assert_eq!(path_for_backend(lock, None), lock);
-        assert_eq!(path_for_backend(lock, Some("pypi")), lock);
-        assert_eq!(path_for_backend(lock, Some("cu126")), Path::new("/p/requirements.cu126.lock"));
-        assert_eq!(path_for_backend(lock, Some("cpu")), Path::new("/p/requirements.cpu.lock"));
-        assert_eq!(path_for_backend(Path::new("/p/deps"), Some("cpu")), Path::new("/p/deps.cpu"));
+        assert_eq!(path_for_backend(lock, Some(&Backend::Pypi)), lock);
+        assert_eq!(path_for_backend(lock, Some(&cu126)), Path::new("/p/requirements.cu126.lock"));
+        assert_eq!(path_for_backend(lock, Some(&Backend::Cpu)), Path::new("/p/requirements.cpu.lock"));
+        assert_eq!(path_for_backend(Path::new("/p/deps"), Some(&Backend::Cpu)), Path::new("/p/deps.cpu"));
     }
 
     #[test]
@@ -246,7 +248,11 @@ mod tests {
         let sources = Sources::detect(&config).unwrap();
         let a = inputs_digest(&sources, &config, None);
         assert_eq!(a, inputs_digest(&sources, &config, None));
-        assert_ne!(a, inputs_digest(&sources, &config, Some("cu124")), "the torch backend is an input");
+        assert_ne!(
+            a,
+            inputs_digest(&sources, &config, Some(&Backend::Cuda("cu124".into()))),
+            "the torch backend is an input"
+        );
         std::fs::write(dir.path().join("requirements.txt"), "alpha\nbeta\n").unwrap();
         assert_ne!(a, inputs_digest(&sources, &config, None));
     }

@@ -1,39 +1,128 @@
-//! `labup sync --dry-run`: what a sync would do, computed without changing anything. It may
-//! start the interpreter once (to see whether the venv needs a rebuild) and `uv pip sync
-//! --dry-run` (for the exact packages); it never resolves, downloads or writes.
+//! What a sync will do, decided once (uv's `Planner`/`Plan`): [`Planner::new`] finds the facts
+//! (requirement sources, interpreter, torch backend and its route, the backend's lock),
+//! [`Planner::plan`] looks at the marker, the venv and the lock and returns a [`Plan`]. `labup
+//! sync` executes that value, and `labup sync --dry-run` prints it.
+//!
+//! Planning changes nothing. It may start the interpreter once; only [`Planner::dry_run`] runs
+//! `uv pip sync --dry-run` (for the exact packages); nothing resolves, downloads or writes.
 
-use std::fs;
+use std::borrow::Cow;
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use super::engine::Engine;
+use super::fingerprint::Marker;
+use super::interpreter::{self, Info, Interpreter};
 use super::sources::Sources;
-use super::{interpreter, lockfile, sync, venv};
+use super::{lockfile, sync, venv};
 use crate::config::Config;
-use crate::gpu;
+use crate::gpu::{self, torch};
+use crate::project::{Layout, Workspace};
+use crate::ui::Ui;
 
-/// What `labup sync` would do.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The facts a plan is made from, found once per command.
+#[derive(Debug)]
+pub struct Planner<'a> {
+    /// The config as loaded (what [`sync::up_to_date`] takes).
+    base: &'a Config,
+    /// Every path under `.labup/`.
+    pub layout: &'a Layout,
+    /// The config, its `[python] lock` naming the torch backend's lock.
+    pub config: Cow<'a, Config>,
+    /// The requirement sources.
+    pub sources: Sources,
+    /// The base interpreter (found, not started).
+    pub interp: Interpreter,
+    /// The torch backend and where the installer finds it, when torch is an input or set.
+    pub torch: Option<TorchPlan>,
+}
+
+/// The PyTorch wheels a sync installs: the backend, why, and the index they come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TorchPlan {
+    /// The chosen backend and why.
+    pub choice: torch::Choice,
+    /// Where the installer looks for it.
+    pub route: torch::Route,
+}
+
+/// What `labup sync` will do.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    /// `noop` (nothing at all) or `sync`.
-    pub action: &'static str,
-    /// `keep`, `create` or `rebuild`.
-    pub venv: &'static str,
-    /// Why the venv is rebuilt.
-    pub venv_reason: Option<String>,
-    /// `current`, `resolve` (missing or out of date) or `none` (no requirements).
-    pub lock: &'static str,
-    /// `name==version` to install; `None` when only a resolution (or pip) can tell.
+    /// The lock: current, to be resolved, or none (no requirements).
+    pub lock: LockPlan,
+    /// The torch backend, when torch is among the requirements or `[python] torch` is set.
+    pub torch: Option<TorchPlan>,
+    /// Nothing, or the changes.
+    pub work: Work,
+}
+
+/// Whether there is anything to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Work {
+    /// The venv matches its inputs (the marker of the sync that made it so).
+    Nothing(Marker),
+    /// A sync.
+    Sync(Changes),
+}
+
+/// The changes a sync makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changes {
+    /// Keep, create or rebuild the venv.
+    pub venv: VenvPlan,
+    /// `name==version` to install; `None` when only a resolution (or the installer) can tell.
     pub install: Option<Vec<String>>,
     /// `name==version` to remove; `None` when unknown.
     pub remove: Option<Vec<String>>,
-    /// The PyTorch backend, when torch is among the requirements.
-    pub torch_backend: Option<String>,
-    /// The project's own package, installed editable by the sync (`name`, `dir`).
+    /// The project's own package, installed editable by the sync.
     pub project: Option<PlannedPackage>,
-    /// Where torch is installed from: the index URL, or the user's own settings that decide.
-    pub torch_index: Option<String>,
+    /// What the interpreter said about itself (it was started once, and checked).
+    pub python: Info,
+}
+
+/// The venv folder in a plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VenvPlan {
+    /// Sync into the venv there.
+    Keep,
+    /// There is none: build one.
+    Create,
+    /// Build a new one in place of the old, for this reason.
+    Rebuild(String),
+}
+
+/// The lock in a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockPlan {
+    /// Its digest matches the requirements.
+    Current,
+    /// It must be resolved first.
+    Resolve(Staleness),
+    /// There are no requirements, so no lock.
+    None,
+}
+
+/// Why a lock must be resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Staleness {
+    /// There is no lock file.
+    Missing,
+    /// It was written for other requirements.
+    OutOfDate,
+}
+
+/// `noop` or `sync`, as `--dry-run --json` prints it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Nothing at all.
+    Noop,
+    /// A sync.
+    Sync,
 }
 
 /// The project's own package in a sync plan.
@@ -42,91 +131,225 @@ pub struct PlannedPackage {
     /// Its normalized name.
     pub name: String,
     /// Where it is installed from (editable).
-    pub dir: std::path::PathBuf,
+    pub dir: PathBuf,
 }
 
-/// Computes the plan.
-pub fn plan(ws: &crate::project::Workspace) -> Result<Plan> {
-    let config = &ws.config;
-    let sources = Sources::detect(config)?;
-    let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
-    let torch = gpu::torch_for_sync(ws, &sources).map(|c| c.backend);
-    let route = torch.as_deref().map(|b| gpu::torch_route(config, &sources, b));
-    let mut plan = Plan {
-        action: "noop",
-        venv: "keep",
-        venv_reason: None,
-        lock: if sources.is_empty() { "none" } else { "current" },
-        install: Some(Vec::new()),
-        remove: Some(Vec::new()),
-        torch_backend: torch.clone(),
-        project: None,
-        torch_index: route.as_ref().map(gpu::torch::Route::describe),
-    };
-    if sync::up_to_date(config, &interp, &sources, torch.as_deref()).is_some() {
-        return Ok(plan);
+impl VenvPlan {
+    /// `keep`, `create` or `rebuild`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            VenvPlan::Keep => "keep",
+            VenvPlan::Create => "create",
+            VenvPlan::Rebuild(_) => "rebuild",
+        }
     }
-    plan.action = "sync";
-    plan.project =
-        sources.project_package.as_ref().map(|p| PlannedPackage { name: p.name.clone(), dir: p.dir.clone() });
-    let config = &*sync::for_backend(config, torch.as_deref());
-    let venv_dir = &config.python.venv;
-    match venv::inspect(venv_dir) {
-        venv::State::Foreign(why) => return Err(venv::refuse(venv_dir, &why).into()),
-        venv::State::Missing => plan.venv = "create",
-        venv::State::Venv(cfg) => {
-            let info = interp.query()?;
-            interpreter::check_version(&interp, &info, config.python.version.as_deref())?;
-            if let Some(why) = venv::rebuild_reason(&cfg, &info.executable, &info.version, venv_dir) {
-                plan.venv = "rebuild";
-                plan.venv_reason = Some(why);
+}
+
+impl LockPlan {
+    /// `current`, `resolve` or `none`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LockPlan::Current => "current",
+            LockPlan::Resolve(_) => "resolve",
+            LockPlan::None => "none",
+        }
+    }
+
+    /// From the digest the requirements want (`None`: there are none) and the lock's text.
+    pub fn decide(wanted: Option<&str>, lock: Option<&str>) -> LockPlan {
+        match (wanted, lock) {
+            (None, _) => LockPlan::None,
+            (Some(_), None) => LockPlan::Resolve(Staleness::Missing),
+            (Some(w), Some(text)) if lockfile::digest_of(text) == Some(w) => LockPlan::Current,
+            (Some(_), Some(_)) => LockPlan::Resolve(Staleness::OutOfDate),
+        }
+    }
+}
+
+impl Plan {
+    /// `noop` or `sync`.
+    pub fn action(&self) -> Action {
+        match self.work {
+            Work::Nothing(_) => Action::Noop,
+            Work::Sync(_) => Action::Sync,
+        }
+    }
+}
+
+/// The JSON of `labup sync --dry-run --json` (the field names and values it always had).
+#[derive(Serialize)]
+struct PlanJson<'a> {
+    action: Action,
+    venv: &'static str,
+    venv_reason: Option<&'a str>,
+    lock: &'static str,
+    install: Option<&'a [String]>,
+    remove: Option<&'a [String]>,
+    torch_backend: Option<&'a torch::Backend>,
+    project: Option<&'a PlannedPackage>,
+    torch_index: Option<String>,
+}
+
+impl Serialize for Plan {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let none: &[String] = &[];
+        let (venv, install, remove, project) = match &self.work {
+            Work::Nothing(_) => (&VenvPlan::Keep, Some(none), Some(none), None),
+            Work::Sync(c) => (&c.venv, c.install.as_deref(), c.remove.as_deref(), c.project.as_ref()),
+        };
+        PlanJson {
+            action: self.action(),
+            venv: venv.as_str(),
+            venv_reason: match venv {
+                VenvPlan::Rebuild(why) => Some(why),
+                _ => None,
+            },
+            lock: self.lock.as_str(),
+            install,
+            remove,
+            torch_backend: self.torch.as_ref().map(|t| &t.choice.backend),
+            project,
+            torch_index: self.torch.as_ref().map(|t| t.route.describe()),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'a> Planner<'a> {
+    /// Finds the sources, the interpreter and the torch backend; starts nothing.
+    pub fn new(ws: &'a Workspace) -> Result<Planner<'a>> {
+        let config = &ws.config;
+        let sources = Sources::detect(config)?;
+        let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
+        let torch = gpu::torch_for_sync(ws, &sources).map(|choice| {
+            let route = gpu::torch_route(config, &sources, &choice.backend);
+            TorchPlan { choice, route }
+        });
+        let base = config;
+        let config = sync::for_backend(config, torch.as_ref().map(|t| &t.choice.backend));
+        Ok(Planner { base, layout: &ws.layout, config, sources, interp, torch })
+    }
+
+    /// The torch backend, as the installer, the lock's name and the fingerprints take it.
+    pub fn backend(&self) -> Option<&torch::Backend> {
+        self.torch.as_ref().map(|t| &t.choice.backend)
+    }
+
+    /// Where the installer looks for torch.
+    pub fn route(&self) -> Option<&torch::Route> {
+        self.torch.as_ref().map(|t| &t.route)
+    }
+
+    /// The fast check (no Python started): the marker matches and the venv is healthy.
+    pub fn up_to_date(&self) -> Option<Marker> {
+        sync::up_to_date(self.base, &self.interp, &self.sources, self.backend())
+    }
+
+    /// The plan. `ui`: show the interpreter check as a step.
+    pub fn plan(&self, ui: Option<&Ui>) -> Result<Plan> {
+        let torch = self.torch.clone();
+        if let Some(marker) = self.up_to_date() {
+            // The marker's fingerprint covers the lock's text and the requirements.
+            let lock = if self.sources.is_empty() { LockPlan::None } else { LockPlan::Current };
+            return Ok(Plan { lock, torch, work: Work::Nothing(marker) });
+        }
+        let (lock, lock_text) = self.lock_plan()?;
+        let python = self.check_interpreter(ui)?;
+        let venv = self.venv_plan(&python)?;
+        let (install, remove) = match (lock, &venv) {
+            (LockPlan::Resolve(_), _) => (None, None),
+            (_, VenvPlan::Keep) => (None, None),
+            // A new venv gets the whole lock (one name may have several marker-guarded pins).
+            (LockPlan::None, _) => (Some(Vec::new()), Some(Vec::new())),
+            (LockPlan::Current, _) => (Some(pins(lock_text.as_deref().unwrap_or_default())), Some(Vec::new())),
+        };
+        let project =
+            self.sources.project_package.as_ref().map(|p| PlannedPackage { name: p.name.clone(), dir: p.dir.clone() });
+        Ok(Plan { lock, torch, work: Work::Sync(Changes { venv, install, remove, project, python }) })
+    }
+
+    /// [`Planner::plan`], with the packages a kept venv would gain and lose from uv's own dry
+    /// run against the current lock (unknown with pip, or when uv cannot tell).
+    pub fn dry_run(&self) -> Result<Plan> {
+        let mut plan = self.plan(None)?;
+        let lock = plan.lock;
+        if let Work::Sync(c) = &mut plan.work {
+            if c.venv == VenvPlan::Keep && !matches!(lock, LockPlan::Resolve(_)) {
+                if let Some((install, remove)) = self.diff_with_uv() {
+                    (c.install, c.remove) = (Some(install), Some(remove));
+                }
+            }
+            // The exact sync keeps the project's own package (a dry run against the lock alone lists it).
+            if let (Some(remove), Some(pkg)) = (&mut c.remove, &c.project) {
+                remove.retain(|p| !is_named(p, &pkg.name));
             }
         }
+        Ok(plan)
     }
-    if !sources.is_empty() {
-        let digest = lockfile::inputs_digest(&sources, config, torch.as_deref());
-        let current = fs::read_to_string(&config.python.lock).ok();
-        if current.as_deref().and_then(lockfile::digest_of) != Some(digest.as_str()) {
-            plan.lock = "resolve";
+
+    /// The lock against the requirements, and its text; a lock that is there but cannot be read
+    /// is an error.
+    fn lock_plan(&self) -> Result<(LockPlan, Option<String>)> {
+        if self.sources.is_empty() {
+            return Ok((LockPlan::None, None));
         }
+        let wanted = lockfile::inputs_digest(&self.sources, &self.config, self.backend());
+        let text = read_lock(&self.config.python.lock)?;
+        Ok((LockPlan::decide(Some(&wanted), text.as_deref()), text))
     }
-    let (install, remove) = match (plan.lock, plan.venv) {
-        ("resolve", _) => (None, None),
-        (_, "keep") => diff_with_uv(config, route.as_ref()).unwrap_or((None, None)),
-        // A new venv gets the whole lock (one name may have several marker-guarded pins).
-        (lock, _) => {
-            let pins = if lock == "none" {
-                Vec::new()
-            } else {
-                lockfile::pins(&fs::read_to_string(&config.python.lock).unwrap_or_default())
-                    .into_iter()
-                    .map(|p| format!("{}=={}", p.name, p.version))
-                    .collect()
-            };
-            (Some(pins), Some(Vec::new()))
+
+    /// Starts the interpreter once and checks it against `[python] version`.
+    pub fn check_interpreter(&self, ui: Option<&Ui>) -> Result<Info> {
+        let step = ui.map(|ui| ui.step(format!("Checking {}", self.interp.path.display())));
+        let info = self.interp.query();
+        if let Some(step) = step {
+            step.abandon();
         }
-    };
-    plan.install = install;
-    // The exact sync keeps the project's own package (a dry run against the lock alone lists it).
-    let keep = |p: &String| plan.project.as_ref().is_none_or(|pkg| !is_named(p, &pkg.name));
-    plan.remove = remove.map(|r| r.into_iter().filter(keep).collect());
-    Ok(plan)
+        let info = info?;
+        interpreter::check_version(&self.interp, &info, self.config.python.version.as_deref())?;
+        Ok(info)
+    }
+
+    /// Keep, create or rebuild; a folder that is not a venv is refused.
+    fn venv_plan(&self, python: &Info) -> Result<VenvPlan> {
+        let dir = &self.config.python.venv;
+        Ok(match venv::inspect(dir) {
+            venv::State::Foreign(why) => return Err(venv::refuse(dir, &why).into()),
+            venv::State::Missing => VenvPlan::Create,
+            venv::State::Venv(cfg) => match venv::rebuild_reason(&cfg, &python.executable, &python.version, dir) {
+                Some(why) => VenvPlan::Rebuild(why),
+                None => VenvPlan::Keep,
+            },
+        })
+    }
+
+    /// `uv pip sync --dry-run` against the current lock: the exact packages (`None` with pip).
+    fn diff_with_uv(&self) -> Option<(Vec<String>, Vec<String>)> {
+        let config = &*self.config;
+        let engine = Engine::detect(config.python.installer).ok()?;
+        let lock = Some(config.python.lock.clone()).filter(|l| l.is_file())?;
+        let mut cmd = engine.sync_dry_run(&config.python.venv, &lock, self.route())?;
+        cmd.cwd = Some(config.root.clone());
+        let out = cmd.expression().stdout_capture().stderr_capture().unchecked().run().ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        Some(parse_dry_run(&String::from_utf8_lossy(&out.stderr)))
+    }
 }
 
-type Diff = (Option<Vec<String>>, Option<Vec<String>>);
-
-/// `uv pip sync --dry-run` against the current lock: the exact packages (`None` with pip).
-fn diff_with_uv(config: &Config, torch: Option<&gpu::torch::Route>) -> Option<Diff> {
-    let engine = Engine::detect(config.python.installer).ok()?;
-    let lock = if config.python.lock.is_file() { config.python.lock.clone() } else { return None };
-    let mut cmd = engine.sync_dry_run(&config.python.venv, &lock, torch)?;
-    cmd.cwd = Some(config.root.clone());
-    let out = cmd.expression().stdout_capture().stderr_capture().unchecked().run().ok()?;
-    if !out.status.success() {
-        return None;
+/// A lock file's text: `None` when there is none; an error when it is there but unreadable.
+pub fn read_lock(path: &Path) -> Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::Error::new(e).context(format!("failed to read {}", path.display()))),
     }
-    let (install, remove) = parse_dry_run(&String::from_utf8_lossy(&out.stderr));
-    Some((Some(install), Some(remove)))
+}
+
+/// A lock's pins as `name==version`.
+fn pins(lock: &str) -> Vec<String> {
+    lockfile::pins(lock).into_iter().map(|p| format!("{}=={}", p.name, p.version)).collect()
 }
 
 /// Whether `name==version` (or `name @ …`) is the distribution `name`.
@@ -150,18 +373,4 @@ pub fn parse_dry_run(text: &str) -> (Vec<String>, Vec<String>) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uv_dry_run_lines() {
-        let text =
-            "Using Python 3.11.7 environment at: v\nResolved 2 packages in 0.93ms\nWould uninstall 2 packages\n \
-                    - alpha==1.0\n + alpha==2.0\n - delta==1.0\n + gamma==1.0\n";
-        let (install, remove) = parse_dry_run(text);
-        assert_eq!(install, ["alpha==2.0", "gamma==1.0"]);
-        assert_eq!(remove, ["alpha==1.0", "delta==1.0"]);
-        assert!(is_named("My_Pkg==0.1.0", "my-pkg"));
-        assert!(!is_named("alpha==1.0", "alp"));
-    }
-}
+mod tests;

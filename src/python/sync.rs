@@ -1,11 +1,12 @@
 //! `labup sync` and `labup lock`: make the venv exactly the lock, doing nothing when nothing changed.
 //!
-//! Order matters for safety: resolve into a temporary file first (a failure changes nothing),
-//! then build or reuse the venv, clear the marker, sync, commit the lock, write the marker last.
-//! All of it runs under an exclusive lock in the state folder, outside the venv.
+//! The decisions are the [`Plan`](super::plan::Plan) (made once, under the lock); this module
+//! executes it. Order matters for safety: resolve into a temporary file first (a failure changes
+//! nothing), then build or reuse the venv, clear the marker, sync, commit the lock, write the
+//! marker last. All of it runs under an exclusive lock in the state folder, outside the venv.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -17,20 +18,21 @@ use super::engine::{self, Engine};
 use super::fingerprint::{self, Marker};
 use super::interpreter::{self, Info, Interpreter};
 use super::lockfile;
+use super::plan::{Changes, LockPlan, Planner, Staleness, VenvPlan, Work};
 use super::sources::{self, Sources};
 use super::venv;
 use crate::config::{display_path, Config};
-use crate::error::Fail;
+use crate::error::{Error, Stage};
 use crate::fsutil::{self, LockFile};
-use crate::gpu::{self, torch};
-use crate::project::{self, Layout};
+use crate::gpu::torch;
+use crate::project::Workspace;
 use crate::ui::{count, Ui};
 
 /// What `labup sync` did, as printed by `--json`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Outcome {
     /// `noop`, `created` or `synced`.
-    pub action: &'static str,
+    pub action: Done,
     /// Distributions installed (an upgrade counts as one removed and one installed).
     pub installed: usize,
     /// Distributions removed.
@@ -41,6 +43,28 @@ pub struct Outcome {
     pub venv: PathBuf,
     /// Wall time.
     pub duration_ms: u128,
+}
+
+/// What a sync did to the venv.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Done {
+    /// Nothing: it matched.
+    Noop,
+    /// Built it (new, or rebuilt), then synced.
+    Created,
+    /// Synced the venv that was there.
+    Synced,
+}
+
+impl std::fmt::Display for Done {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Done::Noop => "noop",
+            Done::Created => "created",
+            Done::Synced => "synced",
+        })
+    }
 }
 
 /// What `labup lock` wrote, as printed by `--json`.
@@ -54,23 +78,9 @@ pub struct LockOutcome {
     pub changed: bool,
 }
 
-/// Everything a slow-path run needs, found once.
-struct Workspace<'a> {
-    config: &'a Config,
-    layout: &'a Layout,
-    ui: &'a Ui,
-    sources: Sources,
-    interp: Interpreter,
-    tmp: PathBuf,
-    /// The PyTorch index, when torch is an input or `[python] torch` is set.
-    torch: Option<torch::Choice>,
-    /// Where the installer looks for torch (with `torch`).
-    route: Option<torch::Route>,
-}
-
 /// The config with `[python] lock` naming this torch backend's lock (`requirements.cu126.lock`;
 /// unchanged without torch).
-pub fn for_backend<'a>(config: &'a Config, backend: Option<&str>) -> Cow<'a, Config> {
+pub fn for_backend<'a>(config: &'a Config, backend: Option<&torch::Backend>) -> Cow<'a, Config> {
     let lock = lockfile::path_for_backend(&config.python.lock, backend);
     if lock == config.python.lock {
         return Cow::Borrowed(config);
@@ -81,7 +91,12 @@ pub fn for_backend<'a>(config: &'a Config, backend: Option<&str>) -> Cow<'a, Con
 }
 
 /// The fast check: the marker's fingerprint matches and the venv is healthy.
-pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&str>) -> Option<Marker> {
+pub fn up_to_date(
+    config: &Config,
+    interp: &Interpreter,
+    sources: &Sources,
+    torch: Option<&torch::Backend>,
+) -> Option<Marker> {
     let config = &*for_backend(config, torch);
     let venv = &config.python.venv;
     let marker = fingerprint::read(venv)?;
@@ -98,58 +113,43 @@ pub fn up_to_date(config: &Config, interp: &Interpreter, sources: &Sources, torc
 }
 
 /// Syncs the venv; `locked` refuses to re-resolve a stale lock.
-pub fn sync(workspace: &project::Workspace, locked: bool, ui: &Ui) -> Result<Outcome> {
+pub fn sync(ws: &Workspace, locked: bool, ui: &Ui) -> Result<Outcome> {
     let started = Instant::now();
-    let config = &workspace.config;
-    let sources = Sources::detect(config)?;
-    let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
-    let torch = gpu::torch_for_sync(workspace, &sources);
-    let backend = torch.as_ref().map(|c| c.backend.clone());
+    let planner = Planner::new(ws)?;
     let noop = |m: Marker| Outcome {
-        action: "noop",
+        action: Done::Noop,
         installed: 0,
         removed: 0,
         python: m.python,
-        venv: config.python.venv.clone(),
+        venv: ws.config.python.venv.clone(),
         duration_ms: started.elapsed().as_millis(),
     };
-    if let Some(marker) = up_to_date(config, &interp, &sources, backend.as_deref()) {
+    if let Some(marker) = planner.up_to_date() {
         return Ok(noop(marker));
     }
-    let base = config;
-    let config = &*for_backend(base, backend.as_deref());
-    let ws = Workspace::new(config, &workspace.layout, ui, sources, interp, torch)?;
-    let _guard = ws.lock()?;
-    if let Some(marker) = up_to_date(base, &ws.interp, &ws.sources, backend.as_deref()) {
-        return Ok(noop(marker));
+    let run = Run::new(&planner, ui)?;
+    let _guard = run.lock()?;
+    // Made under the lock: another labup may have synced while this one waited.
+    let plan = planner.plan(Some(ui))?;
+    match plan.work {
+        Work::Nothing(marker) => Ok(noop(marker)),
+        Work::Sync(changes) => run.execute(plan.lock, changes, locked, started),
     }
-    if let (Some(c), Some(route)) = (&ws.torch, &ws.route) {
-        ui.info(match route {
-            torch::Route::Yours(what) => format!("torch from your own index settings ({what})"),
-            torch::Route::Pypi => format!("torch from PyPI's own wheels: {}", c.reason),
-            _ => format!("torch from the `{}` index, {}: {}", c.backend, route.describe(), c.reason),
-        });
-    }
-    ws.sync(locked, started)
 }
 
 /// Rewrites the lock from the requirement sources (`upgrade`: ignore current pins).
-pub fn lock(workspace: &project::Workspace, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
-    let config = &workspace.config;
-    let sources = Sources::detect(config)?;
-    let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
-    let torch = gpu::torch_for_sync(workspace, &sources);
-    let config = &*for_backend(config, torch.as_ref().map(|c| c.backend.as_str()));
-    let ws = Workspace::new(config, &workspace.layout, ui, sources, interp, torch)?;
-    let lock_path = &config.python.lock;
-    if ws.sources.is_empty() {
+pub fn lock(ws: &Workspace, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
+    let planner = Planner::new(ws)?;
+    let run = Run::new(&planner, ui)?;
+    let lock_path = &planner.config.python.lock;
+    if planner.sources.is_empty() {
         ui.info("no requirements found (requirements*.txt, pyproject.toml, uv.lock, pylock.toml, [python] packages): nothing to lock");
         return Ok(LockOutcome { lock: lock_path.clone(), packages: 0, changed: false });
     }
-    let _guard = ws.lock()?;
-    let info = ws.query_interpreter()?;
-    let engine = Engine::detect(config.python.installer)?;
-    let text = ws.resolve(&engine, &info, upgrade)?;
+    let _guard = run.lock()?;
+    let info = planner.check_interpreter(Some(ui))?;
+    let engine = Engine::detect(planner.config.python.installer)?;
+    let text = run.resolve(&engine, &info, upgrade)?;
     let old = fs::read_to_string(lock_path).ok();
     let changed = old.as_deref() != Some(text.as_str());
     if changed {
@@ -166,101 +166,112 @@ pub fn lock(workspace: &project::Workspace, upgrade: bool, ui: &Ui) -> Result<Lo
     Ok(LockOutcome { lock: lock_path.clone(), packages, changed })
 }
 
-impl<'a> Workspace<'a> {
-    fn new(
-        config: &'a Config,
-        layout: &'a Layout,
-        ui: &'a Ui,
-        sources: Sources,
-        interp: Interpreter,
-        torch: Option<torch::Choice>,
-    ) -> Result<Workspace<'a>> {
-        let tmp = layout.ensure(layout.tmp())?;
-        let route = torch.as_ref().map(|c| gpu::torch_route(config, &sources, &c.backend));
-        Ok(Workspace { config, layout, ui, sources, interp, tmp, torch, route })
-    }
+/// A slow-path run: the planner's facts, the output, and the temporary folder.
+struct Run<'a> {
+    planner: &'a Planner<'a>,
+    config: &'a Config,
+    sources: &'a Sources,
+    interp: &'a Interpreter,
+    ui: &'a Ui,
+    tmp: PathBuf,
+}
 
-    /// The torch backend to pass to the installer.
-    fn backend(&self) -> Option<&str> {
-        self.torch.as_ref().map(|c| c.backend.as_str())
+impl<'a> Run<'a> {
+    fn new(planner: &'a Planner<'a>, ui: &'a Ui) -> Result<Run<'a>> {
+        let config = &*planner.config;
+        let tmp = planner.layout.ensure(planner.layout.tmp())?;
+        Ok(Run { planner, config, sources: &planner.sources, interp: &planner.interp, ui, tmp })
     }
 
     /// Takes the exclusive sync lock, saying so when another labup holds it.
     fn lock(&self) -> Result<LockFile> {
-        LockFile::acquire(&self.layout.sync_lock(), |pid| {
+        LockFile::acquire(&self.planner.layout.sync_lock(), |pid| {
             let who = pid.map_or("another labup".to_string(), |p| format!("another labup (pid {p})"));
             self.ui.info(format!("waiting for {who} to finish with {}…", display_path(&self.config.python.venv)));
         })
     }
 
-    fn query_interpreter(&self) -> Result<Info> {
-        let step = self.ui.step(format!("Checking {}", self.interp.path.display()));
-        let info = self.interp.query();
-        step.abandon();
-        let info = info?;
-        interpreter::check_version(&self.interp, &info, self.config.python.version.as_deref())?;
-        Ok(info)
-    }
-
-    fn sync(&self, locked: bool, started: Instant) -> Result<Outcome> {
-        let (config, ui) = (self.config, self.ui);
+    /// Carries out a plan's changes.
+    fn execute(&self, lock: LockPlan, changes: Changes, locked: bool, started: Instant) -> Result<Outcome> {
+        let config = self.config;
         let venv_dir = &config.python.venv;
+        self.say_torch();
         venv::remove_leftovers(venv_dir);
         // Older labups kept their temporary lock files beside the lock: labup's own names only.
         for old in ["labup-new", "labup-resolve"] {
             let _ = fs::remove_file(fsutil::sibling(&config.python.lock, old));
         }
-        let info = self.query_interpreter()?;
         let engine = Engine::detect(config.python.installer)?;
-
-        let rebuild = match venv::inspect(venv_dir) {
-            venv::State::Foreign(why) => return Err(venv::refuse(venv_dir, &why).into()),
-            venv::State::Missing => Some(None),
-            venv::State::Venv(cfg) => venv::rebuild_reason(&cfg, &info.executable, &info.version, venv_dir).map(Some),
-        };
-
-        let new_lock = self.lock_text(&engine, &info, locked)?;
-
-        if let Some(reason) = &rebuild {
-            let what = if reason.is_some() { "Rebuilding" } else { "Creating" };
-            let step = ui.step(format!("{what} {}", display_path(venv_dir)));
-            if let Some(reason) = reason {
-                ui.info(format!("rebuilding {}: {reason}", display_path(venv_dir)));
-            }
-            let built = venv::build(venv_dir, |dest| {
-                engine::run(ui, &engine.create_venv(&self.interp, dest), "creating the venv")?;
-                interpreter::remember(dest, &self.interp)
-            });
-            match built {
-                Ok(()) => step.done(format!(
-                    "Created {} with Python {} ({})",
-                    display_path(venv_dir),
-                    info.version,
-                    engine.name()
-                )),
-                Err(e) => {
-                    step.abandon();
-                    return Err(e);
-                }
-            }
+        let new_lock = self.lock_text(&engine, &changes.python, lock, locked)?;
+        if changes.venv != VenvPlan::Keep {
+            self.build_venv(&engine, &changes.venv, &changes.python)?;
         }
-
         // The installers read a copy in `.labup/tmp` (its relative `--find-links` made absolute),
         // so an interrupted sync leaves nothing in the project; the lock is written only once the
         // sync succeeded.
         let lock_dir = config.python.lock.parent().unwrap_or(&config.root).to_path_buf();
-        let sync_from = match (&new_lock, self.sources.is_empty()) {
+        let sync_from = match (&new_lock, lock) {
             (Some(text), _) => self.write_tmp("lock-pending.txt", &lockfile::relocated(text, &lock_dir))?,
-            (None, true) => self.write_tmp("empty.txt", "")?,
-            (None, false) => config.python.lock.clone(),
+            (None, LockPlan::None) => self.write_tmp("empty.txt", "")?,
+            (None, _) => config.python.lock.clone(),
         };
         let (installed, removed) = self.install(&engine, &sync_from)?;
         if let Some(text) = &new_lock {
             fsutil::atomic_write(&config.python.lock, text.as_bytes())?;
         }
+        self.mark_synced(&engine, &changes.python)?;
+        Ok(Outcome {
+            action: if changes.venv == VenvPlan::Keep { Done::Synced } else { Done::Created },
+            installed,
+            removed,
+            python: changes.python.version,
+            venv: venv_dir.clone(),
+            duration_ms: started.elapsed().as_millis(),
+        })
+    }
+
+    /// Says where torch comes from, when it is an input.
+    fn say_torch(&self) {
+        let Some(t) = &self.planner.torch else { return };
+        let c = &t.choice;
+        self.ui.info(match &t.route {
+            torch::Route::Yours(what) => format!("torch from your own index settings ({what})"),
+            torch::Route::Pypi => format!("torch from PyPI's own wheels: {}", c.reason),
+            route => format!("torch from the `{}` index, {}: {}", c.backend, route.describe(), c.reason),
+        });
+    }
+
+    /// Creates the venv, or rebuilds it beside the old one and swaps it in.
+    fn build_venv(&self, engine: &Engine, plan: &VenvPlan, info: &Info) -> Result<()> {
+        let (ui, venv_dir) = (self.ui, &self.config.python.venv);
+        let what = if matches!(plan, VenvPlan::Rebuild(_)) { "Rebuilding" } else { "Creating" };
+        let step = ui.step(format!("{what} {}", display_path(venv_dir)));
+        if let VenvPlan::Rebuild(reason) = plan {
+            ui.info(format!("rebuilding {}: {reason}", display_path(venv_dir)));
+        }
+        let built = venv::build(venv_dir, |dest| {
+            engine::run(ui, &engine.create_venv(self.interp, dest), "creating the venv")?;
+            interpreter::remember(dest, self.interp)
+        });
+        match built {
+            Ok(()) => {
+                let (venv, version, name) = (display_path(venv_dir), &info.version, engine.name());
+                step.done(format!("Created {venv} with Python {version} ({name})"));
+                Ok(())
+            }
+            Err(e) => {
+                step.abandon();
+                Err(e)
+            }
+        }
+    }
+
+    /// After the install: the interpreter remembered, then the marker, written last.
+    fn mark_synced(&self, engine: &Engine, info: &Info) -> Result<()> {
+        let venv_dir = &self.config.python.venv;
         let packages = venv::installed(venv_dir).len();
         // Venvs built before labup remembered their interpreter learn it here.
-        interpreter::remember(venv_dir, &self.interp)?;
+        interpreter::remember(venv_dir, self.interp)?;
         // The first import of a top-level module (six.py, typing_extensions.py) makes
         // site-packages/__pycache__, which changes the folder's stamp: made now, a server's first
         // run does not turn the next sync into a re-sync.
@@ -271,134 +282,36 @@ impl<'a> Workspace<'a> {
             venv_dir,
             &Marker {
                 labup: env!("CARGO_PKG_VERSION").into(),
-                fingerprint: fingerprint::compute(config, &self.interp, &self.sources, self.backend()),
+                fingerprint: fingerprint::compute(self.config, self.interp, self.sources, self.planner.backend()),
                 python: info.version.clone(),
                 interpreter: self.interp.path.clone(),
                 installer: engine.name().into(),
                 packages,
                 site_packages: venv::site_packages(venv_dir).and_then(|p| fsutil::stamp(&p)),
             },
-        )?;
-        Ok(Outcome {
-            action: if rebuild.is_some() { "created" } else { "synced" },
-            installed,
-            removed,
-            python: info.version,
-            venv: venv_dir.clone(),
-            duration_ms: started.elapsed().as_millis(),
-        })
+        )
     }
 
-    /// The new lock text when the current one is missing or stale (`None`: it is current).
-    fn lock_text(&self, engine: &Engine, info: &Info, locked: bool) -> Result<Option<String>> {
-        if self.sources.is_empty() {
-            return Ok(None);
+    /// The new lock text when the plan says resolve (`None`: it is current, or there is none).
+    fn lock_text(&self, engine: &Engine, info: &Info, lock: LockPlan, locked: bool) -> Result<Option<String>> {
+        match lock {
+            LockPlan::Current | LockPlan::None => Ok(None),
+            LockPlan::Resolve(why) if locked => Err(Error::LockStale {
+                lock: display_path(&self.config.python.lock),
+                missing: why == Staleness::Missing,
+                sources: self.sources.describe(&self.config.root),
+                backend: self.planner.backend().filter(|b| b.is_pytorch_index()).map(torch::Backend::to_string),
+            }
+            .into()),
+            LockPlan::Resolve(_) => self.resolve(engine, info, false).map(Some),
         }
-        let lock_path = &self.config.python.lock;
-        let digest = lockfile::inputs_digest(&self.sources, self.config, self.backend());
-        let current = fs::read_to_string(lock_path).ok();
-        if current.as_deref().and_then(lockfile::digest_of) == Some(digest.as_str()) {
-            return Ok(None);
-        }
-        if locked {
-            let (what, why) = match current {
-                None => ("is missing", "there is none"),
-                Some(_) => ("is out of date", "the requirements changed since it was written"),
-            };
-            return Err(Fail::new(format!(
-                "{} {what} and `--locked` forbids resolving: {why} ({})",
-                display_path(lock_path),
-                self.sources.describe(&self.config.root)
-            ))
-            .hint(match self.backend().filter(|b| *b != "pypi") {
-                // Each torch backend has its own lock: this machine's may never have been made.
-                Some(b) => format!(
-                    "run `labup lock` on a machine that picks the `{b}` torch index (or anywhere with \
-                     `[python] torch = \"{b}\"` in labup.local.toml) and commit {}",
-                    display_path(lock_path)
-                ),
-                None => "run `labup lock` and commit the lock file".into(),
-            })
-            .into());
-        }
-        self.resolve(engine, info, false).map(Some)
     }
 
     /// Resolves the sources into lock text, in temporary files only.
     fn resolve(&self, engine: &Engine, info: &Info, upgrade: bool) -> Result<String> {
-        let (config, ui) = (self.config, self.ui);
-        let lock_path = &config.python.lock;
-        let described = self.sources.describe(&config.root);
-        let step = ui.step(format!("Resolving {described}"));
-        let result = (|| -> Result<String> {
-            let mut inputs = String::new();
-            for file in &self.sources.requirement_files {
-                inputs.push_str(&format!("-r {}\n", file.display()));
-            }
-            if let Some(p) = &self.sources.pyproject {
-                for dep in sources::pyproject_dependencies(p)? {
-                    inputs.push_str(&dep);
-                    inputs.push('\n');
-                }
-            }
-            if let Some(uv_lock) = &self.sources.uv_lock {
-                let out = self.tmp.join("uv-lock-export.txt");
-                engine::run(ui, &engine.export_uv_lock(uv_lock, &out)?, "reading uv.lock (`uv export`)")?;
-                inputs.push_str(&format!("-r {}\n", out.display()));
-            }
-            for p in &self.sources.pylocks {
-                for pin in sources::pylock_pins(p)? {
-                    inputs.push_str(&pin);
-                    inputs.push('\n');
-                }
-            }
-            for p in &self.sources.packages {
-                inputs.push_str(p);
-                inputs.push('\n');
-            }
-            let inputs_file = self.write_tmp("inputs.in", &inputs)?;
-            // In `.labup/tmp`: an interrupted resolution leaves nothing in the project.
-            let out = self.tmp.join("lock-resolve.txt");
-            let _ = fs::remove_file(&out);
-            let lock_dir = lock_path.parent().unwrap_or(&config.root);
-            if !upgrade && matches!(engine, Engine::Uv(_)) {
-                // uv keeps the versions already in the output file unless told to upgrade.
-                if let Ok(current) = fs::read_to_string(lock_path) {
-                    fs::write(&out, lockfile::relocated(&current, lock_dir))?;
-                }
-            }
-            let minor = match &config.python.version {
-                Some(v) => interpreter::minor_of(v).to_string(),
-                None => interpreter::minor_of(&info.version).to_string(),
-            };
-            let compiled = engine::run(
-                ui,
-                &self.at_root(engine.compile(&self.interp, &minor, &inputs_file, &out, upgrade, self.route.as_ref())),
-                "resolving the requirements",
-            )
-            .map_err(|e| with_hint(e, &described, lock_path, "resolution"))
-            .and_then(|_| fs::read_to_string(&out).with_context(|| format!("failed to read {}", out.display())));
-            let _ = fs::remove_file(&out);
-            let raw = compiled?;
-            let body = match engine {
-                Engine::Uv(_) => raw,
-                Engine::Pip => {
-                    let lock = engine::pip_report_to_lock(&raw)?;
-                    if !lock.unhashed.is_empty() {
-                        let names: Vec<&str> = lock.unhashed.iter().map(|(n, _)| n.as_str()).collect();
-                        ui.info(format!(
-                            "not hashed: {} (pip has no single file to hash for a local folder or a VCS \
-                             checkout; installed from that source, see the comments in {})",
-                            names.join(", "),
-                            display_path(lock_path)
-                        ));
-                    }
-                    lock.body
-                }
-            };
-            let digest = lockfile::inputs_digest(&self.sources, config, self.backend());
-            Ok(lockfile::render(&digest, &self.sources.carried_options(lock_dir), &body))
-        })();
+        let described = self.sources.describe(&self.config.root);
+        let step = self.ui.step(format!("Resolving {described}"));
+        let result = self.compile(engine, info, upgrade).and_then(|raw| self.lock_body(engine, raw));
         match &result {
             Ok(text) => {
                 step.done(format!("Resolved {} from {described}", count(lockfile::package_count(text), "package")));
@@ -408,42 +321,91 @@ impl<'a> Workspace<'a> {
         result
     }
 
+    /// Every requirement source as one requirements file for the resolver.
+    fn inputs_file(&self, engine: &Engine) -> Result<PathBuf> {
+        let mut inputs = String::new();
+        for file in &self.sources.requirement_files {
+            inputs.push_str(&format!("-r {}\n", file.display()));
+        }
+        let mut lines = Vec::new();
+        if let Some(p) = &self.sources.pyproject {
+            lines.extend(sources::pyproject_dependencies(p)?);
+        }
+        if let Some(uv_lock) = &self.sources.uv_lock {
+            let out = self.tmp.join("uv-lock-export.txt");
+            engine::run(self.ui, &engine.export_uv_lock(uv_lock, &out)?, "reading uv.lock (`uv export`)")?;
+            lines.push(format!("-r {}", out.display()));
+        }
+        for p in &self.sources.pylocks {
+            lines.extend(sources::pylock_pins(p)?);
+        }
+        lines.extend(self.sources.packages.iter().cloned());
+        for line in lines {
+            inputs.push_str(&line);
+            inputs.push('\n');
+        }
+        self.write_tmp("inputs.in", &inputs)
+    }
+
+    /// Runs the resolver: uv's lock text, or pip's JSON report.
+    fn compile(&self, engine: &Engine, info: &Info, upgrade: bool) -> Result<String> {
+        let config = self.config;
+        let lock_path = &config.python.lock;
+        let inputs_file = self.inputs_file(engine)?;
+        // In `.labup/tmp`: an interrupted resolution leaves nothing in the project.
+        let out = self.tmp.join("lock-resolve.txt");
+        let _ = fs::remove_file(&out);
+        let lock_dir = lock_path.parent().unwrap_or(&config.root);
+        if !upgrade && matches!(engine, Engine::Uv(_)) {
+            // uv keeps the versions already in the output file unless told to upgrade.
+            if let Ok(current) = fs::read_to_string(lock_path) {
+                fs::write(&out, lockfile::relocated(&current, lock_dir))?;
+            }
+        }
+        let version = config.python.version.as_deref().unwrap_or(&info.version);
+        let minor = interpreter::minor_of(version);
+        let cmd = engine.compile(self.interp, minor, &inputs_file, &out, upgrade, self.planner.route());
+        let compiled = engine::run(self.ui, &self.at_root(cmd), "resolving the requirements")
+            .map_err(|e| self.during(e, Stage::Resolution))
+            .and_then(|_| fs::read_to_string(&out).with_context(|| format!("failed to read {}", out.display())));
+        let _ = fs::remove_file(&out);
+        compiled
+    }
+
+    /// The lock text from the resolver's output (pip's report converted), headed by the digest.
+    fn lock_body(&self, engine: &Engine, raw: String) -> Result<String> {
+        let lock_path = &self.config.python.lock;
+        let body = match engine {
+            Engine::Uv(_) => raw,
+            Engine::Pip => {
+                let lock = engine::pip_report_to_lock(&raw)?;
+                if !lock.unhashed.is_empty() {
+                    let names: Vec<&str> = lock.unhashed.iter().map(|(n, _)| n.as_str()).collect();
+                    self.ui.info(format!(
+                        "not hashed: {} (pip has no single file to hash for a local folder or a VCS \
+                         checkout; installed from that source, see the comments in {})",
+                        names.join(", "),
+                        display_path(lock_path)
+                    ));
+                }
+                lock.body
+            }
+        };
+        let lock_dir = lock_path.parent().unwrap_or(&self.config.root);
+        let digest = lockfile::inputs_digest(self.sources, self.config, self.planner.backend());
+        Ok(lockfile::render(&digest, &self.sources.carried_options(lock_dir), &body))
+    }
+
     /// Makes the venv exactly `lock`; returns (installed, removed) counts.
     fn install(&self, engine: &Engine, lock: &Path) -> Result<(usize, usize)> {
-        let (config, ui) = (self.config, self.ui);
-        let venv_dir = &config.python.venv;
-        let step = ui.step(format!("Syncing {}", display_path(venv_dir)));
+        let venv_dir = &self.config.python.venv;
+        let step = self.ui.step(format!("Syncing {}", display_path(venv_dir)));
         fingerprint::clear(venv_dir)?;
         let before = venv::installed(venv_dir);
-        let described = self.sources.describe(&config.root);
-        let package = self.sources.project_package.as_ref();
-        let result = self
-            .run_install(engine, lock)
-            .map_err(|e| with_hint(e, &described, &config.python.lock, "install"))
-            .and_then(|_| {
-                if *engine != Engine::Pip {
-                    return Ok(());
-                }
-                // pip installs; removing what the lock does not name is labup's part. A path
-                // installed without a name (`-e ./pkg`, from a uv lock) keeps every direct install;
-                // the project's own package is kept too. An unreadable lock removes nothing.
-                let text = fs::read_to_string(lock).with_context(|| format!("failed to read {}", lock.display()))?;
-                let (mut wanted, unnamed) = lockfile::names(&text);
-                wanted.extend(package.map(|p| p.name.clone()));
-                let direct = if unnamed { venv::direct_installs(venv_dir) } else { Default::default() };
-                let extra: Vec<String> = venv::installed(venv_dir)
-                    .into_keys()
-                    .filter(|n| !wanted.contains(n) && !direct.contains(n))
-                    .collect();
-                if extra.is_empty() {
-                    return Ok(());
-                }
-                engine::run(
-                    ui,
-                    &self.at_root(Engine::pip_uninstall(&self.interp, venv_dir, &extra)),
-                    "removing packages not in the lock",
-                )
-                .map(drop)
+        let result =
+            self.run_install(engine, lock).map_err(|e| self.during(e, Stage::Install)).and_then(|_| match engine {
+                Engine::Pip => self.pip_remove_extras(lock),
+                Engine::Uv(_) => Ok(()),
             });
         if let Err(e) = result {
             step.abandon();
@@ -462,6 +424,21 @@ impl<'a> Workspace<'a> {
         Ok((installed, removed))
     }
 
+    /// pip installs; removing what the lock does not name is labup's part. An unreadable lock
+    /// is an error, so it never reads as "the lock names nothing" (which would remove everything).
+    fn pip_remove_extras(&self, lock: &Path) -> Result<()> {
+        let venv_dir = &self.config.python.venv;
+        let text = fs::read_to_string(lock).with_context(|| format!("failed to read {}", lock.display()))?;
+        let project = self.sources.project_package.as_ref().map(|p| p.name.as_str());
+        let installed: Vec<String> = venv::installed(venv_dir).into_keys().collect();
+        let extra = extras(&text, &installed, project, || venv::direct_installs(venv_dir));
+        if extra.is_empty() {
+            return Ok(());
+        }
+        let cmd = self.at_root(Engine::pip_uninstall(self.interp, venv_dir, &extra));
+        engine::run(self.ui, &cmd, "removing packages not in the lock").map(drop)
+    }
+
     /// Runs the installer on `lock`. pip's hash-checking mode wants a hash on every line of a
     /// file or on none, and folders and VCS checkouts have none: pip installs the hashed entries
     /// with their hashes checked, then the others from their sources (both `--no-deps`: the lock
@@ -469,8 +446,9 @@ impl<'a> Workspace<'a> {
     fn run_install(&self, engine: &Engine, lock: &Path) -> Result<()> {
         let venv_dir = &self.config.python.venv;
         let package = self.sources.project_package.as_ref();
+        let route = self.planner.route();
         if *engine != Engine::Pip {
-            let mut cmd = self.at_root(engine.sync(&self.interp, venv_dir, lock, self.route.as_ref()));
+            let mut cmd = self.at_root(engine.sync(self.interp, venv_dir, lock, route));
             if let Some(pkg) = package {
                 // The project itself, editable, in the same exact sync: uv keeps it.
                 let file = self.write_tmp("project-editable.txt", &Engine::editable_requirement(&pkg.dir))?;
@@ -486,14 +464,27 @@ impl<'a> Workspace<'a> {
                 continue;
             }
             let file = self.write_tmp(name, &part)?;
-            let cmd = self.at_root(engine.sync(&self.interp, venv_dir, &file, self.route.as_ref()));
+            let cmd = self.at_root(engine.sync(self.interp, venv_dir, &file, route));
             engine::run(self.ui, &cmd, "installing into the venv")?;
         }
         if let Some(pkg) = package {
-            let cmd = self.at_root(Engine::pip_editable(&self.interp, venv_dir, &pkg.dir));
+            let cmd = self.at_root(Engine::pip_editable(self.interp, venv_dir, &pkg.dir));
             engine::run(self.ui, &cmd, &format!("installing the project `{}` (editable)", pkg.name))?;
         }
         Ok(())
+    }
+
+    /// An installer failure during `stage` learns the sources and the lock, for its hint.
+    fn during(&self, err: anyhow::Error, stage: Stage) -> anyhow::Error {
+        match err.downcast::<Error>() {
+            Ok(Error::Installer(mut f)) => {
+                let sources = self.sources.describe(&self.config.root);
+                f.during = Some((stage, sources, display_path(&self.config.python.lock)));
+                Error::Installer(f).into()
+            }
+            Ok(other) => other.into(),
+            Err(other) => other,
+        }
     }
 
     /// Installers run in the project folder: relative paths in requirement files and in the
@@ -510,31 +501,26 @@ impl<'a> Workspace<'a> {
     }
 }
 
+/// What pip must remove so the venv is exactly the lock `text`: installed distributions the
+/// lock does not name, except the project's own package. A path installed without a name
+/// (`-e ./pkg`, from a uv lock) keeps every direct install (`direct`, asked only then).
+pub fn extras(
+    text: &str,
+    installed: &[String],
+    project: Option<&str>,
+    direct: impl FnOnce() -> BTreeSet<String>,
+) -> Vec<String> {
+    let (mut wanted, unnamed) = lockfile::names(text);
+    wanted.extend(project.map(str::to_string));
+    let direct = if unnamed { direct() } else { BTreeSet::new() };
+    installed.iter().filter(|n| !wanted.contains(*n) && !direct.contains(*n)).cloned().collect()
+}
+
 /// (installed, removed) between two installed sets; a version change counts once each way.
 pub fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> (usize, usize) {
     let installed = after.iter().filter(|(n, v)| before.get(*n) != Some(*v)).count();
     let removed = before.iter().filter(|(n, v)| after.get(*n) != Some(*v)).count();
     (installed, removed)
-}
-
-/// Adds the hint that fits an installer failure, saying what was left untouched.
-fn with_hint(err: anyhow::Error, sources: &str, lock: &Path, stage: &str) -> anyhow::Error {
-    let text = format!("{err:#}");
-    let kept = match stage {
-        "resolution" => format!("the venv and {} were left as they were", display_path(lock)),
-        _ => "the venv is not marked as synced, so the next `labup sync` repairs it".to_string(),
-    };
-    let hint = match engine::classify(&text) {
-        Some("network") => {
-            format!("check the network connection or the index in your requirements; {kept}")
-        }
-        Some(_) => format!("check the package names and versions in {sources}; {kept}"),
-        None => format!("run again with `-v` to see the installer's output; {kept}"),
-    };
-    match err.downcast::<Fail>() {
-        Ok(fail) => fail.hint(hint).into(),
-        Err(other) => other,
-    }
 }
 
 #[cfg(test)]
@@ -552,5 +538,45 @@ mod tests {
         assert_eq!(diff(&before, &after), (2, 2));
         assert_eq!(diff(&after, &after), (0, 0));
         assert_eq!(diff(&BTreeMap::new(), &after), (3, 0));
+    }
+
+    fn names(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn pip_removes_only_what_a_readable_lock_leaves_out() {
+        let installed = names(&["alpha", "beta", "demo", "local"]);
+        let never = || -> BTreeSet<String> { panic!("direct installs are read only for unnamed lines") };
+        assert_eq!(extras("alpha==1 \\\n    --hash=sha256:a\n", &installed, Some("demo"), never), ["beta", "local"]);
+        // A line without a name (`-e ./pkg`): every direct install stays.
+        let direct = || BTreeSet::from(["local".to_string()]);
+        assert_eq!(extras("alpha==1\n-e ./pkg\n", &installed, None, direct), ["beta", "demo"]);
+        assert!(extras("alpha==1\nbeta==1\ndemo==1\nlocal==1\n", &installed, None, never).is_empty());
+    }
+
+    #[test]
+    fn an_installer_failure_learns_its_stage_and_other_errors_pass_through() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("requirements.txt"), "alpha\n").unwrap();
+        let ws = Workspace::load(dir.path()).unwrap();
+        let planner = Planner::new(&ws).unwrap();
+        let ui = Ui::new(true, false);
+        let ws = Run::new(&planner, &ui).unwrap();
+        let failure = crate::error::InstallerFailure {
+            what: "installing into the venv".into(),
+            status: "exit code 1".into(),
+            output: "Failed to fetch".into(),
+            cause: crate::error::InstallerCause::Network,
+            during: None,
+        };
+        let e = ws.during(anyhow::Error::from(Error::Installer(failure)), Stage::Install);
+        let Some(Error::Installer(f)) = e.downcast_ref::<Error>() else { panic!("{e:#}") };
+        let (stage, sources, lock) = f.during.clone().unwrap();
+        assert_eq!(stage, Stage::Install);
+        assert!(lock.ends_with("requirements.lock"), "{lock}");
+        assert!(sources.starts_with("requirements.txt"), "{sources}");
+        let plain = ws.during(anyhow::anyhow!("disk full"), Stage::Install);
+        assert_eq!(plain.to_string(), "disk full");
     }
 }

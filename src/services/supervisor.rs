@@ -506,11 +506,8 @@ impl Supervisor {
             },
             Some(Port::Fixed(p)) => {
                 if !ports::is_free(p) {
-                    let holder = ports::describe_holder(p);
-                    m.policy.on_event(
-                        Event::Refused(format!("port {p} is in use by {holder}: stop it, or set `port = \"auto\"`")),
-                        now,
-                    );
+                    let in_use = crate::error::Error::PortInUse { port: p, holder: ports::describe_holder(p) };
+                    m.policy.on_event(Event::Refused(in_use.to_string()), now);
                     return;
                 }
                 Some(p)
