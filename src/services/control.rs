@@ -41,6 +41,47 @@ pub struct Reply {
     pub ok: bool,
     /// Why not, or a note.
     pub message: Option<String>,
+    /// What kind of refusal it is, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReplyError>,
+}
+
+/// Why the supervisor refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplyError {
+    /// It cannot take requests now (stopping everything, or its loop did not answer).
+    Busy,
+    /// The request cannot be read or makes no sense.
+    BadRequest,
+    /// The request names a service it does not supervise.
+    UnknownService,
+}
+
+impl Reply {
+    /// Accepted.
+    pub fn ok() -> Reply {
+        Reply { ok: true, message: None, error: None }
+    }
+
+    fn refused(error: ReplyError, message: String) -> Reply {
+        Reply { ok: false, message: Some(message), error: Some(error) }
+    }
+
+    /// Busy: try again later.
+    pub fn busy(message: String) -> Reply {
+        Reply::refused(ReplyError::Busy, message)
+    }
+
+    /// A request that cannot be carried out as sent.
+    pub fn bad_request(message: &str) -> Reply {
+        Reply::refused(ReplyError::BadRequest, format!("bad request: {message}"))
+    }
+
+    /// A request naming a service the supervisor does not know.
+    pub fn unknown_service(message: String) -> Reply {
+        Reply::refused(ReplyError::UnknownService, message)
+    }
 }
 
 /// Sends a request and waits for the reply.
@@ -71,12 +112,14 @@ pub fn serve(listener: &UnixListener, requests: &Sender<(Request, Sender<Reply>)
                 Ok(req) => {
                     let (tx, rx) = mpsc::channel();
                     if requests.send((req, tx)).is_err() {
-                        return;
+                        Reply::busy("the supervisor is exiting; run the command again".into())
+                    } else {
+                        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
+                            Reply::busy("the supervisor is busy (no answer within 10 s)".into())
+                        })
                     }
-                    rx.recv_timeout(Duration::from_secs(10))
-                        .unwrap_or(Reply { ok: false, message: Some("the supervisor is busy".into()) })
                 }
-                Err(e) => Reply { ok: false, message: Some(format!("bad request: {e}")) },
+                Err(e) => Reply::bad_request(&e.to_string()),
             };
             if let Ok(mut json) = serde_json::to_vec(&reply) {
                 json.push(b'\n');

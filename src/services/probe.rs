@@ -1,8 +1,146 @@
 //! Readiness probes: an HTTP answer, a TCP accept, or a log line, each reaching our process.
+//!
+//! The supervisor never probes on its loop: [`spawn`] runs a [`ProbeJob`] on a worker thread
+//! and posts the [`Probed`] result back, so a slow HTTP server cannot hold up the loop.
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::PathBuf;
+use std::sync::mpsc::Sender;
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::proc::{self, Identity};
+use super::{logs, ports};
+
+/// Connect, read and write limit of one network probe.
+pub const TIMEOUT: Duration = Duration::from_millis(500);
+
+/// One readiness check of a starting service.
+#[derive(Debug, Clone)]
+pub struct ProbeJob {
+    /// The service.
+    pub name: String,
+    /// Its group leader.
+    pub leader: Identity,
+    /// What to check.
+    pub check: Check,
+}
+
+impl PartialEq for ProbeJob {
+    fn eq(&self, other: &ProbeJob) -> bool {
+        self.name == other.name && self.leader == other.leader && self.check.kind() == other.check.kind()
+    }
+}
+
+impl Eq for ProbeJob {}
+
+/// What makes a service ready.
+#[derive(Debug, Clone)]
+pub enum Check {
+    /// A 2xx/3xx from `http://127.0.0.1:port/path`, answered by our group (and for Jupyter a
+    /// runtime file in `runtime_dir` naming the port).
+    Http { port: u16, path: String, runtime_dir: Option<PathBuf> },
+    /// The port accepts, and the listener is ours.
+    Tcp { port: u16 },
+    /// A line of the log from `offset` on matches `re` (`None`: `source` does not compile).
+    Log { log: PathBuf, offset: u64, re: Option<Arc<regex::Regex>>, source: String },
+    /// Nothing to check: ready once started.
+    Started,
+}
+
+impl Check {
+    /// `http`, `tcp`, `log`, `started`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Check::Http { .. } => "http",
+            Check::Tcp { .. } => "tcp",
+            Check::Log { .. } => "log",
+            Check::Started => "started",
+        }
+    }
+}
+
+/// A probe's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probed {
+    /// The service.
+    pub name: String,
+    /// The leader it probed (a result for an earlier run is ignored).
+    pub pid: i32,
+    /// Ready.
+    pub ready: bool,
+    /// Why not, for the error when the start times out.
+    pub why_not: String,
+    /// Where the log probe read up to.
+    pub offset: Option<u64>,
+}
+
+/// Runs `job` on a worker thread; the result goes to `results`.
+pub fn spawn(job: ProbeJob, results: Sender<Probed>) {
+    let spawned = std::thread::Builder::new().name(format!("probe {}", job.name)).spawn(move || {
+        let _ = results.send(run(&job));
+    });
+    if let Err(e) = spawned {
+        eprintln!("[{}] cannot start a probe thread: {e}", proc::unix_now());
+    }
+}
+
+/// Runs one check now (blocking, bounded by [`TIMEOUT`] per network step).
+pub fn run(job: &ProbeJob) -> Probed {
+    let leader = job.leader.pid;
+    let mut offset = None;
+    let outcome: Result<(), String> = match &job.check {
+        Check::Http { port, path, runtime_dir } => http_ready(*port, path, leader, &job.leader, runtime_dir.as_ref()),
+        Check::Tcp { port } if tcp(*port, TIMEOUT) && ours(*port, leader) => Ok(()),
+        Check::Tcp { port } => Err(format!("nothing accepted connections on port {port} (127.0.0.1; the TCP probe)")),
+        Check::Log { log, offset: from, re, source } => {
+            let mut at = *from;
+            let text = logs::read_from(log, &mut at);
+            offset = Some(at);
+            match re {
+                Some(re) if log_matches(&text, re) => Ok(()),
+                _ => Err(format!("no line of its log matched the log probe `{source}`")),
+            }
+        }
+        Check::Started => Ok(()),
+    };
+    Probed {
+        name: job.name.clone(),
+        pid: leader,
+        ready: outcome.is_ok(),
+        why_not: outcome.err().unwrap_or_default(),
+        offset,
+    }
+}
+
+fn http_ready(port: u16, path: &str, leader: i32, id: &Identity, runtime_dir: Option<&PathBuf>) -> Result<(), String> {
+    let url = format!("http://127.0.0.1:{port}{path}");
+    match http_status(port, path, TIMEOUT) {
+        None => Err(format!("nothing answered the HTTP probe {url}")),
+        Some(code) if !(200..400).contains(&code) => Err(format!("the HTTP probe {url} got status {code}")),
+        Some(_) if !ours(port, leader) => Err(format!("{url} is answered by another process, not this service")),
+        Some(_) => {
+            let named = runtime_dir.is_none_or(|dir| {
+                let mut pids = vec![leader];
+                pids.extend(proc::group_members(id));
+                super::jupyter::runtime_file_names_port(dir, &pids, port)
+            });
+            if named {
+                Ok(())
+            } else {
+                Err(format!("{url} answers, but Jupyter wrote no runtime file naming port {port}"))
+            }
+        }
+    }
+}
+
+/// Whether the listener on `port` belongs to the process group led by `leader` (when the
+/// listener can be seen at all): a probe must reach our process, not a stranger on the port.
+fn ours(port: u16, leader: i32) -> bool {
+    let pids = ports::listening_pids(port);
+    pids.is_empty() || pids.iter().any(|p| proc::pgrp(*p) == Some(leader))
+}
 
 /// GETs `path` from 127.0.0.1:`port`; any 2xx or 3xx status counts as ready.
 pub fn http(port: u16, path: &str, timeout: Duration) -> bool {
