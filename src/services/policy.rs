@@ -284,3 +284,158 @@ impl Policy {
         self.counters.delay = (self.counters.delay * 2).min(BACKOFF_MAX);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: u64) -> Duration {
+        Duration::from_secs(s)
+    }
+
+    fn run_at(spawned: Instant, ready: bool) -> Run {
+        let id = Identity { pid: 42, start_time: 1, boot_id: "b".into() };
+        Run { id, port: None, started_at: 0, spawned, ready_at: ready.then_some(spawned) }
+    }
+
+    /// Runs `ran` (ready or not), fails with `exit`, waits out the backoff; the delay it got.
+    fn fail_once(p: &mut Policy, now: &mut Instant, ran: Duration, ready: bool, exit: Exit) -> Option<Duration> {
+        let run = run_at(*now, ready);
+        *now += ran;
+        p.judge(exit, Some(&run), None, *now);
+        match p.state {
+            State::Backoff { until } => {
+                let delay = until - *now;
+                *now = until;
+                Some(delay)
+            }
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_to_the_thirty_second_cap() {
+        let mut p = Policy::new(Restart::OnFailure);
+        let mut now = Instant::now();
+        // Ready, then a crash after 20 s: not quick, so it never gives up; the delay keeps growing.
+        let delays: Vec<_> =
+            (0..8).map(|_| fail_once(&mut p, &mut now, secs(20), true, Exit::Code(1)).unwrap()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30].map(secs));
+        assert_eq!(p.counters.quick_failures, 0);
+    }
+
+    #[test]
+    fn five_quick_failures_give_up() {
+        let mut p = Policy::new(Restart::OnFailure);
+        let mut now = Instant::now();
+        let delays: Vec<_> =
+            (0..5).map(|_| fail_once(&mut p, &mut now, Duration::from_millis(100), false, Exit::Code(2))).collect();
+        assert_eq!(delays, [Some(secs(1)), Some(secs(2)), Some(secs(4)), Some(secs(8)), None]);
+        let State::Failed { why } = &p.state else { panic!("{:?}", p.state) };
+        assert_eq!(why, "gave up after 5 quick failures; last: exited with status 2");
+        assert_eq!(p.last_error.as_deref(), Some(why.as_str()));
+        // Asking again starts afresh.
+        p.start();
+        assert_eq!(p.state, State::Waiting);
+        assert_eq!(p.counters, Counters::new(0));
+    }
+
+    #[test]
+    fn a_failure_is_quick_before_ready_or_within_ten_seconds() {
+        let mut now = Instant::now();
+        for (ran, ready, quick) in [(secs(20), false, true), (secs(9), true, true), (secs(11), true, false)] {
+            let mut p = Policy::new(Restart::OnFailure);
+            fail_once(&mut p, &mut now, ran, ready, Exit::Code(1));
+            assert_eq!(p.counters.quick_failures, u32::from(quick), "ran {ran:?}, ready {ready}");
+        }
+    }
+
+    #[test]
+    fn a_slow_failure_resets_the_quick_count_but_not_the_delay() {
+        let mut p = Policy::new(Restart::OnFailure);
+        let mut now = Instant::now();
+        let quick = Duration::from_millis(50);
+        for _ in 0..4 {
+            fail_once(&mut p, &mut now, quick, false, Exit::Code(1));
+        }
+        assert_eq!(fail_once(&mut p, &mut now, secs(20), true, Exit::Code(1)), Some(secs(16)));
+        assert_eq!(p.counters.quick_failures, 0);
+        for _ in 0..4 {
+            assert!(fail_once(&mut p, &mut now, quick, false, Exit::Code(1)).is_some(), "gave up too early");
+        }
+        assert_eq!(fail_once(&mut p, &mut now, quick, false, Exit::Code(1)), None, "the fifth quick one in a row");
+    }
+
+    #[test]
+    fn a_healthy_minute_resets_the_delay() {
+        let mut p = Policy::new(Restart::Always);
+        let mut now = Instant::now();
+        for _ in 0..3 {
+            fail_once(&mut p, &mut now, Duration::from_millis(50), false, Exit::Code(1));
+        }
+        assert_eq!(p.counters.delay, secs(8));
+        assert_eq!(fail_once(&mut p, &mut now, secs(61), true, Exit::Code(1)), Some(secs(1)));
+        assert_eq!(fail_once(&mut p, &mut now, secs(59), true, Exit::Code(1)), Some(secs(2)), "59 s is not enough");
+    }
+
+    #[test]
+    fn restart_settings_judge_exits() {
+        let now = Instant::now();
+        let judged = |restart, exit, timed_out: Option<&str>| {
+            let mut p = Policy::new(restart);
+            p.judge(exit, Some(&run_at(now, true)), timed_out.map(String::from), now + secs(20));
+            (p.phase(), p.last_error)
+        };
+        assert_eq!(judged(Restart::Never, Exit::Code(3), None), (Phase::Failed, Some("exited with status 3".into())));
+        assert_eq!(judged(Restart::Never, Exit::Code(0), None), (Phase::Stopped, None));
+        assert_eq!(judged(Restart::OnFailure, Exit::Code(0), None), (Phase::Stopped, None));
+        assert_eq!(
+            judged(Restart::OnFailure, Exit::Signal(9), None),
+            (Phase::Backoff, Some("was killed by a signal".into()))
+        );
+        assert_eq!(judged(Restart::Always, Exit::Code(0), None), (Phase::Backoff, None), "a clean exit is no error");
+        assert_eq!(
+            judged(Restart::OnFailure, Exit::Code(0), Some("did not become ready")),
+            (Phase::Backoff, Some("did not become ready".into())),
+            "a start timeout is a failure whatever the status"
+        );
+    }
+
+    #[test]
+    fn refusal_and_spawn_failure() {
+        let now = Instant::now();
+        let mut p = Policy::new(Restart::Always);
+        p.refuse("port 5001 is in use".into());
+        assert_eq!(p.state, State::Failed { why: "port 5001 is in use".into() });
+        assert!(!p.state.wanted());
+        let mut p = Policy::new(Restart::OnFailure);
+        p.spawn_failed("no such file", now);
+        assert_eq!(p.state, State::Backoff { until: now + secs(1) });
+        assert_eq!(p.counters.quick_failures, 1);
+        assert_eq!(p.last_error.as_deref(), Some("no such file"));
+    }
+
+    #[test]
+    fn a_start_cuts_a_backoff_short_and_keeps_its_counters() {
+        let mut p = Policy::new(Restart::OnFailure);
+        let mut now = Instant::now();
+        fail_once(&mut p, &mut now, Duration::from_millis(50), false, Exit::Code(1));
+        p.state = State::Backoff { until: now + secs(2) };
+        p.start();
+        assert_eq!(p.state, State::Waiting);
+        assert_eq!(p.counters.quick_failures, 1);
+    }
+
+    #[test]
+    fn phases_and_wants() {
+        let now = Instant::now();
+        let stopping = |then| State::Stopping { run: run_at(now, true), then, deadline: now, killed: false, exit: None };
+        assert_eq!(stopping(Then::Stop).phase(), Phase::Stopped);
+        assert_eq!(stopping(Then::Restart("x".into())).phase(), Phase::Starting);
+        assert_eq!(stopping(Then::Judge(None)).phase(), Phase::Starting);
+        assert_eq!(State::Waiting.phase(), Phase::Starting);
+        assert!(State::Waiting.run().is_none() && stopping(Then::Stop).run().is_some());
+        assert_eq!(Exit::Signal(9).code(), None);
+        assert_eq!(Exit::Code(3).how(), "with status 3");
+    }
+}

@@ -580,3 +580,478 @@ pub fn seconds(ms: u64) -> String {
         format!("{:.1} s", ms as f64 / 1000.0)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Restart;
+    use crate::services::control::ReplyError;
+
+    fn spec(name: &str) -> Spec {
+        Spec {
+            name: name.into(),
+            kind: "command".into(),
+            argv: vec!["python".into(), "app.py".into()],
+            env: BTreeMap::from([("PATH".into(), Some("/venv/bin:/usr/bin".into()))]),
+            cwd: "/p".into(),
+            port: None,
+            ready: None,
+            restart: Restart::OnFailure,
+            after: Vec::new(),
+            stop_timeout_ms: 1000,
+            start_timeout_ms: 3000,
+            runtime_dir: None,
+            open: false,
+            venv: None,
+        }
+    }
+
+    fn id(pid: i32) -> Identity {
+        Identity { pid, start_time: 7, boot_id: "boot".into() }
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    struct World {
+        r: Reducer,
+        t: Instant,
+        next_pid: i32,
+    }
+
+    impl World {
+        fn new() -> World {
+            World { r: Reducer::new("/p/.labup/logs".into()), t: Instant::now(), next_pid: 100 }
+        }
+
+        fn on(&mut self, event: Event) -> Vec<Action> {
+            self.r.on(event, self.t)
+        }
+
+        fn request(&mut self, request: Request) -> Reply {
+            match self.on(Event::Request(request)).pop() {
+                Some(Action::Reply(r)) => r,
+                other => panic!("no reply: {other:?}"),
+            }
+        }
+
+        fn start(&mut self, specs: Vec<Spec>) {
+            assert_eq!(self.request(Request::Start { specs }), Reply::ok());
+        }
+
+        /// A tick; every spawn it asks for succeeds (new pids); the other actions.
+        fn tick(&mut self) -> Vec<Action> {
+            let mut rest = Vec::new();
+            for action in self.on(Event::Tick) {
+                match action {
+                    Action::Spawn(job) => {
+                        self.next_pid += 1;
+                        let port = match job.port {
+                            PortPlan::Fixed(p) => Some(p),
+                            PortPlan::Auto { previous } => previous.or(Some(40000)),
+                            PortPlan::None => None,
+                        };
+                        let run = Run { id: id(self.next_pid), port, started_at: 1, spawned: self.t, ready_at: None };
+                        rest.extend(self.on(Event::Spawned { name: job.spec.name.clone(), run, log_len: 10 }));
+                        rest.push(Action::Spawn(job));
+                    }
+                    other => rest.push(other),
+                }
+            }
+            rest
+        }
+
+        fn state(&self, name: &str) -> &State {
+            &self.r.services[name].policy.state
+        }
+
+        fn pid(&self, name: &str) -> i32 {
+            self.state(name).run().map(|r| r.id.pid).expect("running")
+        }
+
+        fn probe(&mut self, name: &str, ready: bool) -> Vec<Action> {
+            let pid = self.pid(name);
+            let why_not = "nothing accepted connections on port 5001".to_string();
+            self.on(Event::Probed(Probed { name: name.into(), pid, ready, why_not, offset: None }))
+        }
+
+        /// Started, probed and ready.
+        fn ready(&mut self, specs: Vec<Spec>) {
+            let names: Vec<String> = specs.iter().map(|s| s.name.clone()).collect();
+            self.start(specs);
+            for name in names {
+                self.tick();
+                self.probe(&name, true);
+                assert!(matches!(self.state(&name), State::Ready(_)), "{:?}", self.state(&name));
+            }
+        }
+
+        /// The leader exits with `exit` and its group goes: the notes written.
+        fn exit(&mut self, name: &str, exit: Exit) -> Vec<Action> {
+            let pid = self.pid(name);
+            let mut out = self.on(Event::Exited { name: name.into(), pid, exit });
+            out.extend(self.on(Event::GroupGone { name: name.into(), pid }));
+            out
+        }
+    }
+
+    fn spawns(actions: &[Action]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Spawn(job) => Some(job.spec.name.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn signals(actions: &[Action]) -> Vec<(i32, Signal)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::SignalGroup { id, signal } => Some((id.pid, *signal)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn notes(actions: &[Action]) -> Vec<&str> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Note { line, .. } => Some(line.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_start_spawns_probes_once_at_a_time_and_becomes_ready() {
+        let mut w = World::new();
+        w.start(vec![spec("web")]);
+        assert_eq!(w.r.services["web"].record().state, Phase::Starting);
+        let first = w.tick();
+        assert_eq!(spawns(&first), ["web"]);
+        assert!(matches!(w.state("web"), State::Starting(_)));
+        let probes = |a: &[Action]| a.iter().filter(|a| matches!(a, Action::StartProbe(_))).count();
+        assert_eq!(probes(&w.tick()), 1);
+        w.t += ms(100);
+        assert_eq!(probes(&w.tick()), 0, "one probe in flight at a time");
+        assert!(w.probe("web", false).is_empty());
+        assert_eq!(probes(&w.tick()), 0, "not again within {PROBE_EVERY:?}");
+        w.t += PROBE_EVERY;
+        assert_eq!(probes(&w.tick()), 1);
+        assert_eq!(notes(&w.probe("web", true)), ["ready"]);
+        let rec = w.r.services["web"].record();
+        assert_eq!((rec.state, rec.process.map(|p| p.pid), rec.started_at), (Phase::Ready, Some(101), Some(1)));
+        assert!(w.tick().is_empty(), "a ready service is left alone");
+    }
+
+    #[test]
+    fn the_probe_matches_the_spec() {
+        let mut w = World::new();
+        let mut log = spec("log");
+        log.ready = Some(Ready::Log("Uvicorn running".into()));
+        let mut http = spec("http");
+        http.port = Some(Port::Fixed(5001));
+        http.ready = Some(Ready::Http("/health".into()));
+        w.start(vec![log, http, spec("plain")]);
+        w.tick();
+        let checks: Vec<String> = w
+            .tick()
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::StartProbe(job) => Some(format!("{} {:?}", job.name, job.check)),
+                _ => None,
+            })
+            .collect();
+        assert!(checks[0].starts_with("http Http { port: 5001, path: \"/health\""), "{checks:?}");
+        assert!(checks[1].starts_with("log Log") && checks[1].contains("offset: 10") && checks[1].contains("Some("));
+        assert_eq!(checks[2], "plain Started");
+    }
+
+    #[test]
+    fn a_service_waits_for_its_dependencies_and_gets_their_ports() {
+        let mut w = World::new();
+        let mut api = spec("api");
+        api.port = Some(Port::Auto);
+        let mut web = spec("web");
+        web.after = vec!["api".into()];
+        w.start(vec![api, web]);
+        assert_eq!(spawns(&w.tick()), ["api"]);
+        assert_eq!(spawns(&w.tick()), Vec::<&str>::new(), "web waits for api");
+        assert_eq!(w.state("web"), &State::Waiting);
+        w.probe("api", true);
+        let t = w.on(Event::Tick);
+        let Some(Action::Spawn(job)) = t.iter().find(|a| matches!(a, Action::Spawn(_))) else { panic!("{t:?}") };
+        assert_eq!(job.peers, [("API_PORT".to_string(), "40000".to_string())]);
+    }
+
+    #[test]
+    fn a_dependency_that_failed_or_is_unknown_refuses_the_start() {
+        let mut w = World::new();
+        let mut api = spec("api");
+        api.restart = Restart::Never;
+        let mut web = spec("web");
+        web.after = vec!["api".into()];
+        let mut worker = spec("worker");
+        worker.after = vec!["db".into()];
+        w.start(vec![api, web, worker]);
+        w.tick();
+        w.exit("api", Exit::Code(2));
+        w.tick();
+        assert_eq!(w.state("web"), &State::Failed { why: "cannot start: `api` failed: exited with status 2".into() });
+        assert_eq!(w.state("worker"), &State::Failed { why: "cannot start: `db` is not started by labup".into() });
+        assert_eq!(w.r.failed().len(), 3);
+    }
+
+    #[test]
+    fn a_stop_sends_sigterm_then_sigkill_after_the_grace_period() {
+        let mut w = World::new();
+        w.ready(vec![spec("web")]);
+        let pid = w.pid("web");
+        let stop = w.on(Event::Request(Request::Stop { names: vec!["web".into()] }));
+        assert_eq!(signals(&stop), [(pid, Signal::SIGTERM)]);
+        assert_eq!(w.r.services["web"].record().state, Phase::Stopped, "not ready while it stops");
+        assert!(w.r.exit_when_idle && !w.r.idle());
+        w.t += ms(999);
+        assert!(signals(&w.tick()).is_empty(), "within the 1 s grace period");
+        w.t += ms(1);
+        assert_eq!(signals(&w.tick()), [(pid, Signal::SIGKILL)]);
+        assert!(signals(&w.tick()).is_empty(), "SIGKILL once");
+        let gone = w.exit("web", Exit::Signal(9));
+        assert_eq!(notes(&gone), ["exited by a signal: labup stopped it (asked to stop)"]);
+        assert_eq!(w.state("web"), &State::Stopped);
+        assert!(w.r.idle());
+        assert_eq!(w.r.services["web"].record().last_exit, None);
+    }
+
+    #[test]
+    fn the_exit_counts_only_once_the_group_is_gone() {
+        let mut w = World::new();
+        w.ready(vec![spec("web")]);
+        let pid = w.pid("web");
+        let out = w.on(Event::Exited { name: "web".into(), pid, exit: Exit::Code(3) });
+        assert_eq!(signals(&out), [(pid, Signal::SIGTERM)], "what is left of its group goes too");
+        assert_eq!(w.r.services["web"].record().state, Phase::Starting);
+        assert!(w.on(Event::GroupGone { name: "web".into(), pid: pid + 1 }).is_empty(), "another group");
+        assert_eq!(notes(&w.on(Event::GroupGone { name: "web".into(), pid })), ["exited with status 3"]);
+        assert_eq!(w.state("web"), &State::Backoff { until: w.t + ms(1000) });
+        let rec = w.r.services["web"].record();
+        assert_eq!((rec.last_exit, rec.last_error.as_deref()), (Some(3), Some("exited with status 3")));
+        assert!(spawns(&w.tick()).is_empty());
+        w.t += ms(1000);
+        assert_eq!(spawns(&w.tick()), ["web"]);
+        assert_eq!(w.r.services["web"].record().restarts, 1);
+    }
+
+    #[test]
+    fn a_start_that_is_not_ready_in_time_is_stopped_and_counts_as_failed() {
+        let mut w = World::new();
+        w.start(vec![spec("web")]);
+        w.tick();
+        w.t += ms(2999);
+        assert!(w.probe("web", false).is_empty());
+        w.t += ms(1);
+        let out = w.probe("web", false);
+        let why = "did not become ready within 3 s: nothing accepted connections on port 5001; \
+                   `start-timeout` sets the limit";
+        assert_eq!(notes(&out), [format!("stopping it (SIGTERM to its process group, SIGKILL after 1 s): {why}")]);
+        assert_eq!(signals(&out).len(), 1);
+        let gone = w.exit("web", Exit::Signal(15));
+        assert_eq!(notes(&gone), [format!("exited by a signal: labup stopped it ({why})")]);
+        assert!(matches!(w.state("web"), State::Backoff { .. }));
+        assert_eq!(w.r.services["web"].policy.last_error.as_deref(), Some(why));
+    }
+
+    #[test]
+    fn a_result_for_an_earlier_run_is_ignored() {
+        let mut w = World::new();
+        w.start(vec![spec("web")]);
+        w.tick();
+        let stale = Probed { name: "web".into(), pid: 1, ready: true, why_not: String::new(), offset: None };
+        assert!(w.on(Event::Probed(stale)).is_empty());
+        assert!(matches!(w.state("web"), State::Starting(_)));
+        assert!(w.on(Event::Exited { name: "web".into(), pid: 1, exit: Exit::Code(1) }).is_empty());
+    }
+
+    #[test]
+    fn busy_bad_and_unknown_requests_are_refused() {
+        let mut w = World::new();
+        let mut nameless = spec("");
+        let empty = Reply::bad_request("a service has no name");
+        assert_eq!(w.request(Request::Start { specs: vec![nameless.clone()] }), empty);
+        nameless.name = "x".into();
+        nameless.argv.clear();
+        let reply = w.request(Request::Restart { specs: vec![nameless] });
+        assert_eq!((reply.error, reply.message.as_deref()), (Some(ReplyError::BadRequest), Some("bad request: service `x` has no command")));
+        let twice = w.request(Request::Start { specs: vec![spec("a"), spec("a")] });
+        assert_eq!(twice.message.as_deref(), Some("bad request: service `a` is named twice"));
+        assert!(w.r.services.is_empty(), "nothing of a bad request is carried out");
+        w.ready(vec![spec("web")]);
+        let unknown = w.request(Request::Stop { names: vec!["web".into(), "db".into()] });
+        assert_eq!(unknown.error, Some(ReplyError::UnknownService));
+        assert!(matches!(w.state("web"), State::Ready(_)), "a refused stop stops nothing");
+        let out = w.on(Event::Shutdown { signal: "SIGTERM" });
+        assert_eq!(signals(&out).len(), 1);
+        for request in [Request::Ping, Request::Start { specs: vec![spec("web")] }] {
+            let busy = w.request(request);
+            assert!(!busy.ok && busy.error == Some(ReplyError::Busy), "{busy:?}");
+            assert!(busy.message.unwrap().contains("stopping every service (SIGTERM)"));
+        }
+        assert_eq!(w.request(Request::Stop { names: Vec::new() }), Reply::ok(), "a stop is still taken");
+        let json = serde_json::to_string(&Reply::busy("x".into())).unwrap();
+        assert_eq!(json, r#"{"ok":false,"message":"x","error":"busy"}"#);
+    }
+
+    #[test]
+    fn log_offsets_restart_after_rotation() {
+        let mut w = World::new();
+        let mut web = spec("web");
+        web.ready = Some(Ready::Log("up".into()));
+        w.start(vec![web]);
+        w.r.services.get_mut("web").unwrap().print_offset = 500;
+        w.tick();
+        assert_eq!(w.r.services["web"].probe_offset, 10, "the probe reads from the start note on");
+        let pid = w.pid("web");
+        let p = Probed { name: "web".into(), pid, ready: false, why_not: String::new(), offset: Some(64) };
+        w.on(Event::Probed(p));
+        assert_eq!(w.r.services["web"].probe_offset, 64);
+        w.on(Event::LogRotated { name: "web".into() });
+        let svc = &w.r.services["web"];
+        assert_eq!((svc.probe_offset, svc.print_offset), (0, 0));
+        w.t += PROBE_EVERY;
+        let probe = w.tick().into_iter().find_map(|a| match a {
+            Action::StartProbe(ProbeJob { check: Check::Log { offset, .. }, .. }) => Some(offset),
+            _ => None,
+        });
+        assert_eq!(probe, Some(0), "the next probe reads the new file from its start");
+    }
+
+    #[test]
+    fn a_changed_spec_restarts_a_running_service_and_another_path_does_not() {
+        let mut w = World::new();
+        w.ready(vec![spec("web")]);
+        let pid = w.pid("web");
+        let mut other_path = spec("web");
+        other_path.env.insert("PATH".into(), Some("/venv/bin:/opt/bin".into()));
+        assert_eq!(w.on(Event::Request(Request::Start { specs: vec![other_path] })), [Action::Reply(Reply::ok())]);
+        assert!(matches!(w.state("web"), State::Ready(_)));
+        let mut changed = spec("web");
+        changed.argv.push("--debug".into());
+        let out = w.on(Event::Request(Request::Start { specs: vec![changed] }));
+        assert_eq!(out[0], Action::Log("`web` changed: restarting it".into()));
+        assert_eq!(signals(&out), [(pid, Signal::SIGTERM)]);
+        assert_eq!(w.r.services["web"].record().state, Phase::Starting);
+        let gone = w.exit("web", Exit::Code(0));
+        assert_eq!(
+            notes(&gone),
+            ["exited with status 0: labup stopped it (its configuration or venv changed: restarting it)"]
+        );
+        assert_eq!(w.state("web"), &State::Waiting);
+        let t = w.tick();
+        let Some(Action::Spawn(job)) = t.iter().find(|a| matches!(a, Action::Spawn(_))) else { panic!("{t:?}") };
+        assert_eq!(job.spec.argv.last().map(String::as_str), Some("--debug"));
+        assert_eq!(w.r.services["web"].record().restarts, 1);
+    }
+
+    #[test]
+    fn restart_requests() {
+        let mut w = World::new();
+        w.ready(vec![spec("web")]);
+        let out = w.on(Event::Request(Request::Restart { specs: vec![spec("web")] }));
+        assert_eq!(signals(&out).len(), 1);
+        assert_eq!(notes(&w.exit("web", Exit::Code(0))), ["exited with status 0: labup stopped it (asked to restart)"]);
+        assert_eq!(w.state("web"), &State::Waiting);
+        // Not running: a fresh start; unknown: started.
+        w.on(Event::Request(Request::Stop { names: vec!["web".into()] }));
+        assert_eq!(w.state("web"), &State::Stopped);
+        w.on(Event::Request(Request::Restart { specs: vec![spec("web"), spec("new")] }));
+        assert_eq!((w.state("web"), w.state("new")), (&State::Waiting, &State::Waiting));
+        assert_eq!(w.r.services["web"].record().restarts, 0);
+        assert!(!w.r.exit_when_idle, "a restart cancels the exit");
+    }
+
+    #[test]
+    fn stops_while_waiting_in_backoff_or_stopping() {
+        let mut w = World::new();
+        let mut web = spec("web");
+        web.after = vec!["api".into()];
+        w.ready(vec![spec("api"), spec("db")]);
+        w.start(vec![web]);
+        w.request(Request::Stop { names: vec!["web".into()] });
+        assert_eq!(w.state("web"), &State::Stopped);
+        w.exit("api", Exit::Code(1));
+        assert!(matches!(w.state("api"), State::Backoff { .. }));
+        w.request(Request::Stop { names: vec!["api".into()] });
+        assert_eq!(w.state("api"), &State::Stopped);
+        w.t += ms(5000);
+        assert!(spawns(&w.tick()).is_empty(), "a stop cancels the backoff");
+        // A start while it stops: started again once its group is gone, not as a restart.
+        w.request(Request::Stop { names: vec!["db".into()] });
+        w.start(vec![spec("db")]);
+        w.exit("db", Exit::Signal(15));
+        assert_eq!(w.state("db"), &State::Waiting);
+        assert_eq!(w.r.services["db"].record().restarts, 0);
+    }
+
+    #[test]
+    fn spawn_failures_back_off_and_a_taken_port_refuses() {
+        let mut w = World::new();
+        w.start(vec![spec("a"), spec("b")]);
+        w.on(Event::SpawnFailed { name: "a".into(), why: "could not start `x`: no such file".into() });
+        assert!(matches!(w.state("a"), State::Backoff { .. }));
+        w.on(Event::Refused { name: "b".into(), why: "port 5001 is in use by pid 9".into() });
+        assert_eq!(w.state("b"), &State::Failed { why: "port 5001 is in use by pid 9".into() });
+    }
+
+    #[test]
+    fn adoption_after_a_supervisor_restart() {
+        let mut w = World::new();
+        let mut web = spec("web");
+        web.port = Some(Port::Auto);
+        let rec = |name: &str, state, pid| Record {
+            spec: Spec { name: name.into(), ..web.clone() },
+            state,
+            process: Some(id(pid)),
+            port: Some(8000),
+            restarts: 3,
+            started_at: Some(1234),
+            last_exit: Some(1),
+            last_error: None,
+        };
+        let out = w.r.adopt(rec("web", Phase::Ready, 77), true, 900, w.t);
+        assert_eq!(out, [Action::Log("adopting `web` (pid 77) from a previous supervisor".into())]);
+        assert!(w.r.adopt(rec("gone", Phase::Ready, 78), false, 5, w.t).is_empty());
+        w.r.adopt(rec("slow", Phase::Starting, 79), true, 5, w.t);
+        let web_rec = w.r.services["web"].record();
+        assert_eq!((web_rec.state, web_rec.restarts, web_rec.started_at), (Phase::Ready, 3, Some(1234)));
+        assert_eq!(w.r.services["web"].print_offset, 900);
+        let gone = w.r.services["gone"].record();
+        assert_eq!((gone.state, gone.process, gone.last_exit), (Phase::Stopped, None, Some(1)));
+        assert!(matches!(w.state("slow"), State::Starting(_)), "an adopted start is probed on");
+        // Its exit (status unknown, not our child) is judged like any other.
+        assert_eq!(notes(&w.exit("web", Exit::Unknown)), ["exited by a signal"]);
+        assert!(matches!(w.state("web"), State::Backoff { .. }));
+        w.t += ms(1000);
+        let t = w.on(Event::Tick);
+        let Some(Action::Spawn(job)) = t.iter().find(|a| matches!(a, Action::Spawn(_))) else { panic!("{t:?}") };
+        assert_eq!(job.port, PortPlan::Auto { previous: Some(8000) }, "it gets its port back when free");
+    }
+
+    #[test]
+    fn the_foreground_sees_readiness_failures_and_the_end() {
+        let mut w = World::new();
+        let mut api = spec("api");
+        api.restart = Restart::Never;
+        w.ready(vec![api, spec("web")]);
+        assert!(w.r.all_ready(&["api".into(), "web".into()]) && !w.r.all_ready(&[]));
+        w.exit("api", Exit::Code(1));
+        assert_eq!(w.r.failed(), [("api".to_string(), "exited with status 1".to_string())]);
+        assert!(!w.r.nothing_wanted());
+        w.request(Request::Stop { names: vec!["web".into()] });
+        w.exit("web", Exit::Code(0));
+        assert!(w.r.nothing_wanted() && w.r.idle());
+    }
+}
