@@ -211,3 +211,23 @@ fn stop_unsupervised(run: &RunDir, targets: &[String]) -> Result<()> {
     state.supervisor = None;
     run.write(&state)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refusals_are_errors_with_their_reason_and_a_hint() {
+        assert!(refusal(Reply::ok()).is_ok());
+        let busy = refusal(Reply::busy("the supervisor is stopping every service (SIGTERM)".into())).unwrap_err();
+        assert_eq!(
+            busy.to_string(),
+            "the supervisor refused the request: the supervisor is stopping every service (SIGTERM)"
+        );
+        assert_eq!(busy.hint.as_deref(), Some("wait until it is done, then run the command again"));
+        let unknown = refusal(Reply::unknown_service("no service called `db` is supervised here".into())).unwrap_err();
+        assert_eq!(unknown.hint.as_deref(), Some("`labup status` lists the services it runs"));
+        let bad = refusal(Reply::bad_request("service `x` has no command")).unwrap_err();
+        assert!(bad.to_string().ends_with("bad request: service `x` has no command"), "{bad}");
+    }
+}

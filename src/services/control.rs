@@ -114,9 +114,8 @@ pub fn serve(listener: &UnixListener, requests: &Sender<(Request, Sender<Reply>)
                     if requests.send((req, tx)).is_err() {
                         Reply::busy("the supervisor is exiting; run the command again".into())
                     } else {
-                        rx.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| {
-                            Reply::busy("the supervisor is busy (no answer within 10 s)".into())
-                        })
+                        rx.recv_timeout(Duration::from_secs(10))
+                            .unwrap_or_else(|_| Reply::busy("the supervisor is busy (no answer within 10 s)".into()))
                     }
                 }
                 Err(e) => Reply::bad_request(&e.to_string()),

@@ -81,8 +81,7 @@ impl Effects for Os {
         match command(job, port).and_then(|mut cmd| cmd.spawn()) {
             Ok(child) => {
                 let pid = child.id() as i32;
-                let id =
-                    proc::identify(pid).unwrap_or(Identity { pid, start_time: 0, boot_id: proc::boot_id() });
+                let id = proc::identify(pid).unwrap_or(Identity { pid, start_time: 0, boot_id: proc::boot_id() });
                 self.children.insert(pid, child);
                 let run = Run { id, port, started_at: proc::unix_now(), spawned: now, ready_at: None };
                 Event::Spawned { name, run, log_len: self.log_len(&job.log) }
@@ -150,11 +149,12 @@ enum Resolve {
 fn resolve_port(plan: &PortPlan) -> Result<Option<u16>, Resolve> {
     match plan {
         PortPlan::None => Ok(None),
-        PortPlan::Auto { previous } => match previous.filter(|p| ports::is_free(*p)).map(Ok).unwrap_or_else(ports::free_port)
-        {
-            Ok(p) => Ok(Some(p)),
-            Err(e) => Err(Resolve::Failed(format!("no free port: {e}"))),
-        },
+        PortPlan::Auto { previous } => {
+            match previous.filter(|p| ports::is_free(*p)).map(Ok).unwrap_or_else(ports::free_port) {
+                Ok(p) => Ok(Some(p)),
+                Err(e) => Err(Resolve::Failed(format!("no free port: {e}"))),
+            }
+        }
         PortPlan::Fixed(p) if !ports::is_free(*p) => {
             let in_use = crate::error::Error::PortInUse { port: *p, holder: ports::describe_holder(*p) };
             Err(Resolve::Refused(in_use.to_string()))

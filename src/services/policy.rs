@@ -429,7 +429,8 @@ mod tests {
     #[test]
     fn phases_and_wants() {
         let now = Instant::now();
-        let stopping = |then| State::Stopping { run: run_at(now, true), then, deadline: now, killed: false, exit: None };
+        let stopping =
+            |then| State::Stopping { run: run_at(now, true), then, deadline: now, killed: false, exit: None };
         assert_eq!(stopping(Then::Stop).phase(), Phase::Stopped);
         assert_eq!(stopping(Then::Restart("x".into())).phase(), Phase::Starting);
         assert_eq!(stopping(Then::Judge(None)).phase(), Phase::Starting);

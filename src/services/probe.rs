@@ -210,6 +210,49 @@ mod tests {
     }
 
     #[test]
+    fn a_slow_http_server_never_holds_up_the_caller() {
+        // Accepts, never answers: the probe waits out its timeout on its worker thread.
+        let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let _held = std::thread::spawn(move || {
+            let conns: Vec<_> = listener.incoming().take(2).collect();
+            std::thread::sleep(Duration::from_secs(3));
+            drop(conns);
+        });
+        let leader = proc::identify(std::process::id() as i32).unwrap();
+        let job =
+            ProbeJob { name: "web".into(), leader, check: Check::Http { port, path: "/".into(), runtime_dir: None } };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let started = std::time::Instant::now();
+        spawn(job, tx);
+        assert!(started.elapsed() < Duration::from_millis(100), "spawn waited {:?}", started.elapsed());
+        assert!(rx.try_recv().is_err(), "no answer yet");
+        let probed = rx.recv_timeout(Duration::from_secs(3)).unwrap();
+        assert!(!probed.ready);
+        assert_eq!(probed.why_not, format!("nothing answered the HTTP probe http://127.0.0.1:{port}/"));
+    }
+
+    #[test]
+    fn checks_answer_why_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("app.log");
+        std::fs::write(&log, "booting\nUvicorn running on x\n").unwrap();
+        let leader = proc::identify(std::process::id() as i32).unwrap();
+        let job = |check| ProbeJob { name: "app".into(), leader: leader.clone(), check };
+        let re = Some(Arc::new(regex::Regex::new("Uvicorn running").unwrap()));
+        let source = "Uvicorn running".to_string();
+        let found = run(&job(Check::Log { log: log.clone(), offset: 0, re: re.clone(), source: source.clone() }));
+        assert_eq!((found.ready, found.offset), (true, Some(29)));
+        let later = run(&job(Check::Log { log, offset: 29, re, source }));
+        assert!(!later.ready);
+        assert_eq!(later.why_not, "no line of its log matched the log probe `Uvicorn running`");
+        assert!(run(&job(Check::Started)).ready);
+        let closed = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap().local_addr().unwrap().port();
+        let tcp = run(&job(Check::Tcp { port: closed }));
+        assert!(!tcp.ready && tcp.why_not.contains(&format!("port {closed}")), "{tcp:?}");
+    }
+
+    #[test]
     fn log_probe_matches_lines() {
         let re = regex::Regex::new(r"Uvicorn running on").unwrap();
         assert!(log_matches("INFO: Uvicorn running on http://127.0.0.1:5001\n", &re));

@@ -885,7 +885,10 @@ mod tests {
         nameless.name = "x".into();
         nameless.argv.clear();
         let reply = w.request(Request::Restart { specs: vec![nameless] });
-        assert_eq!((reply.error, reply.message.as_deref()), (Some(ReplyError::BadRequest), Some("bad request: service `x` has no command")));
+        assert_eq!(
+            (reply.error, reply.message.as_deref()),
+            (Some(ReplyError::BadRequest), Some("bad request: service `x` has no command"))
+        );
         let twice = w.request(Request::Start { specs: vec![spec("a"), spec("a")] });
         assert_eq!(twice.message.as_deref(), Some("bad request: service `a` is named twice"));
         assert!(w.r.services.is_empty(), "nothing of a bad request is carried out");

@@ -416,3 +416,184 @@ mod reaper {
     pub(super) fn reap_orphans(_managed: &[i32]) {}
 }
 
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    use nix::sys::signal::Signal;
+
+    use super::*;
+    use crate::config::Restart;
+    use crate::services::policy::{Exit, Phase, Run};
+    use crate::services::probe::{ProbeJob, Probed};
+    use crate::services::reducer::SpawnJob;
+    use crate::services::state::Record;
+
+    /// Processes that exist only in memory: spawns get pids from 500, probes answer at once.
+    #[derive(Default)]
+    struct Fake {
+        spawned: Vec<String>,
+        signals: Vec<(i32, Signal)>,
+        exits: BTreeMap<i32, Exit>,
+        live_groups: Vec<i32>,
+        probes: Vec<Probed>,
+        notes: Vec<String>,
+        logs: Vec<String>,
+        ready: bool,
+    }
+
+    impl Effects for Fake {
+        fn spawn(&mut self, job: &SpawnJob, now: Instant) -> Event {
+            let pid = 500 + self.spawned.len() as i32;
+            self.spawned.push(job.spec.name.clone());
+            self.live_groups.push(pid);
+            let id = Identity { pid, start_time: 1, boot_id: "b".into() };
+            let run = Run { id, port: None, started_at: 1, spawned: now, ready_at: None };
+            Event::Spawned { name: job.spec.name.clone(), run, log_len: 0 }
+        }
+        fn signal_group(&mut self, leader: &Identity, signal: Signal) {
+            self.signals.push((leader.pid, signal));
+        }
+        fn exited(&mut self, leader: &Identity) -> Option<Exit> {
+            self.exits.remove(&leader.pid)
+        }
+        fn group_gone(&mut self, leader: &Identity) -> bool {
+            !self.live_groups.contains(&leader.pid)
+        }
+        fn start_probe(&mut self, job: ProbeJob) {
+            let ready = self.ready;
+            self.probes.push(Probed {
+                name: job.name,
+                pid: job.leader.pid,
+                ready,
+                why_not: String::new(),
+                offset: None,
+            });
+        }
+        fn probe_results(&mut self) -> Vec<Probed> {
+            std::mem::take(&mut self.probes)
+        }
+        fn note(&mut self, _log: &Path, line: &str) {
+            self.notes.push(line.into());
+        }
+        fn rotate(&mut self, _log: &Path) -> bool {
+            false
+        }
+        fn log_len(&self, _log: &Path) -> u64 {
+            0
+        }
+        fn log(&mut self, line: &str) {
+            self.logs.push(line.into());
+        }
+    }
+
+    fn spec(name: &str) -> Spec {
+        Spec {
+            name: name.into(),
+            kind: "command".into(),
+            argv: vec!["app".into()],
+            env: BTreeMap::new(),
+            cwd: PathBuf::from("/p"),
+            port: None,
+            ready: None,
+            restart: Restart::OnFailure,
+            after: Vec::new(),
+            stop_timeout_ms: 1000,
+            start_timeout_ms: 3000,
+            runtime_dir: None,
+            open: false,
+            venv: None,
+        }
+    }
+
+    #[test]
+    fn the_driver_spawns_probes_restarts_and_stops_through_its_effects() {
+        let mut d = Driver::new("/p/.labup/logs".into(), Fake { ready: true, ..Fake::default() });
+        let mut t = Instant::now();
+        assert_eq!(d.request(Request::Start { specs: vec![spec("web")] }, t), Reply::ok());
+        d.tick(t);
+        assert_eq!(d.effects.spawned, ["web"]);
+        d.tick(t);
+        d.tick(t);
+        assert_eq!(d.reducer.state(None).services["web"].state, Phase::Ready);
+        assert_eq!(d.effects.notes, ["ready"]);
+        // The leader dies; the group goes after SIGTERM; the restart comes after its backoff.
+        d.effects.exits.insert(500, Exit::Code(3));
+        d.tick(t);
+        assert_eq!(d.effects.signals, [(500, Signal::SIGTERM)]);
+        d.effects.live_groups.clear();
+        d.tick(t);
+        assert_eq!(d.reducer.state(None).services["web"].state, Phase::Backoff);
+        t += Duration::from_secs(1);
+        d.tick(t);
+        assert_eq!(d.effects.spawned, ["web", "web"]);
+        assert_eq!(d.reducer.state(None).services["web"].restarts, 1);
+        d.request(Request::Stop { names: Vec::new() }, t);
+        assert_eq!(d.effects.signals.last(), Some(&(501, Signal::SIGTERM)));
+        d.effects.exits.insert(501, Exit::Signal(15));
+        d.effects.live_groups.clear();
+        d.tick(t);
+        assert!(d.reducer.exit_when_idle && d.reducer.idle());
+        assert_eq!(
+            d.effects.notes.last().map(String::as_str),
+            Some("exited by a signal: labup stopped it (asked to stop)")
+        );
+    }
+
+    #[test]
+    fn the_driver_adopts_only_live_groups() {
+        let mut d = Driver::new("/p/.labup/logs".into(), Fake { live_groups: vec![77], ..Fake::default() });
+        let rec = |name: &str, pid| Record {
+            spec: spec(name),
+            state: Phase::Ready,
+            process: Some(Identity { pid, start_time: 1, boot_id: "b".into() }),
+            port: None,
+            restarts: 2,
+            started_at: Some(5),
+            last_exit: None,
+            last_error: None,
+        };
+        let previous = RunState {
+            supervisor: None,
+            services: [("web".to_string(), rec("web", 77)), ("old".to_string(), rec("old", 78))].into(),
+        };
+        d.adopt(previous, Instant::now());
+        let state = d.reducer.state(None);
+        assert_eq!(state.services["web"].state, Phase::Ready);
+        assert_eq!(state.services["old"].state, Phase::Stopped);
+        assert_eq!(d.effects.logs, ["adopting `web` (pid 77) from a previous supervisor"]);
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn a_supervisor_that_loses_the_lock_waits_for_the_winner_to_exit() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = RunDir { dir: dir.path().to_path_buf(), logs: dir.path().join("logs") };
+        let winner = File::create(run.dir.join("supervisor.lock")).unwrap();
+        winner.try_lock().unwrap();
+        let exiting = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            drop(winner);
+        });
+        let started = Instant::now();
+        let lock = lock(&run, false).unwrap();
+        assert!(lock.is_some(), "it took over once the winner was gone");
+        assert!(started.elapsed() >= Duration::from_millis(250), "it waited for the winner");
+        exiting.join().unwrap();
+        drop(lock);
+        // In the foreground it says so at once.
+        let err = lock_foreground_while_held(&run);
+        assert!(err.contains("a labup supervisor is already running for this project"), "{err}");
+    }
+
+    fn lock_foreground_while_held(run: &RunDir) -> String {
+        let held = File::create(run.dir.join("supervisor.lock")).unwrap();
+        held.try_lock().unwrap();
+        lock(run, true).unwrap_err().to_string()
+    }
+}
