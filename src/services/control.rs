@@ -127,3 +127,40 @@ pub fn serve(listener: &UnixListener, requests: &Sender<(Request, Sender<Reply>)
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(socket: &Path, line: &str) -> Reply {
+        let mut stream = UnixStream::connect(socket).unwrap();
+        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        BufReader::new(stream).read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    #[test]
+    fn the_socket_answers_bad_requests_and_an_exiting_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("control.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || serve(&listener, &tx));
+        let bad = raw(&socket, r#"{"op":"launch"}"#);
+        assert_eq!((bad.ok, bad.error), (false, Some(ReplyError::BadRequest)));
+        assert!(bad.message.unwrap().starts_with("bad request: unknown variant `launch`"));
+        // The loop answers what it is sent.
+        let answering = std::thread::spawn(move || {
+            let (request, reply): (Request, Sender<Reply>) = rx.recv().unwrap();
+            assert_eq!(request, Request::Ping);
+            reply.send(Reply::busy("stopping".into())).unwrap();
+            // From here the loop is gone.
+        });
+        assert_eq!(send(&socket, &Request::Ping).unwrap(), Reply::busy("stopping".into()));
+        answering.join().unwrap();
+        let exiting = send(&socket, &Request::Ping).unwrap();
+        assert_eq!(exiting.error, Some(ReplyError::Busy));
+        assert_eq!(exiting.message.as_deref(), Some("the supervisor is exiting; run the command again"));
+    }
+}
