@@ -237,22 +237,8 @@ impl Reducer {
         }
         match request {
             Request::Ping => Reply::ok(),
-            Request::Start { specs } => match bad_specs(&specs) {
-                Some(why) => Reply::bad_request(&why),
-                None => {
-                    self.exit_when_idle = false;
-                    specs.into_iter().for_each(|spec| self.start(spec, now, out));
-                    Reply::ok()
-                }
-            },
-            Request::Restart { specs } => match bad_specs(&specs) {
-                Some(why) => Reply::bad_request(&why),
-                None => {
-                    self.exit_when_idle = false;
-                    specs.into_iter().for_each(|spec| self.restart(spec, now, out));
-                    Reply::ok()
-                }
-            },
+            Request::Start { specs } => self.each(specs, Self::start, now, out),
+            Request::Restart { specs } => self.each(specs, Self::restart, now, out),
             Request::Stop { names } => {
                 if let Some(unknown) = names.iter().find(|n| !self.services.contains_key(*n)) {
                     return Reply::unknown_service(format!("no service called `{unknown}` is supervised here"));
@@ -261,6 +247,24 @@ impl Reducer {
                 Reply::ok()
             }
         }
+    }
+
+    /// Carries out `what` for every spec, unless one of them makes the request a bad one.
+    fn each(
+        &mut self,
+        specs: Vec<Spec>,
+        what: fn(&mut Reducer, Spec, Instant, &mut Vec<Action>),
+        now: Instant,
+        out: &mut Vec<Action>,
+    ) -> Reply {
+        if let Some(why) = bad_specs(&specs) {
+            return Reply::bad_request(&why);
+        }
+        self.exit_when_idle = false;
+        for spec in specs {
+            what(self, spec, now, out);
+        }
+        Reply::ok()
     }
 
     /// Start (keep running) `spec`; a changed spec restarts a running service.
@@ -581,6 +585,28 @@ pub fn seconds(ms: u64) -> String {
     }
 }
 
+/// A command service for tests: `python app.py`, restarted on failure, 1 s stop and 3 s start
+/// timeouts.
+#[cfg(test)]
+pub(crate) fn test_spec(name: &str) -> Spec {
+    Spec {
+        name: name.into(),
+        kind: "command".into(),
+        argv: vec!["python".into(), "app.py".into()],
+        env: BTreeMap::from([("PATH".into(), Some("/venv/bin:/usr/bin".into()))]),
+        cwd: "/p".into(),
+        port: None,
+        ready: None,
+        restart: crate::config::Restart::OnFailure,
+        after: Vec::new(),
+        stop_timeout_ms: 1000,
+        start_timeout_ms: 3000,
+        runtime_dir: None,
+        open: false,
+        venv: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -588,22 +614,7 @@ mod tests {
     use crate::services::control::ReplyError;
 
     fn spec(name: &str) -> Spec {
-        Spec {
-            name: name.into(),
-            kind: "command".into(),
-            argv: vec!["python".into(), "app.py".into()],
-            env: BTreeMap::from([("PATH".into(), Some("/venv/bin:/usr/bin".into()))]),
-            cwd: "/p".into(),
-            port: None,
-            ready: None,
-            restart: Restart::OnFailure,
-            after: Vec::new(),
-            stop_timeout_ms: 1000,
-            start_timeout_ms: 3000,
-            runtime_dir: None,
-            open: false,
-            venv: None,
-        }
+        test_spec(name)
     }
 
     fn id(pid: i32) -> Identity {

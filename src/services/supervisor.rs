@@ -419,12 +419,10 @@ mod reaper {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
-    use std::path::PathBuf;
 
     use nix::sys::signal::Signal;
 
     use super::*;
-    use crate::config::Restart;
     use crate::services::policy::{Exit, Phase, Run};
     use crate::services::probe::{ProbeJob, Probed};
     use crate::services::reducer::SpawnJob;
@@ -489,22 +487,7 @@ mod tests {
     }
 
     fn spec(name: &str) -> Spec {
-        Spec {
-            name: name.into(),
-            kind: "command".into(),
-            argv: vec!["app".into()],
-            env: BTreeMap::new(),
-            cwd: PathBuf::from("/p"),
-            port: None,
-            ready: None,
-            restart: Restart::OnFailure,
-            after: Vec::new(),
-            stop_timeout_ms: 1000,
-            start_timeout_ms: 3000,
-            runtime_dir: None,
-            open: false,
-            venv: None,
-        }
+        crate::services::reducer::test_spec(name)
     }
 
     #[test]
