@@ -419,6 +419,7 @@ mod reaper {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
+    use std::path::Path;
 
     use nix::sys::signal::Signal;
 
@@ -556,8 +557,9 @@ mod lock_tests {
     #[test]
     fn a_supervisor_that_loses_the_lock_waits_for_the_winner_to_exit() {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunDir { dir: dir.path().to_path_buf(), logs: dir.path().join("logs") };
-        let winner = File::create(run.dir.join("supervisor.lock")).unwrap();
+        let run = RunDir::of(&Layout::of(dir.path()));
+        run.create().unwrap();
+        let winner = File::create(run.supervisor_lock()).unwrap();
         winner.try_lock().unwrap();
         let exiting = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
@@ -575,7 +577,7 @@ mod lock_tests {
     }
 
     fn lock_foreground_while_held(run: &RunDir) -> String {
-        let held = File::create(run.dir.join("supervisor.lock")).unwrap();
+        let held = File::create(run.supervisor_lock()).unwrap();
         held.try_lock().unwrap();
         lock(run, true).unwrap_err().to_string()
     }
