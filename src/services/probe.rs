@@ -13,8 +13,11 @@ use std::time::Duration;
 use super::proc::{self, Identity};
 use super::{logs, ports};
 
-/// Connect, read and write limit of one network probe.
+/// Connect limit of one network probe (a refused or silent port is answered fast).
 pub const TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a probe waits for an HTTP answer once connected: it runs off the loop, so a server
+/// that is slow to answer (a busy machine, a first request that imports) is given time.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// One readiness check of a starting service.
 #[derive(Debug, Clone)]
@@ -116,7 +119,7 @@ pub fn run(job: &ProbeJob) -> Probed {
 
 fn http_ready(port: u16, path: &str, leader: i32, id: &Identity, runtime_dir: Option<&PathBuf>) -> Result<(), String> {
     let url = format!("http://127.0.0.1:{port}{path}");
-    match http_status(port, path, TIMEOUT) {
+    match http_status_within(port, path, TIMEOUT, ANSWER_WITHIN) {
         None => Err(format!("nothing answered the HTTP probe {url}")),
         Some(code) if !(200..400).contains(&code) => Err(format!("the HTTP probe {url} got status {code}")),
         Some(_) if !ours(port, leader) => Err(format!("{url} is answered by another process, not this service")),
@@ -149,17 +152,32 @@ pub fn http(port: u16, path: &str, timeout: Duration) -> bool {
 
 /// The status code of a GET, if the server answered HTTP.
 pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+    http_status_within(port, path, timeout, timeout)
+}
+
+/// The status code of a GET: connecting within `connect`, the whole answer within `answer`.
+pub fn http_status_within(port: u16, path: &str, connect: Duration, answer: Duration) -> Option<u16> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let mut stream = TcpStream::connect_timeout(&addr, timeout).ok()?;
-    stream.set_read_timeout(Some(timeout)).ok()?;
-    stream.set_write_timeout(Some(timeout)).ok()?;
+    let mut stream = TcpStream::connect_timeout(&addr, connect).ok()?;
+    let deadline = std::time::Instant::now() + answer;
+    stream.set_write_timeout(Some(answer)).ok()?;
     let request =
         format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUser-Agent: labup\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).ok()?;
-    // Read to the end (bounded): closing with unread data resets the connection, and servers
-    // log that as an error in the service's log.
+    // Read to the end (bounded in size and time): closing with unread data resets the
+    // connection, and servers log that as an error in the service's log.
     let mut response = Vec::new();
-    let _ = (&mut stream).take(1 << 20).read_to_end(&mut response);
+    let mut chunk = [0u8; 8192];
+    while response.len() < 1 << 20 {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            break;
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&chunk[..n]),
+        }
+    }
     parse_status(&String::from_utf8_lossy(&response[..response.len().min(64)]))
 }
 
