@@ -7,14 +7,15 @@ use std::time::Duration;
 use anyhow::Result;
 use serde::Serialize;
 
-use super::services::{ensure_supervisor, fail_if_not_ready, is_up, wait_for};
+use super::services::wait_for;
 use super::status::{external_rows, print_rows, rows_for};
 use crate::browser;
 use crate::config::{Config, Port, ServiceKind};
 use crate::fsutil::LockFile;
 use crate::project::Workspace;
 use crate::python::sync;
-use crate::services::control::{self, Request};
+use crate::services::client::{self, ensure_supervisor, fail_if_not_ready, is_up};
+use crate::services::control::Request;
 use crate::services::jupyter;
 use crate::services::ollama::{self, External, PullEvent, PullProgress};
 use crate::services::policy::Phase;
@@ -277,7 +278,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
             ensure_supervisor(root, &run)?;
             // From here a Ctrl-C is answered by the wait (what keeps running), not by dying.
             super::services::interrupts();
-            control::send(&run.socket(), &Request::Start { specs: p.specs.clone() })?;
+            client::send(&run, &Request::Start { specs: p.specs.clone() })?;
         }
         wait_for(&run, &p.specs, ui)?
     };
@@ -287,7 +288,7 @@ pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<Ex
     finish(&run, &state, &p, opts, !already, ui)?;
     open_browser(&state, &newly, opts.no_browser, ui);
     pulled?;
-    fail_if_not_ready(&run, &state, &p.specs)
+    fail_if_not_ready(&run, &state, &p.specs).map(|()| ExitCode::SUCCESS)
 }
 
 /// Services that run (or are starting, or wait to be restarted) although the config no longer
@@ -320,7 +321,7 @@ fn stop_orphans(ws: &Workspace, run: &RunDir, ui: &Ui) -> Result<()> {
         ensure_supervisor(&ws.root, run)?;
     }
     let state = run.read();
-    super::services::stop_and_wait(run, &state, &orphans)?;
+    client::stop_and_wait(run, &state, &orphans)?;
     let others_wanted = state
         .services
         .iter()
@@ -369,10 +370,10 @@ pub(super) fn restart_on_new_venv(ws: &Workspace, ui: &Ui) -> Result<()> {
     {
         let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
         ensure_supervisor(&ws.root, &run)?;
-        control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
+        client::send(&run, &Request::Restart { specs: p.specs.clone() })?;
     }
     let state = wait_for(&run, &p.specs, ui)?;
-    fail_if_not_ready(&run, &state, &p.specs).map(|_| ())
+    fail_if_not_ready(&run, &state, &p.specs)
 }
 
 /// `labup up --foreground`: the supervisor in this process (a container's entrypoint, a systemd
@@ -438,11 +439,11 @@ pub fn restart(root: &Path, names: &[String], new_token: bool, ui: &Ui) -> Resul
     {
         let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
         ensure_supervisor(root, &run)?;
-        control::send(&run.socket(), &Request::Restart { specs: p.specs.clone() })?;
+        client::send(&run, &Request::Restart { specs: p.specs.clone() })?;
     }
     let state = wait_for(&run, &p.specs, ui)?;
     finish(&run, &state, &p, &UpOptions::default(), true, ui)?;
-    fail_if_not_ready(&run, &state, &p.specs)
+    fail_if_not_ready(&run, &state, &p.specs).map(|()| ExitCode::SUCCESS)
 }
 
 /// Prints the service table (or JSON) with the external servers in it; `probe` also checks

@@ -41,6 +41,47 @@ pub struct Reply {
     pub ok: bool,
     /// Why not, or a note.
     pub message: Option<String>,
+    /// What kind of refusal it is, when `ok` is false.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<ReplyError>,
+}
+
+/// Why the supervisor refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplyError {
+    /// It cannot take requests now (stopping everything, or its loop did not answer).
+    Busy,
+    /// The request cannot be read or makes no sense.
+    BadRequest,
+    /// The request names a service it does not supervise.
+    UnknownService,
+}
+
+impl Reply {
+    /// Accepted.
+    pub fn ok() -> Reply {
+        Reply { ok: true, message: None, error: None }
+    }
+
+    fn refused(error: ReplyError, message: String) -> Reply {
+        Reply { ok: false, message: Some(message), error: Some(error) }
+    }
+
+    /// Busy: try again later.
+    pub fn busy(message: String) -> Reply {
+        Reply::refused(ReplyError::Busy, message)
+    }
+
+    /// A request that cannot be carried out as sent.
+    pub fn bad_request(message: &str) -> Reply {
+        Reply::refused(ReplyError::BadRequest, format!("bad request: {message}"))
+    }
+
+    /// A request naming a service the supervisor does not know.
+    pub fn unknown_service(message: String) -> Reply {
+        Reply::refused(ReplyError::UnknownService, message)
+    }
 }
 
 /// Sends a request and waits for the reply.
@@ -71,17 +112,55 @@ pub fn serve(listener: &UnixListener, requests: &Sender<(Request, Sender<Reply>)
                 Ok(req) => {
                     let (tx, rx) = mpsc::channel();
                     if requests.send((req, tx)).is_err() {
-                        return;
+                        Reply::busy("the supervisor is exiting; run the command again".into())
+                    } else {
+                        rx.recv_timeout(Duration::from_secs(10))
+                            .unwrap_or_else(|_| Reply::busy("the supervisor is busy (no answer within 10 s)".into()))
                     }
-                    rx.recv_timeout(Duration::from_secs(10))
-                        .unwrap_or(Reply { ok: false, message: Some("the supervisor is busy".into()) })
                 }
-                Err(e) => Reply { ok: false, message: Some(format!("bad request: {e}")) },
+                Err(e) => Reply::bad_request(&e.to_string()),
             };
             if let Ok(mut json) = serde_json::to_vec(&reply) {
                 json.push(b'\n');
                 let _ = (&stream).write_all(&json);
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(socket: &Path, line: &str) -> Reply {
+        let mut stream = UnixStream::connect(socket).unwrap();
+        stream.write_all(format!("{line}\n").as_bytes()).unwrap();
+        let mut reply = String::new();
+        BufReader::new(stream).read_line(&mut reply).unwrap();
+        serde_json::from_str(&reply).unwrap()
+    }
+
+    #[test]
+    fn the_socket_answers_bad_requests_and_an_exiting_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("control.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || serve(&listener, &tx));
+        let bad = raw(&socket, r#"{"op":"launch"}"#);
+        assert_eq!((bad.ok, bad.error), (false, Some(ReplyError::BadRequest)));
+        assert!(bad.message.unwrap().starts_with("bad request: unknown variant `launch`"));
+        // The loop answers what it is sent.
+        let answering = std::thread::spawn(move || {
+            let (request, reply): (Request, Sender<Reply>) = rx.recv().unwrap();
+            assert_eq!(request, Request::Ping);
+            reply.send(Reply::busy("stopping".into())).unwrap();
+            // From here the loop is gone.
+        });
+        assert_eq!(send(&socket, &Request::Ping).unwrap(), Reply::busy("stopping".into()));
+        answering.join().unwrap();
+        let exiting = send(&socket, &Request::Ping).unwrap();
+        assert_eq!(exiting.error, Some(ReplyError::Busy));
+        assert_eq!(exiting.message.as_deref(), Some("the supervisor is exiting; run the command again"));
     }
 }

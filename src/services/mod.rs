@@ -1,6 +1,8 @@
 //! Services: their specs, the supervisor that runs them, and the state it records.
 
+pub mod client;
 pub mod control;
+pub mod effects;
 pub mod jupyter;
 pub mod logs;
 pub mod ollama;
@@ -8,6 +10,7 @@ pub mod policy;
 pub mod ports;
 pub mod probe;
 pub mod proc;
+pub mod reducer;
 pub mod spec;
 pub mod state;
 pub mod supervisor;

@@ -1,25 +1,34 @@
-//! The restart policy as a pure state machine: events in, actions out, time passed in.
+//! One service's life as a pure state machine, owned together with its restart counters.
 //!
-//! Backoff starts at 1 s and doubles to 30 s; 60 s of healthy running resets it; five quick
-//! failures in a row (each before 60 s of health) make the service give up, with the reason kept
-//! for `labup status`. The supervisor feeds it events and carries out its actions.
+//! The state holds the child only while it runs ([`State::Starting`], [`State::Ready`],
+//! [`State::Stopping`]); what comes after a stop is part of the stopping state ([`Then`]).
+//! Nothing here touches a process or the clock: time is passed in.
+//!
+//! Restarts (`on-failure` by default): the delay before a restart starts at 1 s and doubles
+//! with each failure in a row, up to 30 s. A run that stayed up 60 s (ready) resets the delay.
+//! A failure is *quick* when the service exited before it was ready or within 10 s of its
+//! start; after 5 quick failures in a row the service gives up (a failure that is not quick
+//! resets that count, not the delay), with the reason kept for `labup status`.
 
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::proc::Identity;
 use crate::config::Restart;
 
 /// First backoff delay.
 pub const BACKOFF_START: Duration = Duration::from_secs(1);
 /// Longest backoff delay.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// Healthy running time after which failures are forgotten.
+/// A ready run this long resets the backoff delay.
 pub const HEALTHY_RESET: Duration = Duration::from_secs(60);
+/// A failure sooner than this after the start (or before ready) is quick.
+pub const QUICK_FAILURE: Duration = Duration::from_secs(10);
 /// Quick failures in a row before giving up.
 pub const MAX_QUICK_FAILURES: u32 = 5;
 
-/// What a service is doing, as `labup status` shows it.
+/// What a service is doing, as `labup status` shows it (the `state` of `state.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
@@ -35,224 +44,244 @@ pub enum Phase {
     Backoff,
 }
 
-/// Something that happened to the service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Event {
-    /// The user asked for it to run.
-    StartRequested,
-    /// The process was spawned.
-    Spawned,
-    /// The readiness probe passed.
-    Ready,
-    /// The readiness probe did not pass in time: why (the probe, the port, the time waited).
-    StartTimedOut(String),
-    /// The process exited: `Some(0)` success, `Some(n)` failure, `None` killed by a signal or unknown.
-    Exited(Option<i32>),
-    /// The spawn itself failed.
-    SpawnFailed(String),
-    /// It cannot start and retrying will not help (port taken, a dependency failed).
-    Refused(String),
-    /// The user asked for it to stop.
-    StopRequested,
-    /// Time passed (checks backoff deadlines and health).
-    Tick,
-}
-
-/// What the supervisor must do.
+/// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Action {
-    /// Nothing.
-    None,
-    /// Spawn the process now.
-    Spawn,
-    /// Stop the process (group): SIGTERM, grace, SIGKILL.
-    Stop,
+pub enum Exit {
+    /// Exited with this status.
+    Code(i32),
+    /// Killed by this signal.
+    Signal(i32),
+    /// Gone, status unknown (a process adopted from a previous supervisor).
+    Unknown,
 }
 
-/// The policy state of one service.
+impl Exit {
+    /// The status for `state.json`'s `last_exit` (none after a signal).
+    pub fn code(self) -> Option<i32> {
+        match self {
+            Exit::Code(c) => Some(c),
+            Exit::Signal(_) | Exit::Unknown => None,
+        }
+    }
+
+    /// `exited with status 3`, `was killed by a signal` (the reason `status` shows).
+    pub fn reason(self) -> String {
+        match self {
+            Exit::Code(c) => format!("exited with status {c}"),
+            Exit::Signal(_) | Exit::Unknown => "was killed by a signal".into(),
+        }
+    }
+
+    /// `with status 3`, `by a signal` (the log note).
+    pub fn how(self) -> String {
+        match self.code() {
+            Some(c) => format!("with status {c}"),
+            None => "by a signal".into(),
+        }
+    }
+}
+
+/// A process group this supervisor runs (or adopted): plain facts, no handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    /// The group leader.
+    pub id: Identity,
+    /// The port it was given.
+    pub port: Option<u16>,
+    /// Unix time of the start.
+    pub started_at: u64,
+    /// When it was spawned (or adopted).
+    pub spawned: Instant,
+    /// When its readiness probe passed (adopted ready: when adopted).
+    pub ready_at: Option<Instant>,
+}
+
+/// What follows a stop, once the group is gone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Then {
+    /// Stay stopped (asked to stop).
+    Stop,
+    /// Start again, as a new start (asked to start while it was stopping).
+    Start,
+    /// Start again, counted as a restart, with this note (asked to restart, spec changed).
+    Restart(String),
+    /// It exited by itself or did not become ready in time (`Some(why)`): the restart policy
+    /// judges the exit.
+    Judge(Option<String>),
+}
+
+/// One service's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum State {
+    /// Not running, not wanted.
+    Stopped,
+    /// Asked to start, waiting for its `after` services to be ready.
+    Waiting,
+    /// Running, not ready yet.
+    Starting(Run),
+    /// Running and ready.
+    Ready(Run),
+    /// SIGTERM sent (or the leader exited): waiting for its group to be gone.
+    Stopping {
+        /// The group.
+        run: Run,
+        /// What comes next.
+        then: Then,
+        /// When SIGKILL follows.
+        deadline: Instant,
+        /// SIGKILL was sent.
+        killed: bool,
+        /// The leader's exit, once seen.
+        exit: Option<Exit>,
+    },
+    /// Waiting to be restarted.
+    Backoff {
+        /// When.
+        until: Instant,
+    },
+    /// Gave up or cannot start.
+    Failed {
+        /// Why.
+        why: String,
+    },
+}
+
+impl State {
+    /// The running group, if any.
+    pub fn run(&self) -> Option<&Run> {
+        match self {
+            State::Starting(run) | State::Ready(run) | State::Stopping { run, .. } => Some(run),
+            _ => None,
+        }
+    }
+
+    /// Whether the user (or the policy) wants it running.
+    pub fn wanted(&self) -> bool {
+        match self {
+            State::Waiting | State::Starting(_) | State::Ready(_) | State::Backoff { .. } => true,
+            State::Stopping { then, .. } => *then != Then::Stop,
+            State::Stopped | State::Failed { .. } => false,
+        }
+    }
+
+    /// How `status` shows it.
+    pub fn phase(&self) -> Phase {
+        match self {
+            State::Stopped => Phase::Stopped,
+            State::Waiting | State::Starting(_) => Phase::Starting,
+            State::Ready(_) => Phase::Ready,
+            State::Stopping { .. } if self.wanted() => Phase::Starting,
+            State::Stopping { .. } => Phase::Stopped,
+            State::Backoff { .. } => Phase::Backoff,
+            State::Failed { .. } => Phase::Failed,
+        }
+    }
+}
+
+/// The restart counters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counters {
+    /// Restarts so far (shown by `status`).
+    pub restarts: u32,
+    /// Quick failures in a row.
+    pub quick_failures: u32,
+    /// The next backoff delay.
+    pub delay: Duration,
+}
+
+impl Counters {
+    /// Fresh counters that keep `restarts`.
+    pub fn new(restarts: u32) -> Counters {
+        Counters { restarts, quick_failures: 0, delay: BACKOFF_START }
+    }
+}
+
+/// A service's state and counters: the decisions of the restart policy.
 #[derive(Debug, Clone)]
 pub struct Policy {
-    restart: Restart,
-    phase: Phase,
-    wanted: bool,
-    quick_failures: u32,
-    backoff: Duration,
-    retry_at: Option<Instant>,
-    healthy_since: Option<Instant>,
-    /// Restarts so far.
-    pub restarts: u32,
+    /// `restart =` of its spec.
+    pub restart: Restart,
+    /// Where it is.
+    pub state: State,
+    /// The counters.
+    pub counters: Counters,
     /// Why it last failed, for `status`.
     pub last_error: Option<String>,
-    /// Why labup itself is stopping it (a start timeout), to report instead of the signal.
-    stop_reason: Option<String>,
 }
 
 impl Policy {
     /// A stopped service with this restart setting.
     pub fn new(restart: Restart) -> Policy {
-        Policy {
-            restart,
-            phase: Phase::Stopped,
-            wanted: false,
-            quick_failures: 0,
-            backoff: BACKOFF_START,
-            retry_at: None,
-            healthy_since: None,
-            restarts: 0,
-            last_error: None,
-            stop_reason: None,
-        }
-    }
-
-    /// A process a previous supervisor started and that still runs: wanted, in `phase`.
-    pub fn adopted(restart: Restart, phase: Phase, restarts: u32, now: Instant) -> Policy {
-        let phase = if phase == Phase::Ready { Phase::Ready } else { Phase::Starting };
-        Policy { wanted: true, phase, healthy_since: Some(now), restarts, ..Policy::new(restart) }
-    }
-
-    /// Whether the user wants it running.
-    pub fn wanted(&self) -> bool {
-        self.wanted
+        Policy { restart, state: State::Stopped, counters: Counters::new(0), last_error: None }
     }
 
     /// The current phase.
     pub fn phase(&self) -> Phase {
-        self.phase
+        self.state.phase()
     }
 
-    /// When a backoff ends, if waiting.
-    pub fn retry_at(&self) -> Option<Instant> {
-        self.retry_at
-    }
-
-    /// Feeds one event at time `now`.
-    pub fn on_event(&mut self, event: Event, now: Instant) -> Action {
-        match event {
-            Event::StartRequested => {
-                self.wanted = true;
-                match self.phase {
-                    Phase::Stopped | Phase::Failed => {
-                        self.quick_failures = 0;
-                        self.backoff = BACKOFF_START;
-                        self.retry_at = None;
-                        Action::Spawn
-                    }
-                    Phase::Backoff => {
-                        self.retry_at = None;
-                        Action::Spawn
-                    }
-                    Phase::Starting | Phase::Ready => Action::None,
-                }
-            }
-            Event::Spawned => {
-                self.phase = Phase::Starting;
-                self.healthy_since = Some(now);
-                Action::None
-            }
-            Event::Ready => {
-                if self.phase == Phase::Starting {
-                    self.phase = Phase::Ready;
-                    self.last_error = None;
-                }
-                Action::None
-            }
-            Event::StartTimedOut(why) => {
-                self.stop_reason = Some(why);
-                Action::Stop
-            }
-            Event::SpawnFailed(why) => self.failed(&why, now, true),
-            Event::Refused(why) => {
-                self.wanted = false;
-                self.phase = Phase::Failed;
-                self.retry_at = None;
-                self.last_error = Some(why);
-                Action::None
-            }
-            Event::Exited(code) => {
-                if !self.wanted {
-                    self.phase = Phase::Stopped;
-                    self.healthy_since = None;
-                    return Action::None;
-                }
-                let timed_out = self.stop_reason.take();
-                let success = code == Some(0) && timed_out.is_none();
-                let why = match (timed_out, code) {
-                    (Some(reason), _) => reason,
-                    (None, Some(0)) => "exited with status 0".to_string(),
-                    (None, Some(c)) => format!("exited with status {c}"),
-                    (None, None) => "was killed by a signal".to_string(),
-                };
-                let restart = match self.restart {
-                    Restart::Never => false,
-                    Restart::OnFailure => !success,
-                    Restart::Always => true,
-                };
-                if !restart {
-                    self.wanted = false;
-                    self.phase = if success { Phase::Stopped } else { Phase::Failed };
-                    self.healthy_since = None;
-                    if !success {
-                        self.last_error = Some(why);
-                    }
-                    return Action::None;
-                }
-                self.failed(&why, now, !success)
-            }
-            Event::StopRequested => {
-                self.wanted = false;
-                self.stop_reason = None;
-                self.retry_at = None;
-                match self.phase {
-                    Phase::Starting | Phase::Ready => Action::Stop,
-                    Phase::Backoff => {
-                        self.phase = Phase::Stopped;
-                        Action::None
-                    }
-                    Phase::Stopped | Phase::Failed => Action::None,
-                }
-            }
-            Event::Tick => {
-                if let Some(since) = self.healthy_since {
-                    if self.phase == Phase::Ready && now.duration_since(since) >= HEALTHY_RESET {
-                        self.quick_failures = 0;
-                        self.backoff = BACKOFF_START;
-                    }
-                }
-                match self.retry_at {
-                    Some(at) if self.phase == Phase::Backoff && now >= at => {
-                        self.retry_at = None;
-                        self.restarts += 1;
-                        Action::Spawn
-                    }
-                    _ => Action::None,
-                }
-            }
+    /// Asked to run: a new start resets the quick-failure count and the delay; a pending
+    /// backoff is cut short.
+    pub fn start(&mut self) {
+        if matches!(self.state, State::Stopped | State::Failed { .. }) {
+            self.counters = Counters::new(self.counters.restarts);
+        }
+        if matches!(self.state, State::Stopped | State::Failed { .. } | State::Backoff { .. }) {
+            self.state = State::Waiting;
         }
     }
 
-    /// An exit (or failed spawn) that should be retried unless it keeps happening quickly.
-    fn failed(&mut self, why: &str, now: Instant, is_failure: bool) -> Action {
-        let quick = self.healthy_since.is_none_or(|since| now.duration_since(since) < HEALTHY_RESET);
-        self.healthy_since = None;
+    /// Cannot start, and retrying will not help (port taken, a dependency failed).
+    pub fn refuse(&mut self, why: String) {
+        self.last_error = Some(why.clone());
+        self.state = State::Failed { why };
+    }
+
+    /// The leader's group is gone after a stop that was to be judged: `exit` is how the leader
+    /// ended, `run` the run that ended, `timed_out` why labup stopped it (a start timeout).
+    pub fn judge(&mut self, exit: Exit, run: Option<&Run>, timed_out: Option<String>, now: Instant) {
+        let success = exit == Exit::Code(0) && timed_out.is_none();
+        let why = timed_out.unwrap_or_else(|| exit.reason());
+        let restart = match self.restart {
+            Restart::Never => false,
+            Restart::OnFailure => !success,
+            Restart::Always => true,
+        };
+        if !restart {
+            if success {
+                self.state = State::Stopped;
+            } else {
+                self.refuse(why);
+            }
+            return;
+        }
+        self.failed(&why, run, now, !success);
+    }
+
+    /// The spawn itself failed: a quick failure, retried.
+    pub fn spawn_failed(&mut self, why: &str, now: Instant) {
+        self.failed(why, None, now, true);
+    }
+
+    /// An end that is retried unless it keeps happening quickly.
+    fn failed(&mut self, why: &str, run: Option<&Run>, now: Instant, is_failure: bool) {
+        let ran = run.map(|r| now.saturating_duration_since(r.spawned));
+        let was_ready = run.is_some_and(|r| r.ready_at.is_some());
+        if was_ready && ran.is_some_and(|d| d >= HEALTHY_RESET) {
+            self.counters.delay = BACKOFF_START;
+        }
+        let quick = !was_ready || ran.is_none_or(|d| d < QUICK_FAILURE);
+        self.counters.quick_failures = if quick { self.counters.quick_failures + 1 } else { 0 };
         if is_failure {
             self.last_error = Some(why.to_string());
         }
-        if quick {
-            self.quick_failures += 1;
-        } else {
-            self.quick_failures = 1;
-            self.backoff = BACKOFF_START;
+        if self.counters.quick_failures >= MAX_QUICK_FAILURES {
+            let n = self.counters.quick_failures;
+            self.refuse(format!("gave up after {n} quick failures; last: {why}"));
+            return;
         }
-        if self.quick_failures >= MAX_QUICK_FAILURES {
-            self.wanted = false;
-            self.phase = Phase::Failed;
-            self.last_error = Some(format!("gave up after {} quick failures; last: {why}", self.quick_failures));
-            return Action::None;
-        }
-        self.phase = Phase::Backoff;
-        self.retry_at = Some(now + self.backoff);
-        self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
-        Action::None
+        self.state = State::Backoff { until: now + self.counters.delay };
+        self.counters.delay = (self.counters.delay * 2).min(BACKOFF_MAX);
     }
 }
 
@@ -260,231 +289,154 @@ impl Policy {
 mod tests {
     use super::*;
 
-    fn started(restart: Restart, now: Instant) -> Policy {
-        let mut p = Policy::new(restart);
-        assert_eq!(p.on_event(Event::StartRequested, now), Action::Spawn);
-        p.on_event(Event::Spawned, now);
-        p
-    }
-
     fn secs(s: u64) -> Duration {
         Duration::from_secs(s)
     }
 
-    #[test]
-    fn starts_then_becomes_ready() {
-        let t = Instant::now();
-        let mut p = started(Restart::OnFailure, t);
-        assert_eq!(p.phase(), Phase::Starting);
-        p.on_event(Event::Ready, t + secs(1));
-        assert_eq!(p.phase(), Phase::Ready);
+    fn run_at(spawned: Instant, ready: bool) -> Run {
+        let id = Identity { pid: 42, start_time: 1, boot_id: "b".into() };
+        Run { id, port: None, started_at: 0, spawned, ready_at: ready.then_some(spawned) }
     }
 
-    #[test]
-    fn start_while_running_does_nothing() {
-        let t = Instant::now();
-        let mut p = started(Restart::OnFailure, t);
-        assert_eq!(p.on_event(Event::StartRequested, t), Action::None);
-    }
-
-    #[test]
-    fn never_does_not_restart() {
-        let t = Instant::now();
-        let mut p = started(Restart::Never, t);
-        assert_eq!(p.on_event(Event::Exited(Some(3)), t + secs(1)), Action::None);
-        assert_eq!(p.phase(), Phase::Failed);
-        assert_eq!(p.last_error.as_deref(), Some("exited with status 3"));
-        assert_eq!(p.on_event(Event::Tick, t + secs(100)), Action::None);
-        let mut ok = started(Restart::Never, t);
-        ok.on_event(Event::Exited(Some(0)), t);
-        assert_eq!(ok.phase(), Phase::Stopped);
-        assert_eq!(ok.last_error, None);
-    }
-
-    #[test]
-    fn on_failure_restarts_failures_only() {
-        let t = Instant::now();
-        let mut p = started(Restart::OnFailure, t);
-        p.on_event(Event::Exited(Some(0)), t + secs(1));
-        assert_eq!(p.phase(), Phase::Stopped);
-        let mut p = started(Restart::OnFailure, t);
-        p.on_event(Event::Exited(None), t + secs(1));
-        assert_eq!(p.phase(), Phase::Backoff);
-        assert_eq!(p.last_error.as_deref(), Some("was killed by a signal"));
-    }
-
-    #[test]
-    fn always_restarts_after_success_too() {
-        let t = Instant::now();
-        let mut p = started(Restart::Always, t);
-        p.on_event(Event::Exited(Some(0)), t + secs(1));
-        assert_eq!(p.phase(), Phase::Backoff);
-        assert_eq!(p.last_error, None, "a clean exit is not an error");
-    }
-
-    #[test]
-    fn backoff_doubles_to_thirty_seconds() {
-        let t = Instant::now();
-        let mut p = Policy::new(Restart::Always);
-        p.on_event(Event::StartRequested, t);
-        let mut now = t;
-        let mut delays = Vec::new();
-        for _ in 0..8 {
-            p.on_event(Event::Spawned, now);
-            p.on_event(Event::Ready, now);
-            // Healthy long enough that the failure is not quick: backoff resets each time.
-            now += secs(61);
-            p.on_event(Event::Exited(Some(1)), now);
-            delays.push(p.retry_at().unwrap() - now);
-            now = p.retry_at().unwrap();
-            assert_eq!(p.on_event(Event::Tick, now), Action::Spawn);
-        }
-        assert!(delays.iter().all(|d| *d == secs(1)), "{delays:?}");
-
-        let mut p = Policy::new(Restart::Always);
-        p.on_event(Event::StartRequested, t);
-        let mut now = t;
-        let mut delays = Vec::new();
-        // Quick failures, but no more than 4 in a row before health resets: see the pattern.
-        for _ in 0..4 {
-            p.on_event(Event::Spawned, now);
-            now += Duration::from_millis(100);
-            p.on_event(Event::Exited(Some(1)), now);
-            delays.push(p.retry_at().unwrap() - now);
-            now = p.retry_at().unwrap();
-            p.on_event(Event::Tick, now);
-        }
-        assert_eq!(delays, [secs(1), secs(2), secs(4), secs(8)]);
-    }
-
-    #[test]
-    fn backoff_is_capped() {
-        let t = Instant::now();
-        let mut p = Policy::new(Restart::Always);
-        p.on_event(Event::StartRequested, t);
-        let mut now = t;
-        let mut last = Duration::ZERO;
-        for i in 0..12 {
-            p.on_event(Event::Spawned, now);
-            // Alternate: four quick failures, then a long healthy run that forgets them but
-            // not the backoff within the run of quick ones.
-            now += if i % 4 == 3 { secs(30) } else { Duration::from_millis(10) };
-            p.on_event(Event::Exited(Some(1)), now);
-            if let Some(at) = p.retry_at() {
-                last = at - now;
-                assert!(last <= BACKOFF_MAX);
-                now = at;
-                p.on_event(Event::Tick, now);
+    /// Runs `ran` (ready or not), fails with `exit`, waits out the backoff; the delay it got.
+    fn fail_once(p: &mut Policy, now: &mut Instant, ran: Duration, ready: bool, exit: Exit) -> Option<Duration> {
+        let run = run_at(*now, ready);
+        *now += ran;
+        p.judge(exit, Some(&run), None, *now);
+        match p.state {
+            State::Backoff { until } => {
+                let delay = until - *now;
+                *now = until;
+                Some(delay)
             }
+            _ => None,
         }
-        assert!(last <= BACKOFF_MAX);
     }
 
     #[test]
-    fn gives_up_after_five_quick_failures() {
-        let t = Instant::now();
+    fn backoff_doubles_to_the_thirty_second_cap() {
         let mut p = Policy::new(Restart::OnFailure);
-        p.on_event(Event::StartRequested, t);
-        let mut now = t;
-        for attempt in 1..=5 {
-            p.on_event(Event::Spawned, now);
-            now += Duration::from_millis(200);
-            p.on_event(Event::Exited(Some(2)), now);
-            if attempt < 5 {
-                assert_eq!(p.phase(), Phase::Backoff, "attempt {attempt}");
-                now = p.retry_at().unwrap();
-                assert_eq!(p.on_event(Event::Tick, now), Action::Spawn);
-            }
-        }
-        assert_eq!(p.phase(), Phase::Failed);
-        assert_eq!(p.restarts, 4);
-        let why = p.last_error.clone().unwrap();
-        assert!(why.contains("gave up after 5 quick failures") && why.contains("status 2"), "{why}");
-        assert_eq!(p.on_event(Event::Tick, now + secs(100)), Action::None);
+        let mut now = Instant::now();
+        // Ready, then a crash after 20 s: not quick, so it never gives up; the delay keeps growing.
+        let delays: Vec<_> =
+            (0..8).map(|_| fail_once(&mut p, &mut now, secs(20), true, Exit::Code(1)).unwrap()).collect();
+        assert_eq!(delays, [1, 2, 4, 8, 16, 30, 30, 30].map(secs));
+        assert_eq!(p.counters.quick_failures, 0);
+    }
+
+    #[test]
+    fn five_quick_failures_give_up() {
+        let mut p = Policy::new(Restart::OnFailure);
+        let mut now = Instant::now();
+        let delays: Vec<_> =
+            (0..5).map(|_| fail_once(&mut p, &mut now, Duration::from_millis(100), false, Exit::Code(2))).collect();
+        assert_eq!(delays, [Some(secs(1)), Some(secs(2)), Some(secs(4)), Some(secs(8)), None]);
+        let State::Failed { why } = &p.state else { panic!("{:?}", p.state) };
+        assert_eq!(why, "gave up after 5 quick failures; last: exited with status 2");
+        assert_eq!(p.last_error.as_deref(), Some(why.as_str()));
         // Asking again starts afresh.
-        assert_eq!(p.on_event(Event::StartRequested, now), Action::Spawn);
+        p.start();
+        assert_eq!(p.state, State::Waiting);
+        assert_eq!(p.counters, Counters::new(0));
     }
 
     #[test]
-    fn healthy_minute_resets_the_count() {
-        let t = Instant::now();
-        let mut p = Policy::new(Restart::OnFailure);
-        p.on_event(Event::StartRequested, t);
-        let mut now = t;
-        for _ in 0..4 {
-            p.on_event(Event::Spawned, now);
-            now += secs(1);
-            p.on_event(Event::Exited(Some(1)), now);
-            now = p.retry_at().unwrap();
-            p.on_event(Event::Tick, now);
+    fn a_failure_is_quick_before_ready_or_within_ten_seconds() {
+        let mut now = Instant::now();
+        for (ran, ready, quick) in [(secs(20), false, true), (secs(9), true, true), (secs(11), true, false)] {
+            let mut p = Policy::new(Restart::OnFailure);
+            fail_once(&mut p, &mut now, ran, ready, Exit::Code(1));
+            assert_eq!(p.counters.quick_failures, u32::from(quick), "ran {ran:?}, ready {ready}");
         }
-        p.on_event(Event::Spawned, now);
-        p.on_event(Event::Ready, now);
-        now += secs(61);
-        p.on_event(Event::Tick, now);
-        p.on_event(Event::Exited(Some(1)), now);
-        assert_eq!(p.phase(), Phase::Backoff, "the count restarted after a healthy minute");
-        assert_eq!(p.retry_at().unwrap() - now, secs(1));
     }
 
     #[test]
-    fn stop_cancels_backoff_and_exit_after_stop_is_stopped() {
-        let t = Instant::now();
-        let mut p = started(Restart::Always, t);
-        assert_eq!(p.on_event(Event::StopRequested, t), Action::Stop);
-        p.on_event(Event::Exited(None), t);
-        assert_eq!(p.phase(), Phase::Stopped);
-        assert_eq!(p.last_error, None);
-        let mut p = started(Restart::Always, t);
-        p.on_event(Event::Exited(Some(1)), t);
-        assert_eq!(p.phase(), Phase::Backoff);
-        assert_eq!(p.on_event(Event::StopRequested, t), Action::None);
-        assert_eq!(p.phase(), Phase::Stopped);
-        assert_eq!(p.on_event(Event::Tick, t + secs(60)), Action::None);
-    }
-
-    #[test]
-    fn start_timeout_stops_and_counts_as_failure() {
-        let t = Instant::now();
-        let mut p = started(Restart::OnFailure, t);
-        assert_eq!(
-            p.on_event(Event::StartTimedOut("no answer on port 1 within 60 s".into()), t + secs(60)),
-            Action::Stop
-        );
-        p.on_event(Event::Exited(None), t + secs(61));
-        assert_eq!(p.phase(), Phase::Backoff);
-        assert_eq!(p.last_error.as_deref(), Some("no answer on port 1 within 60 s"));
-    }
-
-    #[test]
-    fn refusal_fails_without_retry() {
-        let t = Instant::now();
-        let mut p = Policy::new(Restart::Always);
-        p.on_event(Event::StartRequested, t);
-        p.on_event(Event::Refused("port 5001 is in use".into()), t);
-        assert_eq!(p.phase(), Phase::Failed);
-        assert!(!p.wanted());
-        assert_eq!(p.on_event(Event::Tick, t + secs(60)), Action::None);
-    }
-
-    #[test]
-    fn adopted_process_keeps_running_and_restarts_on_exit() {
-        let t = Instant::now();
-        let mut p = Policy::adopted(Restart::OnFailure, Phase::Ready, 2, t);
-        assert_eq!(p.phase(), Phase::Ready);
-        assert_eq!(p.on_event(Event::StartRequested, t), Action::None);
-        p.on_event(Event::Exited(None), t + secs(1));
-        assert_eq!(p.phase(), Phase::Backoff);
-        assert_eq!(p.restarts, 2);
-    }
-
-    #[test]
-    fn spawn_failure_backs_off() {
-        let t = Instant::now();
+    fn a_slow_failure_resets_the_quick_count_but_not_the_delay() {
         let mut p = Policy::new(Restart::OnFailure);
-        p.on_event(Event::StartRequested, t);
-        p.on_event(Event::SpawnFailed("no such file".into()), t);
-        assert_eq!(p.phase(), Phase::Backoff);
+        let mut now = Instant::now();
+        let quick = Duration::from_millis(50);
+        for _ in 0..4 {
+            fail_once(&mut p, &mut now, quick, false, Exit::Code(1));
+        }
+        assert_eq!(fail_once(&mut p, &mut now, secs(20), true, Exit::Code(1)), Some(secs(16)));
+        assert_eq!(p.counters.quick_failures, 0);
+        for _ in 0..4 {
+            assert!(fail_once(&mut p, &mut now, quick, false, Exit::Code(1)).is_some(), "gave up too early");
+        }
+        assert_eq!(fail_once(&mut p, &mut now, quick, false, Exit::Code(1)), None, "the fifth quick one in a row");
+    }
+
+    #[test]
+    fn a_healthy_minute_resets_the_delay() {
+        let mut p = Policy::new(Restart::Always);
+        let mut now = Instant::now();
+        for _ in 0..3 {
+            fail_once(&mut p, &mut now, Duration::from_millis(50), false, Exit::Code(1));
+        }
+        assert_eq!(p.counters.delay, secs(8));
+        assert_eq!(fail_once(&mut p, &mut now, secs(61), true, Exit::Code(1)), Some(secs(1)));
+        assert_eq!(fail_once(&mut p, &mut now, secs(59), true, Exit::Code(1)), Some(secs(2)), "59 s is not enough");
+    }
+
+    #[test]
+    fn restart_settings_judge_exits() {
+        let now = Instant::now();
+        let judged = |restart, exit, timed_out: Option<&str>| {
+            let mut p = Policy::new(restart);
+            p.judge(exit, Some(&run_at(now, true)), timed_out.map(String::from), now + secs(20));
+            (p.phase(), p.last_error)
+        };
+        assert_eq!(judged(Restart::Never, Exit::Code(3), None), (Phase::Failed, Some("exited with status 3".into())));
+        assert_eq!(judged(Restart::Never, Exit::Code(0), None), (Phase::Stopped, None));
+        assert_eq!(judged(Restart::OnFailure, Exit::Code(0), None), (Phase::Stopped, None));
+        assert_eq!(
+            judged(Restart::OnFailure, Exit::Signal(9), None),
+            (Phase::Backoff, Some("was killed by a signal".into()))
+        );
+        assert_eq!(judged(Restart::Always, Exit::Code(0), None), (Phase::Backoff, None), "a clean exit is no error");
+        assert_eq!(
+            judged(Restart::OnFailure, Exit::Code(0), Some("did not become ready")),
+            (Phase::Backoff, Some("did not become ready".into())),
+            "a start timeout is a failure whatever the status"
+        );
+    }
+
+    #[test]
+    fn refusal_and_spawn_failure() {
+        let now = Instant::now();
+        let mut p = Policy::new(Restart::Always);
+        p.refuse("port 5001 is in use".into());
+        assert_eq!(p.state, State::Failed { why: "port 5001 is in use".into() });
+        assert!(!p.state.wanted());
+        let mut p = Policy::new(Restart::OnFailure);
+        p.spawn_failed("no such file", now);
+        assert_eq!(p.state, State::Backoff { until: now + secs(1) });
+        assert_eq!(p.counters.quick_failures, 1);
         assert_eq!(p.last_error.as_deref(), Some("no such file"));
+    }
+
+    #[test]
+    fn a_start_cuts_a_backoff_short_and_keeps_its_counters() {
+        let mut p = Policy::new(Restart::OnFailure);
+        let mut now = Instant::now();
+        fail_once(&mut p, &mut now, Duration::from_millis(50), false, Exit::Code(1));
+        p.state = State::Backoff { until: now + secs(2) };
+        p.start();
+        assert_eq!(p.state, State::Waiting);
+        assert_eq!(p.counters.quick_failures, 1);
+    }
+
+    #[test]
+    fn phases_and_wants() {
+        let now = Instant::now();
+        let stopping =
+            |then| State::Stopping { run: run_at(now, true), then, deadline: now, killed: false, exit: None };
+        assert_eq!(stopping(Then::Stop).phase(), Phase::Stopped);
+        assert_eq!(stopping(Then::Restart("x".into())).phase(), Phase::Starting);
+        assert_eq!(stopping(Then::Judge(None)).phase(), Phase::Starting);
+        assert_eq!(State::Waiting.phase(), Phase::Starting);
+        assert!(State::Waiting.run().is_none() && stopping(Then::Stop).run().is_some());
+        assert_eq!(Exit::Signal(9).code(), None);
+        assert_eq!(Exit::Code(3).how(), "with status 3");
     }
 }

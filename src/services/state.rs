@@ -104,6 +104,11 @@ impl RunDir {
         self.layout.supervisor_lock()
     }
 
+    /// The detached supervisor's own output.
+    pub fn supervisor_log(&self) -> PathBuf {
+        self.dir.join("supervisor.log")
+    }
+
     /// A service's log file.
     pub fn log(&self, service: &str) -> PathBuf {
         self.layout.log(service)
