@@ -92,6 +92,12 @@ impl Workspace {
     }
 }
 
+/// A service's log file in a log folder (the [`Layout::logs`] of a workspace, or the one a
+/// supervisor was given): `<service>.log`.
+pub fn log_file(logs: &Path, service: &str) -> PathBuf {
+    logs.join(format!("{service}.log"))
+}
+
 /// The state folder (`LABUP_STATE_DIR`, else `<root>/.labup`) and every path in it: the one place
 /// that joins a `.labup` path. Nothing is created until a `create_*`/`ensure` method is called.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,6 +145,11 @@ impl Layout {
         self.run_dir().join("client.lock")
     }
 
+    /// `run/supervisor.log`: the detached supervisor's own output.
+    pub fn supervisor_log(&self) -> PathBuf {
+        self.run_dir().join("supervisor.log")
+    }
+
     /// `logs/`.
     pub fn logs(&self) -> PathBuf {
         self.state.join("logs")
@@ -146,7 +157,7 @@ impl Layout {
 
     /// `logs/<service>.log`.
     pub fn log(&self, service: &str) -> PathBuf {
-        self.logs().join(format!("{service}.log"))
+        log_file(&self.logs(), service)
     }
 
     /// `logs/autostart.log`: what the shell hook's background `up` printed.
@@ -177,6 +188,11 @@ impl Layout {
     /// `jupyter/config`: the only Jupyter configuration folder labup's Jupyter reads.
     pub fn jupyter_config(&self) -> PathBuf {
         self.jupyter().join("config")
+    }
+
+    /// `jupyter/config/jupyter_server_config.json`: what labup sets for its Jupyter.
+    pub fn jupyter_server_config(&self) -> PathBuf {
+        self.jupyter_config().join("jupyter_server_config.json")
     }
 
     /// `jupyter/ignored-config`: the user configuration already named once.
@@ -288,12 +304,14 @@ mod tests {
             l.socket(),
             l.client_lock(),
             l.supervisor_lock(),
+            l.supervisor_log(),
             l.log("app"),
             l.autostart_log(),
             l.slurm_output(),
             l.jupyter_token(),
             l.jupyter_runtime(),
             l.jupyter_config(),
+            l.jupyter_server_config(),
             l.jupyter_ignored_notice(),
             l.driver("550.1"),
             l.nvml_cache(),

@@ -307,8 +307,8 @@ pub fn server_config(kernel: Option<&str>, ollama: Option<&Ollama>) -> String {
 
 /// Writes labup's server config folder when its content differs.
 pub fn write_server_config(layout: &Layout, text: &str) -> Result<()> {
-    let dir = layout.ensure(layout.jupyter_config())?;
-    let file = dir.join("jupyter_server_config.json");
+    layout.ensure(layout.jupyter_config())?;
+    let file = layout.jupyter_server_config();
     if fs::read_to_string(&file).ok().as_deref() != Some(text) {
         crate::fsutil::atomic_write(&file, text.as_bytes())?;
     }

@@ -568,13 +568,7 @@ fn probe_job(
     ProbeJob { name: name.to_string(), leader: run.id.clone(), check }
 }
 
-/// The variable that carries a service's port to the others: `web` → `WEB_PORT`,
-/// `my-api` → `MY_API_PORT`.
-pub fn port_var(service: &str) -> String {
-    let name: String =
-        service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-    format!("{name}_PORT")
-}
+pub use crate::config::port_var;
 
 /// `3 s`, `1.5 s`.
 pub fn seconds(ms: u64) -> String {

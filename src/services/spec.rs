@@ -142,9 +142,9 @@ impl Spec {
         strip(self) == strip(other) && first_path_entry(self) == first_path_entry(other)
     }
 
-    /// Its log file.
+    /// Its log file in `log_dir` (the workspace's `.labup/logs`).
     pub fn log_path(&self, log_dir: &Path) -> PathBuf {
-        log_dir.join(format!("{}.log", self.name))
+        crate::project::log_file(log_dir, &self.name)
     }
 }
 

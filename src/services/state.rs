@@ -106,7 +106,7 @@ impl RunDir {
 
     /// The detached supervisor's own output.
     pub fn supervisor_log(&self) -> PathBuf {
-        self.dir.join("supervisor.log")
+        self.layout.supervisor_log()
     }
 
     /// A service's log file.
