@@ -4,7 +4,10 @@
 //! service's own group; every process's fds are read only when the holder is someone else
 //! (to tell a stranger it can see from one it cannot), and for messages.
 
-use std::fs;
+#[cfg(target_os = "linux")]
+mod sock_diag;
+
+use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
 
 /// Whether nothing listens on `port` on the loopback or all interfaces.
@@ -26,8 +29,9 @@ pub struct Listener {
     pub inode: u64,
 }
 
-/// Every listening TCP socket on the host, read once (`/proc/net/tcp` and `tcp6` take a few
-/// milliseconds each to read: ask this once, then look ports up in it).
+/// Every listening TCP socket on the host, read once: from the kernel's sock_diag netlink
+/// interface (LISTEN sockets only: microseconds), else from `/proc/net/tcp` and `tcp6` (which
+/// list every connection: milliseconds on a busy host). Ask once, then look ports up in it.
 #[derive(Debug, Clone, Default)]
 pub struct Listening {
     sockets: Vec<(u16, Listener)>,
@@ -36,9 +40,20 @@ pub struct Listening {
 impl Listening {
     /// The host's listening sockets now (Linux; none elsewhere).
     pub fn now() -> Self {
+        #[cfg(target_os = "linux")]
+        if let Some(sockets) = sock_diag::listening() {
+            return Self { sockets };
+        }
+        Self::from_proc()
+    }
+
+    /// From `/proc/net/tcp*`, read with one large buffer (each read of these files walks the
+    /// kernel's tables again, so small reads cost).
+    fn from_proc() -> Self {
         let mut sockets = Vec::new();
         for (file, v6) in [("/proc/net/tcp", false), ("/proc/net/tcp6", true)] {
-            if let Ok(text) = fs::read_to_string(file) {
+            let mut text = String::with_capacity(1 << 20);
+            if std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text)).is_ok() {
                 sockets.extend(parse_all_listeners(&text, v6));
             }
         }
@@ -203,6 +218,16 @@ mod tests {
         assert!(describe_holder(port).starts_with(&format!("pid {}", std::process::id())));
         drop(l);
         assert!(is_free(port));
+    }
+
+    /// The netlink answer and `/proc` agree (the kernel's own two views of the same table).
+    #[test]
+    fn both_sources_list_a_real_listener() {
+        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (now, proc) = (Listening::now(), Listening::from_proc());
+        assert_eq!(now.on(port).collect::<Vec<_>>(), proc.on(port).collect::<Vec<_>>());
+        assert_eq!(proc.on(port).count(), 1);
     }
 
     #[test]
