@@ -386,12 +386,28 @@ fn engine_the_wrapper_sets_the_store_paths_and_wraps_labup_unwrapped() {
 
     let script = env(&darwin, "buildCommand");
     assert!(!script.contains("LABUP_LIBRARY_PATH"), "{script}");
-    let tools =
-        regex::Regex::new(r"--suffix PATH : /nix/store/\w{32}-procps-0-stub/bin:/nix/store/\w{32}-sysctl-0-stub/bin")
-            .unwrap();
-    assert!(tools.is_match(script), "darwin labup brings ps and sysctl: {script}");
+    let tools = regex::Regex::new(r"--suffix PATH : /nix/store/\w{32}-procps-0-stub/bin\s").unwrap();
+    assert!(tools.is_match(script), "darwin labup brings ps (for messages): {script}");
+    assert!(!script.contains("-sysctl-"), "process facts come from libproc and sysctl(3), not commands: {script}");
 
     assert_eq!(env(&unwrapped, "pname"), "labup-unwrapped");
+}
+
+/// libproc's build script runs bindgen on macOS: the darwin builds (dependencies, the binary,
+/// the checks built from the same arguments) get nixpkgs' bindgenHook, the Linux ones do not.
+#[test]
+fn engine_darwin_builds_get_the_bindgen_hook() {
+    let e = Eval::new();
+    let drvs = e.drvs(&[
+        "packages.aarch64-darwin.default.unwrapped",
+        "packages.aarch64-darwin.default.cargoArtifacts",
+        "checks.aarch64-darwin.clippy",
+        "packages.x86_64-linux.default.unwrapped",
+        "packages.x86_64-linux.default.cargoArtifacts",
+    ]);
+    let hooked: Vec<bool> = drvs.iter().map(|d| env(d, "nativeBuildInputs").contains("-rust-bindgen-hook")).collect();
+    assert_eq!(hooked, [true, true, true, false, false], "{drvs:?}");
+    assert!(env(&drvs[0], "nativeBuildInputs").contains("-install-shell-files"), "{}", drvs[0]);
 }
 
 #[test]
@@ -477,7 +493,8 @@ fn engine_the_checks_are_set_up_for_the_sandbox() {
         assert_eq!(env(darwin, "__darwinAllowLocalNetworking"), "1", "{check}");
         assert!(linux["env"].get("__darwinAllowLocalNetworking").is_none(), "{check}: darwin only");
     }
-    assert!(env(&darwin_nextest, "nativeCheckInputs").contains("-sysctl-0-stub"), "{darwin_nextest}");
+    let darwin_inputs = env(&darwin_nextest, "nativeCheckInputs");
+    assert!(darwin_inputs.contains("-procps-0-stub") && !darwin_inputs.contains("-sysctl-"), "{darwin_nextest}");
 
     assert!(env(&lint, "buildCommand").contains("nixfmt --check"), "{lint}");
 

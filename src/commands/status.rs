@@ -53,9 +53,9 @@ struct SupervisorStatus {
     running: bool,
 }
 
-/// A row from a record; `probe` also looks at the listening sockets and Ollama's loaded models
-/// (a few milliseconds: skipped by a no-op `labup up`).
-fn service_status(rec: &Record, supervised: bool, probe: bool) -> ServiceStatus {
+/// A row from a record; `listening` (the host's listening sockets, read once for every row)
+/// also shows exposure and Ollama's loaded models (skipped by a no-op `labup up`).
+fn service_status(rec: &Record, supervised: bool, listening: Option<&ports::Listening>) -> ServiceStatus {
     let alive = rec.running();
     let state = match rec.state {
         Phase::Ready | Phase::Starting if !alive => {
@@ -68,7 +68,7 @@ fn service_status(rec: &Record, supervised: bool, probe: bool) -> ServiceStatus 
         s => s,
     };
     let now = proc::unix_now();
-    let port = rec.port.filter(|_| alive && probe);
+    let port = rec.port.filter(|_| alive && listening.is_some());
     ServiceStatus {
         name: rec.spec.name.clone(),
         kind: rec.spec.kind.clone(),
@@ -80,14 +80,9 @@ fn service_status(rec: &Record, supervised: bool, probe: bool) -> ServiceStatus 
         uptime_s: rec.started_at.filter(|_| alive).map(|t| now.saturating_sub(t)),
         last_error: rec.last_error.clone(),
         external: false,
-        exposed: port.and_then(exposed_on),
+        exposed: port.zip(listening).and_then(|(p, l)| l.exposed(p)),
         models: port.filter(|_| rec.spec.kind == "ollama" && state == Phase::Ready).and_then(loaded_models),
     }
-}
-
-/// The all-interfaces address something listens on at `port`, if any.
-fn exposed_on(port: u16) -> Option<String> {
-    ports::listeners(port).into_iter().map(|l| l.address).find(|a| a == "0.0.0.0" || a == "::")
 }
 
 fn loaded_models(port: u16) -> Option<Vec<Loaded>> {
@@ -96,6 +91,10 @@ fn loaded_models(port: u16) -> Option<Vec<Loaded>> {
 
 /// Rows for Ollama servers labup uses without owning them.
 pub fn external_rows(external: &[External]) -> Vec<ServiceStatus> {
+    if external.is_empty() {
+        return Vec::new();
+    }
+    let listening = ports::Listening::now();
     external
         .iter()
         .map(|e| ServiceStatus {
@@ -109,7 +108,7 @@ pub fn external_rows(external: &[External]) -> Vec<ServiceStatus> {
             uptime_s: None,
             last_error: None,
             external: true,
-            exposed: exposed_on(e.port),
+            exposed: listening.exposed(e.port),
             models: loaded_models(e.port),
         })
         .collect()
@@ -118,7 +117,12 @@ pub fn external_rows(external: &[External]) -> Vec<ServiceStatus> {
 /// Rows for `specs` as the state shows them.
 pub fn rows_for(run: &RunDir, state: &RunState, specs: &[Spec], probe: bool) -> Vec<ServiceStatus> {
     let supervised = run.live_supervisor(state).is_some();
-    specs.iter().filter_map(|s| state.services.get(&s.name)).map(|r| service_status(r, supervised, probe)).collect()
+    let listening = probe.then(ports::Listening::now);
+    specs
+        .iter()
+        .filter_map(|s| state.services.get(&s.name))
+        .map(|r| service_status(r, supervised, listening.as_ref()))
+        .collect()
 }
 
 /// The status document for `rows`.
@@ -165,8 +169,13 @@ pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
     let shown = |name: &str, r: &Record| {
         config.as_ref().is_none_or(|c| c.services.iter().any(|s| s.name == name)) || r.running()
     };
-    let mut rows: Vec<ServiceStatus> =
-        state.services.iter().filter(|(n, r)| shown(n, r)).map(|(_, r)| service_status(r, supervised, true)).collect();
+    let listening = ports::Listening::now();
+    let mut rows: Vec<ServiceStatus> = state
+        .services
+        .iter()
+        .filter(|(n, r)| shown(n, r))
+        .map(|(_, r)| service_status(r, supervised, Some(&listening)))
+        .collect();
     rows.extend(external_rows(&external_servers(config.as_ref(), &state)));
     let doc = document(&run, &state, rows);
     // A failed service is a failure to report to scripts (and `watch`/CI): exit 1.

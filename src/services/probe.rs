@@ -140,9 +140,9 @@ fn http_ready(port: u16, path: &str, leader: i32, id: &Identity, runtime_dir: Op
 
 /// Whether the listener on `port` belongs to the process group led by `leader` (when the
 /// listener can be seen at all): a probe must reach our process, not a stranger on the port.
+/// Only the group's own fds are read (`ports::holder`), not every process's on the host.
 fn ours(port: u16, leader: i32) -> bool {
-    let pids = ports::listening_pids(port);
-    pids.is_empty() || pids.iter().any(|p| proc::pgrp(*p) == Some(leader))
+    ports::is_ours(port, leader)
 }
 
 /// GETs `path` from 127.0.0.1:`port`; any 2xx or 3xx status counts as ready.

@@ -1,13 +1,18 @@
 //! Processes labup started: who they are, whether they still run, and signalling their group.
 //!
 //! A pid alone is not an identity: after a reboot or a long time it names someone else. A
-//! process is ours when its pid, its start time (`/proc/<pid>/stat` field 22) and the boot id
-//! all match what was recorded when labup started it; labup signals nothing else.
+//! process is ours when its pid, its start time and the boot all match what was recorded when
+//! labup started it; labup signals nothing else.
 //!
-//! Linux answers from `/proc`. Where there is no `/proc` (macOS) the same facts come from `ps`
-//! (`pid`, `pgid`, `stat`, `lstart`) and `sysctl kern.boottime`: slower, but the same rules.
+//! Linux answers from `/proc` (`stat` field 22 is the start time, `boot_id` the boot). macOS
+//! answers from `proc_pidinfo` (libproc: pgid, status, start time) and `kern.boottime`
+//! (sysctl), with no process spawned: the same rules, the same speed.
 
-use std::fs;
+#[cfg(any(test, target_os = "macos"))]
+mod darwin;
+#[cfg(not(target_os = "macos"))]
+pub(crate) mod procfs;
+
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -19,120 +24,72 @@ use serde::{Deserialize, Serialize};
 pub struct Identity {
     /// Process id (also its process group id: services lead their own group).
     pub pid: i32,
-    /// Start time in clock ticks since boot.
+    /// Start time: clock ticks since boot (Linux), microseconds since the epoch (macOS).
     pub start_time: u64,
     /// The boot it was started in.
     pub boot_id: String,
 }
 
-/// Where process facts come from.
+/// Whether a process still runs or has exited and waits to be reaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Table {
-    /// `/proc` (Linux).
-    Procfs,
-    /// `ps` and `sysctl` (macOS, BSDs).
-    Ps,
+pub enum Life {
+    /// Running, sleeping, stopped: anything but dead.
+    Live,
+    /// Exited; only its table entry is left until its parent reaps it.
+    Zombie,
 }
 
-fn table() -> Table {
-    static TABLE: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
-    *TABLE.get_or_init(|| if fs::metadata("/proc/self/stat").is_ok() { Table::Procfs } else { Table::Ps })
+/// What the process table says about one process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    /// Live or a zombie.
+    pub life: Life,
+    /// Its process group.
+    pub pgrp: i32,
+    /// When it started (the unit depends on the platform; only equality matters).
+    pub start_time: u64,
 }
 
-/// The current boot's id (`/proc/sys/kernel/random/boot_id`, else `sysctl kern.boottime`; empty
+/// The host's process table.
+#[cfg(not(target_os = "macos"))]
+fn table() -> &'static procfs::Procfs {
+    static TABLE: std::sync::OnceLock<procfs::Procfs> = std::sync::OnceLock::new();
+    TABLE.get_or_init(procfs::Procfs::host)
+}
+
+#[cfg(target_os = "macos")]
+fn table() -> &'static darwin::Darwin {
+    &darwin::Darwin
+}
+
+/// The current boot's id (`/proc/sys/kernel/random/boot_id`, `kern.boottime` on macOS; empty
 /// where there is none).
 pub fn boot_id() -> String {
     static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    BOOT_ID.get_or_init(|| boot_id_in(table())).clone()
+    BOOT_ID.get_or_init(|| table().boot_id()).clone()
 }
 
-fn boot_id_in(table: Table) -> String {
-    match table {
-        Table::Procfs => {
-            fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default()
-        }
-        Table::Ps => output("sysctl", &["-n", "kern.boottime"]).map(|s| s.trim().to_string()).unwrap_or_default(),
-    }
-}
-
-/// A command's stdout, in the C locale (`lstart` is then the same text every time).
-fn output(program: &str, args: &[&str]) -> Option<String> {
-    let out = std::process::Command::new(program).args(args).env("LC_ALL", "C").output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-/// (state, pgrp, start time) of a process.
-fn stat(pid: i32) -> Option<(char, i32, u64)> {
-    stat_in(table(), pid)
-}
-
-fn stat_in(table: Table, pid: i32) -> Option<(char, i32, u64)> {
-    match table {
-        Table::Procfs => parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?),
-        Table::Ps => parse_ps_line(&output("ps", &["-p", &pid.to_string(), "-o", "stat=,pgid=,lstart="])?),
-    }
-}
-
-/// `Ss 26293 Sat Nov 21 11:45:27 2026` → (state, pgid, a number standing for the start time).
-pub fn parse_ps_line(line: &str) -> Option<(char, i32, u64)> {
-    let mut fields = line.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let pgid = fields.next()?.parse().ok()?;
-    let start: Vec<&str> = fields.collect();
-    if start.is_empty() {
-        return None;
-    }
-    // Only equality matters: a stable hash of the start text (FNV-1a).
-    let hash = start
-        .join(" ")
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
-    Some((state, pgid, hash))
+/// State, group and start time of a process, zombies included.
+pub fn stat(pid: i32) -> Option<Stat> {
+    table().stat(pid)
 }
 
 /// Live (not zombie) processes in group `pgid`.
-fn group_in(table: Table, pgid: i32) -> Vec<i32> {
-    match table {
-        Table::Procfs => {
-            let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-            entries
-                .flatten()
-                .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-                .filter(|pid| stat_in(table, *pid).is_some_and(|(state, pgrp, _)| state != 'Z' && pgrp == pgid))
-                .collect()
-        }
-        Table::Ps => output("ps", &["-A", "-o", "pid=,pgid=,stat="])
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split_whitespace().collect();
-                let (pid, group, state) = (f.first()?.parse().ok()?, f.get(1)?.parse::<i32>().ok()?, f.get(2)?);
-                (group == pgid && !state.starts_with('Z')).then_some(pid)
-            })
-            .collect(),
-    }
+fn group_in(pgid: i32) -> Vec<i32> {
+    table().group(pgid)
 }
 
-/// Parses a stat line; the command name may contain spaces and parentheses, so split at the last `)`.
-pub fn parse_stat(text: &str) -> Option<(char, i32, u64)> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state); pgrp is field 5; starttime is field 22.
-    let state = fields.first()?.chars().next()?;
-    let pgrp = fields.get(2)?.parse().ok()?;
-    let start = fields.get(19)?.parse().ok()?;
-    Some((state, pgrp, start))
-}
-
-/// The identity of a running process, now.
+/// The identity of a process, now: a zombie too (it has exited but its entry, start time
+/// included, stays until it is reaped), so a service whose command daemonises and exits at
+/// once is still identified, and the grandchild left in its group is found by its group.
 pub fn identify(pid: i32) -> Option<Identity> {
-    let (state, _, start_time) = stat(pid)?;
-    (state != 'Z').then(|| Identity { pid, start_time, boot_id: boot_id() })
+    let stat = stat(pid)?;
+    Some(Identity { pid, start_time: stat.start_time, boot_id: boot_id() })
 }
 
 /// Whether the recorded process still runs (same pid, start time and boot, not a zombie).
 pub fn is_alive(id: &Identity) -> bool {
-    identify(id.pid).is_some_and(|now| now.start_time == id.start_time && now.boot_id == id.boot_id)
+    id.boot_id == boot_id() && stat(id.pid).is_some_and(|now| now.life == Life::Live && now.start_time == id.start_time)
 }
 
 /// Live members of the process group that `leader` led.
@@ -145,12 +102,10 @@ pub fn group_members(leader: &Identity) -> Vec<i32> {
     if leader.boot_id != boot_id() {
         return Vec::new();
     }
-    if let Some((_, _, start)) = stat(leader.pid) {
-        if start != leader.start_time {
-            return Vec::new();
-        }
+    if stat(leader.pid).is_some_and(|s| s.start_time != leader.start_time) {
+        return Vec::new();
     }
-    group_in(table(), leader.pid)
+    group_in(leader.pid)
 }
 
 /// Sends `signal` to the group of `leader` if (and only if) that group still has members that
@@ -196,56 +151,29 @@ pub fn unix_now() -> u64 {
 
 /// The command line of a process, for messages.
 pub fn command_line(pid: i32) -> Option<String> {
-    if table() == Table::Ps {
-        return output("ps", &["-p", &pid.to_string(), "-o", "command="]).map(|s| s.trim().to_string());
-    }
-    let raw = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let text: Vec<String> =
-        raw.split(|b| *b == 0).filter(|p| !p.is_empty()).map(|p| String::from_utf8_lossy(p).into_owned()).collect();
-    (!text.is_empty()).then(|| text.join(" "))
+    table().command_line(pid)
 }
 
 /// The process group of a pid.
 pub fn pgrp(pid: i32) -> Option<i32> {
-    stat(pid).map(|(_, g, _)| g)
+    stat(pid).map(|s| s.pgrp)
+}
+
+/// The socket inodes that live members of group `pgid` hold open: only the group's own fds
+/// are read (empty where the platform has no such table).
+pub fn group_sockets(pgid: i32) -> Vec<u64> {
+    group_in(pgid).into_iter().flat_map(|pid| table().socket_inodes(pid)).collect()
+}
+
+/// Every pid on the host holding a socket with one of these inodes: reads every process's fds,
+/// so only for messages and for a port whose holder is not in the group asked about.
+pub fn socket_holders(inodes: &[u64]) -> Vec<i32> {
+    table().holders(inodes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_parsing_survives_odd_command_names() {
-        let line = "1234 (my (odd) cmd) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 0 0";
-        assert_eq!(parse_stat(line), Some(('S', 1234, 987654)));
-        assert_eq!(parse_stat("garbage"), None);
-    }
-
-    #[test]
-    fn ps_lines_parse() {
-        let a = parse_ps_line("Ss   26293 Sat Nov 21 11:45:27 2026\n").unwrap();
-        assert_eq!((a.0, a.1), ('S', 26293));
-        assert_eq!(parse_ps_line("Ss 26293 Sat Nov 21 11:45:27 2026"), Some(a), "same text, same start");
-        assert_ne!(parse_ps_line("Ss 26293 Sat Nov 21 11:45:28 2026").map(|p| p.2), Some(a.2));
-        assert_eq!(parse_ps_line("Ss 26293"), None);
-    }
-
-    /// The `ps` path (macOS) run here against procps' `ps`, checked against `/proc`.
-    #[test]
-    fn the_ps_table_agrees_with_procfs() {
-        let me = std::process::id() as i32;
-        let (state, pgrp, start) = stat_in(Table::Ps, me).expect("ps -p answers for this process");
-        assert_eq!(pgrp, stat_in(Table::Procfs, me).unwrap().1);
-        assert_ne!(state, 'Z');
-        assert_eq!(stat_in(Table::Ps, me).unwrap().2, start, "a stable start");
-        assert!(group_in(Table::Ps, pgrp).contains(&me));
-        let procfs = group_in(Table::Procfs, pgrp);
-        let ps = group_in(Table::Ps, pgrp);
-        assert!(procfs.iter().all(|p| ps.contains(p)), "ps {ps:?} lacks some of {procfs:?}");
-        // `ps` lists itself (it runs in this group): the only extra, and gone by now.
-        assert!(ps.iter().all(|p| procfs.contains(p) || stat_in(Table::Procfs, *p).is_none()), "{ps:?}");
-        assert_eq!(stat_in(Table::Ps, i32::MAX), None, "no such process");
-    }
 
     #[test]
     fn our_own_process_is_alive_and_a_changed_start_time_is_not() {
@@ -288,5 +216,27 @@ mod tests {
         });
         assert!(gone);
         assert!(group_members(&id).is_empty());
+    }
+
+    /// A command that daemonises: it starts a grandchild and exits at once. Its zombie is
+    /// still identified, so the grandchild it leaves in the group is found and stopped.
+    #[test]
+    fn a_zombie_leader_is_identified_and_its_grandchild_kept() {
+        use std::os::unix::process::CommandExt;
+        let mut child =
+            std::process::Command::new("sh").args(["-c", "sleep 30 & exit 0"]).process_group(0).spawn().unwrap();
+        let pid = child.id() as i32;
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while stat(pid).is_some_and(|s| s.life == Life::Live) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(stat(pid).map(|s| s.life), Some(Life::Zombie), "the leader exited and is not reaped yet");
+        let id = identify(pid).expect("a zombie is identified");
+        assert!(!is_alive(&id), "a zombie does not run");
+        let members = group_members(&id);
+        assert_eq!(members.len(), 1, "the sleep, not the zombie: {members:?}");
+        let _ = child.wait();
+        assert_eq!(group_members(&id), members, "reaping the leader loses nothing");
+        assert!(stop_group(&id, Duration::from_secs(2), || {}));
     }
 }

@@ -98,6 +98,9 @@ rec {
   makeWrapper = makeSetupHook { name = "make-shell-wrapper-hook"; } ./fail.sh;
   installShellFiles = makeSetupHook { name = "install-shell-files"; } ./fail.sh;
   writableTmpDirAsHomeHook = makeSetupHook { name = "writable-tmpdir-as-home-hook"; } ./fail.sh;
+  # pkgs/build-support/rust/hooks/default.nix: bindgenHook, the hook that points bindgen at
+  # libclang and the C headers (LIBCLANG_PATH, BINDGEN_EXTRA_CLANG_ARGS).
+  rustPlatform.bindgenHook = makeSetupHook { name = "rust-bindgen-hook"; } ./fail.sh;
 
   # pkgs/build-support/mkshell/default.nix: packages and inputsFrom's inputs (minus the
   # inputsFrom derivations themselves) merged into the shell's inputs, inputsFrom's
