@@ -9,7 +9,7 @@ use crate::envvars;
 
 /// Where labup runs, as far as opening a browser goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Platform {
+pub(crate) enum Platform {
     /// Linux with a desktop (or not).
     Linux,
     /// Linux under WSL: the browser is on the Windows side.
@@ -20,7 +20,7 @@ pub enum Platform {
 
 impl Platform {
     /// The platform of this process.
-    pub fn current() -> Platform {
+    pub(crate) fn current() -> Platform {
         if cfg!(target_os = "macos") {
             Platform::MacOs
         } else if is_wsl(&std::fs::read_to_string("/proc/version").unwrap_or_default(), &vars()) {
@@ -32,7 +32,7 @@ impl Platform {
 }
 
 /// WSL by its kernel (`/proc/version` names Microsoft) or the variables WSL sets.
-pub fn is_wsl(proc_version: &str, vars: &BTreeMap<String, String>) -> bool {
+pub(crate) fn is_wsl(proc_version: &str, vars: &BTreeMap<String, String>) -> bool {
     proc_version.to_lowercase().contains("microsoft")
         || vars.contains_key("WSL_DISTRO_NAME")
         || vars.contains_key("WSL_INTEROP")
@@ -44,7 +44,7 @@ fn vars() -> BTreeMap<String, String> {
 
 /// The program that opens a URL here, or why none is used (pure: environment and PATH lookups
 /// are passed in).
-pub fn opener(
+pub(crate) fn opener(
     platform: Platform,
     vars: &BTreeMap<String, String>,
     no_browser: bool,
@@ -80,12 +80,12 @@ pub fn opener(
 }
 
 /// Whether `program` is on PATH (an executable file).
-pub fn on_path(program: &str) -> bool {
+pub(crate) fn on_path(program: &str) -> bool {
     crate::python::interpreter::search_path(program).is_some()
 }
 
 /// Opens `url` with `program`, detached: labup does not wait for the browser.
-pub fn open(program: &str, url: &str) -> std::io::Result<()> {
+pub(crate) fn open(program: &str, url: &str) -> std::io::Result<()> {
     Command::new(program)
         .arg(url)
         .stdin(Stdio::null())
@@ -97,7 +97,7 @@ pub fn open(program: &str, url: &str) -> std::io::Result<()> {
 }
 
 /// Opens `url` here unless a rule says not to; returns what happened, for the user.
-pub fn open_here(url: &str, no_browser: bool) -> Result<&'static str, String> {
+pub(crate) fn open_here(url: &str, no_browser: bool) -> Result<&'static str, String> {
     let program = opener(Platform::current(), &vars(), no_browser, on_path)?;
     open(program, url).map_err(|e| format!("`{program}` failed: {e}"))?;
     Ok(program)

@@ -13,24 +13,24 @@ use crate::ui::Ui;
 /// Bring up a Python data-science workspace in one command.
 #[derive(Debug, Parser)]
 #[command(name = "labup", version, propagate_version = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// Only print errors.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// Show the commands labup runs and their output.
     #[arg(short, long, global = true)]
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// Project folder (default: the nearest folder upwards with a labup.toml, else the current one).
     #[arg(long, global = true, value_name = "DIR")]
-    pub project: Option<PathBuf>,
+    pub(crate) project: Option<PathBuf>,
     /// What to do (default: `up`).
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 }
 
 /// The commands.
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Sync, start the services under a supervisor, wait until they are ready, print their URLs.
     Up {
         /// Only these services (and what they start after).
@@ -190,7 +190,7 @@ const SYNONYMS: [(&str, &str); 6] =
     [("start", "up"), ("launch", "up"), ("serve", "up"), ("kill", "stop"), ("halt", "stop"), ("ps", "status")];
 
 /// An unknown command that means one of ours gets that one first among clap's suggestions.
-pub fn suggest_commands(mut err: clap::Error) -> clap::Error {
+pub(crate) fn suggest_commands(mut err: clap::Error) -> clap::Error {
     use clap::error::{ContextKind, ContextValue};
     if err.kind() != clap::error::ErrorKind::InvalidSubcommand {
         return err;
@@ -206,7 +206,7 @@ pub fn suggest_commands(mut err: clap::Error) -> clap::Error {
 }
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn run(cli: Cli, ui: &Ui) -> Result<ExitCode> {
     let start = match &cli.project {
         Some(dir) => std::path::absolute(dir)?,
         None => std::env::current_dir()?,

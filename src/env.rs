@@ -12,41 +12,41 @@ use crate::project::Workspace;
 
 /// One part of a `:`-separated path variable, with why it is there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Part {
+pub(crate) struct Part {
     /// The folder(s).
-    pub value: String,
+    pub(crate) value: String,
     /// Why.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 /// One variable labup sets or removes for children.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// Variable name.
-    pub name: String,
+    pub(crate) name: String,
     /// New value; `None` removes it.
-    pub value: Option<String>,
+    pub(crate) value: Option<String>,
     /// Why.
-    pub reason: String,
+    pub(crate) reason: String,
     /// For path variables, each part and its reason.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub parts: Vec<Part>,
+    pub(crate) parts: Vec<Part>,
     /// Something else worth knowing (what was left out and why).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub(crate) note: Option<String>,
 }
 
 /// The changes labup makes to the inherited environment for a child.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ChildEnv {
+pub(crate) struct ChildEnv {
     /// Set or removed variables, in a stable order.
-    pub entries: Vec<Entry>,
+    pub(crate) entries: Vec<Entry>,
 }
 
 impl ChildEnv {
     /// The workspace environment for children, computed from the config, the parent's
     /// environment and the GPU wiring (all passed in, so this is pure).
-    pub fn workspace(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> ChildEnv {
+    pub(crate) fn workspace(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> ChildEnv {
         let config = &ws.config;
         let venv = &config.python.venv;
         let mut entries = vec![Entry {
@@ -98,7 +98,7 @@ impl ChildEnv {
     }
 
     /// Applies the changes to a command about to be spawned.
-    pub fn apply(&self, cmd: &mut std::process::Command) {
+    pub(crate) fn apply(&self, cmd: &mut std::process::Command) {
         for e in &self.entries {
             match &e.value {
                 Some(v) => cmd.env(&e.name, v),
@@ -108,7 +108,7 @@ impl ChildEnv {
     }
 
     /// `NAME=value` lines for set variables, `unset NAME` for removed ones.
-    pub fn render(&self, explain: bool) -> String {
+    pub(crate) fn render(&self, explain: bool) -> String {
         let mut out = String::new();
         for e in &self.entries {
             match &e.value {

@@ -1,56 +1,56 @@
 //! The one registry of environment variables labup reads; the README documents each.
 
 /// Interpreter to build the venv from (set by the Nix wrapper).
-pub const LABUP_PYTHON: &str = "LABUP_PYTHON";
+pub(crate) const LABUP_PYTHON: &str = "LABUP_PYTHON";
 /// uv binary (set by the Nix wrapper).
-pub const LABUP_UV: &str = "LABUP_UV";
+pub(crate) const LABUP_UV: &str = "LABUP_UV";
 /// ollama binary (set by the Nix wrapper).
-pub const LABUP_OLLAMA: &str = "LABUP_OLLAMA";
+pub(crate) const LABUP_OLLAMA: &str = "LABUP_OLLAMA";
 /// Native libraries PyPI wheels need under Nix, `:`-separated store paths.
-pub const LABUP_LIBRARY_PATH: &str = "LABUP_LIBRARY_PATH";
+pub(crate) const LABUP_LIBRARY_PATH: &str = "LABUP_LIBRARY_PATH";
 /// Extra driver library directories.
-pub const LABUP_DRIVER_DIRS: &str = "LABUP_DRIVER_DIRS";
+pub(crate) const LABUP_DRIVER_DIRS: &str = "LABUP_DRIVER_DIRS";
 /// Overrides the detected NVIDIA driver version.
-pub const LABUP_CUDA_DRIVER_VERSION: &str = "LABUP_CUDA_DRIVER_VERSION";
+pub(crate) const LABUP_CUDA_DRIVER_VERSION: &str = "LABUP_CUDA_DRIVER_VERSION";
 /// Prefix for every host path GPU detection reads (tests).
-pub const LABUP_FS_ROOT: &str = "LABUP_FS_ROOT";
+pub(crate) const LABUP_FS_ROOT: &str = "LABUP_FS_ROOT";
 /// State folder instead of `.labup`.
-pub const LABUP_STATE_DIR: &str = "LABUP_STATE_DIR";
+pub(crate) const LABUP_STATE_DIR: &str = "LABUP_STATE_DIR";
 /// The Jupyter token to use instead of the one in `.labup/jupyter/token` (a Kubernetes Secret).
-pub const LABUP_JUPYTER_TOKEN: &str = "LABUP_JUPYTER_TOKEN";
+pub(crate) const LABUP_JUPYTER_TOKEN: &str = "LABUP_JUPYTER_TOKEN";
 /// The address the built-in services (Jupyter, Ollama) listen on; default 127.0.0.1.
-pub const LABUP_BIND_ADDRESS: &str = "LABUP_BIND_ADDRESS";
+pub(crate) const LABUP_BIND_ADDRESS: &str = "LABUP_BIND_ADDRESS";
 /// Never open a browser.
-pub const LABUP_NO_BROWSER: &str = "LABUP_NO_BROWSER";
+pub(crate) const LABUP_NO_BROWSER: &str = "LABUP_NO_BROWSER";
 /// Never draw progress bars.
-pub const LABUP_NO_PROGRESS: &str = "LABUP_NO_PROGRESS";
+pub(crate) const LABUP_NO_PROGRESS: &str = "LABUP_NO_PROGRESS";
 /// The user's Jupyter config folder: labup's Jupyter ignores its server settings and keeps
 /// JupyterLab's user settings and workspaces there.
-pub const JUPYTER_CONFIG_DIR: &str = "JUPYTER_CONFIG_DIR";
+pub(crate) const JUPYTER_CONFIG_DIR: &str = "JUPYTER_CONFIG_DIR";
 /// Extra Jupyter config folders: not passed to labup's Jupyter (named in the ignored notice).
-pub const JUPYTER_CONFIG_PATH: &str = "JUPYTER_CONFIG_PATH";
+pub(crate) const JUPYTER_CONFIG_PATH: &str = "JUPYTER_CONFIG_PATH";
 /// JupyterLab's user settings folder, passed on to labup's Jupyter.
-pub const JUPYTERLAB_SETTINGS_DIR: &str = "JUPYTERLAB_SETTINGS_DIR";
+pub(crate) const JUPYTERLAB_SETTINGS_DIR: &str = "JUPYTERLAB_SETTINGS_DIR";
 /// JupyterLab's workspaces folder, passed on to labup's Jupyter.
-pub const JUPYTERLAB_WORKSPACES_DIR: &str = "JUPYTERLAB_WORKSPACES_DIR";
+pub(crate) const JUPYTERLAB_WORKSPACES_DIR: &str = "JUPYTERLAB_WORKSPACES_DIR";
 /// uv's and pip's own index settings: when one is set, labup adds no torch index over it.
-pub const UV_INDEX_URL: &str = "UV_INDEX_URL";
+pub(crate) const UV_INDEX_URL: &str = "UV_INDEX_URL";
 /// See [`UV_INDEX_URL`].
-pub const UV_DEFAULT_INDEX: &str = "UV_DEFAULT_INDEX";
+pub(crate) const UV_DEFAULT_INDEX: &str = "UV_DEFAULT_INDEX";
 /// See [`UV_INDEX_URL`].
-pub const UV_INDEX: &str = "UV_INDEX";
+pub(crate) const UV_INDEX: &str = "UV_INDEX";
 /// See [`UV_INDEX_URL`].
-pub const UV_EXTRA_INDEX_URL: &str = "UV_EXTRA_INDEX_URL";
+pub(crate) const UV_EXTRA_INDEX_URL: &str = "UV_EXTRA_INDEX_URL";
 /// See [`UV_INDEX_URL`].
-pub const UV_NO_INDEX: &str = "UV_NO_INDEX";
+pub(crate) const UV_NO_INDEX: &str = "UV_NO_INDEX";
 /// See [`UV_INDEX_URL`].
-pub const PIP_INDEX_URL: &str = "PIP_INDEX_URL";
+pub(crate) const PIP_INDEX_URL: &str = "PIP_INDEX_URL";
 /// See [`UV_INDEX_URL`].
-pub const PIP_EXTRA_INDEX_URL: &str = "PIP_EXTRA_INDEX_URL";
+pub(crate) const PIP_EXTRA_INDEX_URL: &str = "PIP_EXTRA_INDEX_URL";
 /// See [`UV_INDEX_URL`].
-pub const PIP_NO_INDEX: &str = "PIP_NO_INDEX";
+pub(crate) const PIP_NO_INDEX: &str = "PIP_NO_INDEX";
 /// The index variables, in the order they are reported.
-pub const INDEX_SETTINGS: [&str; 8] = [
+pub(crate) const INDEX_SETTINGS: [&str; 8] = [
     UV_INDEX_URL,
     UV_DEFAULT_INDEX,
     UV_INDEX,
@@ -61,23 +61,23 @@ pub const INDEX_SETTINGS: [&str; 8] = [
     PIP_NO_INDEX,
 ];
 /// uv's config file named by the environment (read for index settings).
-pub const UV_CONFIG_FILE: &str = "UV_CONFIG_FILE";
+pub(crate) const UV_CONFIG_FILE: &str = "UV_CONFIG_FILE";
 /// pip's config file named by the environment (read for index settings).
-pub const PIP_CONFIG_FILE: &str = "PIP_CONFIG_FILE";
+pub(crate) const PIP_CONFIG_FILE: &str = "PIP_CONFIG_FILE";
 /// The home folder (never a project; `~/.pip/pip.conf` and, without `XDG_CONFIG_HOME`, `~/.config`).
-pub const HOME: &str = "HOME";
+pub(crate) const HOME: &str = "HOME";
 /// Where the user's `uv/uv.toml` and `pip/pip.conf` are.
-pub const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
+pub(crate) const XDG_CONFIG_HOME: &str = "XDG_CONFIG_HOME";
 /// Set by Slurm in a job: `up --foreground` then prints where the services are.
-pub const SLURM_JOB_ID: &str = "SLURM_JOB_ID";
+pub(crate) const SLURM_JOB_ID: &str = "SLURM_JOB_ID";
 /// Set by Slurm in a job: the compute node's name.
-pub const SLURMD_NODENAME: &str = "SLURMD_NODENAME";
+pub(crate) const SLURMD_NODENAME: &str = "SLURMD_NODENAME";
 /// Set by Slurm in a job: the host the job was submitted from (the login node).
-pub const SLURM_SUBMIT_HOST: &str = "SLURM_SUBMIT_HOST";
+pub(crate) const SLURM_SUBMIT_HOST: &str = "SLURM_SUBMIT_HOST";
 /// Set by JupyterHub's spawner: `jupyterhub-singleuser` runs only with it.
-pub const JUPYTERHUB_API_TOKEN: &str = "JUPYTERHUB_API_TOKEN";
+pub(crate) const JUPYTERHUB_API_TOKEN: &str = "JUPYTERHUB_API_TOKEN";
 /// Turns colour off (<https://no-color.org>).
-pub const NO_COLOR: &str = "NO_COLOR";
+pub(crate) const NO_COLOR: &str = "NO_COLOR";
 
 /// Every variable with who sets it and what it means, for docs and `labup env --explain`.
 pub const ALL: &[(&str, &str, &str)] = &[
@@ -125,6 +125,6 @@ pub const ALL: &[(&str, &str, &str)] = &[
 ];
 
 /// A variable's value when it is set and not empty.
-pub fn get(name: &str) -> Option<String> {
+pub(crate) fn get(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
 }

@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Exit codes: 0 success, 1 failure, 2 usage or configuration error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Something failed.
     Failure = 1,
     /// Bad input: command line or configuration.
@@ -15,29 +15,29 @@ pub enum Exit {
 ///
 /// It can sit anywhere in an `anyhow` chain; `render` finds it to pick the hint and code.
 #[derive(Debug)]
-pub struct Fail {
+pub(crate) struct Fail {
     /// A lowercase fragment that reads well after "error: ".
-    pub message: String,
+    pub(crate) message: String,
     /// What to run or change, shown after `hint: `.
-    pub hint: Option<String>,
+    pub(crate) hint: Option<String>,
     /// The exit code.
-    pub exit: Exit,
+    pub(crate) exit: Exit,
 }
 
 impl Fail {
     /// A runtime failure (exit 1).
-    pub fn new(message: impl Into<String>) -> Self {
+    pub(crate) fn new(message: impl Into<String>) -> Self {
         Fail { message: message.into(), hint: None, exit: Exit::Failure }
     }
 
     /// A usage or configuration error (exit 2).
-    pub fn usage(message: impl Into<String>) -> Self {
+    pub(crate) fn usage(message: impl Into<String>) -> Self {
         Fail { message: message.into(), hint: None, exit: Exit::Usage }
     }
 
     /// Adds a hint.
     #[must_use]
-    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+    pub(crate) fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
     }
@@ -52,7 +52,7 @@ impl fmt::Display for Fail {
 impl std::error::Error for Fail {}
 
 /// Shorthand for returning a [`Fail`] as an `anyhow::Error`.
-pub fn fail<T>(f: Fail) -> anyhow::Result<T> {
+pub(crate) fn fail<T>(f: Fail) -> anyhow::Result<T> {
     Err(f.into())
 }
 
@@ -60,7 +60,7 @@ pub fn fail<T>(f: Fail) -> anyhow::Result<T> {
 /// callers match on the variant, never on the text. All of their wording is here, in
 /// [`Error::message`] and [`Error::hint`]; [`labup_error`] shows one as a [`Fail`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     /// The lock is missing or out of date and `--locked` forbids resolving.
     LockStale {
         /// The lock file, as shown to the user.
@@ -85,7 +85,7 @@ pub enum Error {
 
 /// Why an installer failed, read once from its own output where it fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InstallerCause {
+pub(crate) enum InstallerCause {
     /// It could not reach an index.
     Network,
     /// No version satisfies the requirements, or a package does not exist.
@@ -96,7 +96,7 @@ pub enum InstallerCause {
 
 /// What the installer was doing when it failed, which says what was left as it was.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stage {
+pub(crate) enum Stage {
     /// Resolving the requirements into a lock: nothing was changed.
     Resolution,
     /// Installing into the venv: the venv is not marked as synced.
@@ -105,22 +105,22 @@ pub enum Stage {
 
 /// A failed installer run.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InstallerFailure {
+pub(crate) struct InstallerFailure {
     /// What it was doing (`resolving the requirements`).
-    pub what: String,
+    pub(crate) what: String,
     /// `exit code 1` or `a signal`.
-    pub status: String,
+    pub(crate) status: String,
     /// The last lines of its stderr.
-    pub output: String,
+    pub(crate) output: String,
     /// Why, as far as its output tells.
-    pub cause: InstallerCause,
+    pub(crate) cause: InstallerCause,
     /// The sync stage, with the sources and the lock it was working from; `None`: no hint.
-    pub during: Option<(Stage, String, String)>,
+    pub(crate) during: Option<(Stage, String, String)>,
 }
 
 impl Error {
     /// A lowercase sentence that reads well after "error: ".
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             Error::LockStale { lock, missing, sources, .. } => {
                 let (what, why) = match missing {
@@ -137,7 +137,7 @@ impl Error {
     }
 
     /// What to run or change.
-    pub fn hint(&self) -> Option<String> {
+    pub(crate) fn hint(&self) -> Option<String> {
         match self {
             // Each torch backend has its own lock: this machine's may never have been made.
             Error::LockStale { lock, backend: Some(b), .. } => Some(format!(
@@ -164,7 +164,7 @@ impl Error {
     }
 
     /// The exit code: all of these are runtime failures.
-    pub fn exit(&self) -> Exit {
+    pub(crate) fn exit(&self) -> Exit {
         Exit::Failure
     }
 }
@@ -185,7 +185,7 @@ impl From<&Error> for Fail {
 
 /// The labup error in an `anyhow` chain, a [`Fail`] or an [`Error`], as a [`Fail`] (the first
 /// one found: its hint and exit code are the ones shown).
-pub fn labup_error(err: &anyhow::Error) -> Option<Fail> {
+pub(crate) fn labup_error(err: &anyhow::Error) -> Option<Fail> {
     err.chain().find_map(|e| match (e.downcast_ref::<Fail>(), e.downcast_ref::<Error>()) {
         (Some(f), _) => Some(Fail { message: f.message.clone(), hint: f.hint.clone(), exit: f.exit }),
         (None, Some(e)) => Some(e.into()),
@@ -194,7 +194,7 @@ pub fn labup_error(err: &anyhow::Error) -> Option<Fail> {
 }
 
 /// The exit code and the text for stderr.
-pub fn render(err: &anyhow::Error, color: bool) -> (Exit, String) {
+pub(crate) fn render(err: &anyhow::Error, color: bool) -> (Exit, String) {
     let style = |s: &str, code: &str| crate::ui::paint(s, code, color);
     let mut out = String::new();
     for (i, cause) in err.chain().enumerate() {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 
 /// Writes `data` to a temporary sibling, syncs it, then renames it over `path`.
-pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
+pub(crate) fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
     let tmp = sibling(path, &format!("labup-tmp-{}", std::process::id()));
     let write = || -> std::io::Result<()> {
         let mut f = File::create(&tmp)?;
@@ -24,14 +24,14 @@ pub fn atomic_write(path: &Path, data: &[u8]) -> Result<()> {
 }
 
 /// `dir/.name.suffix` next to `path`.
-pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{}.{suffix}", name.trim_start_matches('.')))
 }
 
 /// Removes a tree, first making read-only folders writable (files copied from the Nix store
 /// keep their read-only mode, and a read-only folder's entries cannot be unlinked).
-pub fn remove_tree(path: &Path) -> Result<()> {
+pub(crate) fn remove_tree(path: &Path) -> Result<()> {
     fn make_writable(dir: &Path) {
         if let Ok(meta) = fs::symlink_metadata(dir) {
             if meta.is_dir() {
@@ -50,14 +50,14 @@ pub fn remove_tree(path: &Path) -> Result<()> {
 
 /// An exclusive advisory lock on a file, released when dropped or when the process dies.
 #[derive(Debug)]
-pub struct LockFile {
+pub(crate) struct LockFile {
     _file: File,
 }
 
 impl LockFile {
     /// Takes the lock; when another process holds it, calls `on_wait` with that process's pid
     /// (as written in the file) and then blocks until it is free.
-    pub fn acquire(path: &Path, on_wait: impl FnOnce(Option<u32>)) -> Result<LockFile> {
+    pub(crate) fn acquire(path: &Path, on_wait: impl FnOnce(Option<u32>)) -> Result<LockFile> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -78,7 +78,7 @@ impl LockFile {
 }
 
 /// Size and modification time: a cheap identity for a file that does not change in place.
-pub fn stamp(path: &Path) -> Option<(u64, i128)> {
+pub(crate) fn stamp(path: &Path) -> Option<(u64, i128)> {
     let meta = fs::metadata(path).ok()?;
     let mtime = meta.modified().ok()?.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128);
     Some((meta.len(), mtime))

@@ -13,32 +13,32 @@ use crate::python::interpreter::minor_of;
 pub const FLAKE: &str = include_str!("../templates/default/flake.nix");
 
 /// Lines `labup init` makes sure `.gitignore` has.
-pub const IGNORED: [&str; 3] = [".venv/", ".labup/", "labup.local.toml"];
+pub(crate) const IGNORED: [&str; 3] = [".venv/", ".labup/", "labup.local.toml"];
 
 /// What the folder has.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Detected {
+pub(crate) struct Detected {
     /// `[project] name`: the folder's name.
-    pub name: String,
+    pub(crate) name: String,
     /// `requirements*.txt` files, sorted.
-    pub requirement_files: Vec<String>,
+    pub(crate) requirement_files: Vec<String>,
     /// A `pyproject.toml`.
-    pub pyproject: bool,
+    pub(crate) pyproject: bool,
     /// A `uv.lock` beside it.
-    pub uv_lock: bool,
+    pub(crate) uv_lock: bool,
     /// A `server.py` (the web app the old flakes started).
-    pub server_py: bool,
+    pub(crate) server_py: bool,
     /// The notebooks folder, relative (`.` when notebooks sit at the top).
-    pub notebooks: Option<String>,
+    pub(crate) notebooks: Option<String>,
     /// `3.12` from `.python-version`.
-    pub python: Option<String>,
+    pub(crate) python: Option<String>,
     /// An NVIDIA GPU seen by the host.
-    pub gpu: Option<GpuSeen>,
+    pub(crate) gpu: Option<GpuSeen>,
 }
 
 /// How the GPU showed itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GpuSeen {
+pub(crate) enum GpuSeen {
     /// `/sys/module/nvidia/version`.
     Driver(String),
     /// `/dev/dxg`: WSL2's GPU bridge.
@@ -46,7 +46,7 @@ pub enum GpuSeen {
 }
 
 /// Looks at the folder (first level only) and, for the GPU, at `/sys` and `/dev` under `LABUP_FS_ROOT`.
-pub fn detect(root: &Path) -> Detected {
+pub(crate) fn detect(root: &Path) -> Detected {
     let mut d = Detected {
         name: root.file_name().map_or_else(|| "my-lab".into(), |n| n.to_string_lossy().into_owned()),
         ..Detected::default()
@@ -124,7 +124,7 @@ fn toml_str(s: &str) -> String {
 }
 
 /// The commented `labup.toml` for what was found.
-pub fn render(d: &Detected) -> String {
+pub(crate) fn render(d: &Detected) -> String {
     let mut s = String::new();
     s.push_str("# labup's settings for this project, written by `labup init`. Every key is optional;\n");
     s.push_str("# the README lists them all. `labup.local.toml` (git-ignored) overrides keys on one machine.\n\n");
@@ -203,7 +203,7 @@ pub fn render(d: &Detected) -> String {
 
 /// `.gitignore` with the [`IGNORED`] lines it lacks appended (`None`: nothing to add).
 /// `/.venv`, `.venv` and `.venv/` all count as present.
-pub fn gitignore(existing: Option<&str>) -> Option<(String, Vec<&'static str>)> {
+pub(crate) fn gitignore(existing: Option<&str>) -> Option<(String, Vec<&'static str>)> {
     let text = existing.unwrap_or("");
     let has = |entry: &str| {
         let bare = entry.trim_end_matches('/');

@@ -1,22 +1,31 @@
 //! labup: bring up a Python data-science workspace in one command.
 
-pub mod browser;
-pub mod cli;
-pub mod commands;
-pub mod config;
-pub mod doctor;
-pub mod env;
-pub mod envvars;
-pub mod error;
-pub mod export;
-pub mod fsutil;
-pub mod gpu;
-pub mod init;
-pub mod project;
-pub mod python;
-pub mod services;
-pub mod shell;
-pub mod ui;
+pub(crate) mod browser;
+pub(crate) mod cli;
+pub(crate) mod commands;
+pub(crate) mod config;
+pub(crate) mod doctor;
+pub(crate) mod env;
+pub(crate) mod envvars;
+pub(crate) mod error;
+pub(crate) mod export;
+pub(crate) mod fsutil;
+pub(crate) mod gpu;
+pub(crate) mod init;
+pub(crate) mod project;
+pub(crate) mod python;
+pub(crate) mod services;
+pub(crate) mod shell;
+pub(crate) mod ui;
+
+/// What the integration tests under `tests/` use of the library; everything else is
+/// `pub(crate)` (the `unreachable_pub` lint keeps it so).
+#[doc(hidden)]
+pub mod testing {
+    pub use crate::envvars::ALL as ENV_VARS;
+    pub use crate::gpu::ldcache::build as ld_cache;
+    pub use crate::init::FLAKE;
+}
 
 use clap::Parser as _;
 

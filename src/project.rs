@@ -12,19 +12,19 @@ use crate::envvars;
 use crate::error::Fail;
 
 /// The project folder: the nearest folder upwards from `start` with a `labup.toml`, else `start`.
-pub fn find_root(start: &Path) -> PathBuf {
+pub(crate) fn find_root(start: &Path) -> PathBuf {
     start.ancestors().find(|d| d.join("labup.toml").is_file()).unwrap_or(start).to_path_buf()
 }
 
 /// What makes a folder a project (besides a `labup.toml` in it or a parent), the one rule every
 /// command and the hook keep: a file or folder of these names, any `requirements*.txt`, any
 /// `*.ipynb`.
-pub const MARKERS: [&str; 5] = ["labup.toml", "pyproject.toml", "server.py", ".venv", "flake.nix"];
+pub(crate) const MARKERS: [&str; 5] = ["labup.toml", "pyproject.toml", "server.py", ".venv", "flake.nix"];
 
 /// Whether `root` (as [`find_root`] gave it) is a project: it has a `labup.toml` or one of the
 /// [`MARKERS`], a `requirements*.txt` or a notebook, and it is neither `/` nor the home folder
 /// itself (where a stray `requirements.txt` must not turn `~` into a venv).
-pub fn is_project(root: &Path) -> bool {
+pub(crate) fn is_project(root: &Path) -> bool {
     if root.parent().is_none() || home().is_some_and(|h| same_dir(&h, root)) {
         return false;
     }
@@ -40,7 +40,7 @@ pub fn is_project(root: &Path) -> bool {
 
 /// Refuses (exit 2, nothing written) a command that would build a workspace in a folder that is
 /// not a project.
-pub fn require(root: &Path) -> Result<(), Fail> {
+pub(crate) fn require(root: &Path) -> Result<(), Fail> {
     if is_project(root) {
         return Ok(());
     }
@@ -71,43 +71,43 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 /// One command's workspace: the project folder, its loaded configuration and the layout of its
 /// state folder. Built once per command (in `commands`) and passed down; nothing below rebuilds it.
 #[derive(Debug, Clone)]
-pub struct Workspace {
+pub(crate) struct Workspace {
     /// The project folder.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// `labup.toml` (+ `labup.local.toml`), or the embedded default.
-    pub config: Config,
+    pub(crate) config: Config,
     /// Every path under `.labup/`.
-    pub layout: Layout,
+    pub(crate) layout: Layout,
 }
 
 impl Workspace {
     /// Loads the configuration of the project at `root`.
-    pub fn load(root: &Path) -> Result<Workspace> {
+    pub(crate) fn load(root: &Path) -> Result<Workspace> {
         Ok(Workspace::new(Config::load(root)?))
     }
 
     /// The workspace of an already loaded configuration.
-    pub fn new(config: Config) -> Workspace {
+    pub(crate) fn new(config: Config) -> Workspace {
         Workspace { root: config.root.clone(), layout: Layout::of(&config.root), config }
     }
 }
 
 /// A service's log file in a log folder (the [`Layout::logs`] of a workspace, or the one a
 /// supervisor was given): `<service>.log`.
-pub fn log_file(logs: &Path, service: &str) -> PathBuf {
+pub(crate) fn log_file(logs: &Path, service: &str) -> PathBuf {
     logs.join(format!("{service}.log"))
 }
 
 /// The state folder (`LABUP_STATE_DIR`, else `<root>/.labup`) and every path in it: the one place
 /// that joins a `.labup` path. Nothing is created until a `create_*`/`ensure` method is called.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout {
+pub(crate) struct Layout {
     state: PathBuf,
 }
 
 impl Layout {
     /// The layout of the project at `root` (`LABUP_STATE_DIR` is relative to it).
-    pub fn of(root: &Path) -> Layout {
+    pub(crate) fn of(root: &Path) -> Layout {
         let state = match envvars::get(envvars::LABUP_STATE_DIR) {
             Some(dir) => root.join(dir),
             None => root.join(".labup"),
@@ -116,138 +116,133 @@ impl Layout {
     }
 
     /// The state folder itself.
-    pub fn state(&self) -> &Path {
+    pub(crate) fn state(&self) -> &Path {
         &self.state
     }
 
     /// `run/`: the supervisor's state, socket and lock.
-    pub fn run_dir(&self) -> PathBuf {
+    pub(crate) fn run_dir(&self) -> PathBuf {
         self.state.join("run")
     }
 
     /// `run/state.json`.
-    pub fn state_file(&self) -> PathBuf {
+    pub(crate) fn state_file(&self) -> PathBuf {
         self.run_dir().join("state.json")
     }
 
     /// `run/control.sock`.
-    pub fn socket(&self) -> PathBuf {
+    pub(crate) fn socket(&self) -> PathBuf {
         self.run_dir().join("control.sock")
     }
 
     /// `run/supervisor.lock`: held by the one supervisor of the project.
-    pub fn supervisor_lock(&self) -> PathBuf {
+    pub(crate) fn supervisor_lock(&self) -> PathBuf {
         self.run_dir().join("supervisor.lock")
     }
 
     /// `run/client.lock`: held by a client while it starts a supervisor and sends it a request.
-    pub fn client_lock(&self) -> PathBuf {
+    pub(crate) fn client_lock(&self) -> PathBuf {
         self.run_dir().join("client.lock")
     }
 
     /// `run/supervisor.log`: the detached supervisor's own output.
-    pub fn supervisor_log(&self) -> PathBuf {
+    pub(crate) fn supervisor_log(&self) -> PathBuf {
         self.run_dir().join("supervisor.log")
     }
 
     /// `logs/`.
-    pub fn logs(&self) -> PathBuf {
+    pub(crate) fn logs(&self) -> PathBuf {
         self.state.join("logs")
     }
 
-    /// `logs/<service>.log`.
-    pub fn log(&self, service: &str) -> PathBuf {
-        log_file(&self.logs(), service)
-    }
-
     /// `logs/autostart.log`: what the shell hook's background `up` printed.
-    pub fn autostart_log(&self) -> PathBuf {
+    pub(crate) fn autostart_log(&self) -> PathBuf {
         self.logs().join("autostart.log")
     }
 
     /// `logs/slurm-%j.out`: a Slurm job's output (`sbatch --output`, `%j` the job id).
-    pub fn slurm_output(&self) -> PathBuf {
+    pub(crate) fn slurm_output(&self) -> PathBuf {
         self.logs().join("slurm-%j.out")
     }
 
     /// `jupyter/`.
-    pub fn jupyter(&self) -> PathBuf {
+    pub(crate) fn jupyter(&self) -> PathBuf {
         self.state.join("jupyter")
     }
 
     /// `jupyter/token`.
-    pub fn jupyter_token(&self) -> PathBuf {
+    pub(crate) fn jupyter_token(&self) -> PathBuf {
         self.jupyter().join("token")
     }
 
     /// `jupyter/runtime`: `jpserver-<pid>.json` and kernel connection files.
-    pub fn jupyter_runtime(&self) -> PathBuf {
+    pub(crate) fn jupyter_runtime(&self) -> PathBuf {
         self.jupyter().join("runtime")
     }
 
     /// `jupyter/config`: the only Jupyter configuration folder labup's Jupyter reads.
-    pub fn jupyter_config(&self) -> PathBuf {
+    pub(crate) fn jupyter_config(&self) -> PathBuf {
         self.jupyter().join("config")
     }
 
     /// `jupyter/config/jupyter_server_config.json`: what labup sets for its Jupyter.
-    pub fn jupyter_server_config(&self) -> PathBuf {
+    pub(crate) fn jupyter_server_config(&self) -> PathBuf {
         self.jupyter_config().join("jupyter_server_config.json")
     }
 
     /// `jupyter/ignored-config`: the user configuration already named once.
-    pub fn jupyter_ignored_notice(&self) -> PathBuf {
+    pub(crate) fn jupyter_ignored_notice(&self) -> PathBuf {
         self.jupyter().join("ignored-config")
     }
 
     /// `driver/`: links to the host's NVIDIA user-space libraries, one folder per version.
-    pub fn drivers(&self) -> PathBuf {
+    pub(crate) fn drivers(&self) -> PathBuf {
         self.state.join("driver")
     }
 
     /// `driver/<version>`.
-    pub fn driver(&self, version: &str) -> PathBuf {
+    pub(crate) fn driver(&self, version: &str) -> PathBuf {
         self.drivers().join(version)
     }
 
     /// `gpu/nvml.json`: the cached NVML probe.
-    pub fn nvml_cache(&self) -> PathBuf {
+    pub(crate) fn nvml_cache(&self) -> PathBuf {
         self.state.join("gpu").join("nvml.json")
     }
 
     /// `shell/bin`: the wrappers the hooked shell puts on PATH.
-    pub fn shell_bin(&self) -> PathBuf {
+    pub(crate) fn shell_bin(&self) -> PathBuf {
         self.state.join("shell").join("bin")
     }
 
     /// `shell/pip`: the hooked shell's `pip`, after the venv's `bin`.
-    pub fn shell_pip(&self) -> PathBuf {
+    pub(crate) fn shell_pip(&self) -> PathBuf {
         self.state.join("shell").join("pip")
     }
 
     /// `shells/`: the registry of hooked shells.
-    pub fn shells(&self) -> PathBuf {
+    pub(crate) fn shells(&self) -> PathBuf {
         self.state.join("shells")
     }
 
     /// `shells/lock`: taken while the registry changes.
-    pub fn shells_lock(&self) -> PathBuf {
+    pub(crate) fn shells_lock(&self) -> PathBuf {
         self.shells().join("lock")
     }
 
     /// `tmp/`: the sync's scratch files.
-    pub fn tmp(&self) -> PathBuf {
+    pub(crate) fn tmp(&self) -> PathBuf {
         self.state.join("tmp")
     }
 
     /// `sync.lock`: one sync at a time.
-    pub fn sync_lock(&self) -> PathBuf {
+    pub(crate) fn sync_lock(&self) -> PathBuf {
         self.state.join("sync.lock")
     }
 
     /// Creates `path` (one of this layout's folders) and the state folder above it: 0700, with a
     /// `.gitignore` of `*`. Returns `path`.
-    pub fn ensure(&self, path: PathBuf) -> Result<PathBuf> {
+    pub(crate) fn ensure(&self, path: PathBuf) -> Result<PathBuf> {
         debug_assert!(path.starts_with(&self.state), "{} is not under {}", path.display(), self.state.display());
         if !self.state.is_dir() {
             fs::create_dir_all(&self.state).with_context(|| format!("failed to create {}", self.state.display()))?;
@@ -305,7 +300,7 @@ mod tests {
             l.client_lock(),
             l.supervisor_lock(),
             l.supervisor_log(),
-            l.log("app"),
+            log_file(&l.logs(), "app"),
             l.autostart_log(),
             l.slurm_output(),
             l.jupyter_token(),
@@ -326,7 +321,7 @@ mod tests {
         }
         let unique: std::collections::BTreeSet<_> = paths.iter().collect();
         assert_eq!(unique.len(), paths.len(), "no two of them are the same path");
-        assert_eq!(l.log("app"), Path::new("/p/.labup/logs/app.log"));
+        assert_eq!(log_file(&l.logs(), "app"), Path::new("/p/.labup/logs/app.log"));
         assert_eq!(l.socket(), Path::new("/p/.labup/run/control.sock"));
     }
 

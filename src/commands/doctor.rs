@@ -10,7 +10,7 @@ use crate::project::Workspace;
 use crate::ui::{color, Stream};
 
 /// `labup doctor [--json]`.
-pub fn doctor(root: &Path, json: bool) -> Result<ExitCode> {
+pub(crate) fn doctor(root: &Path, json: bool) -> Result<ExitCode> {
     let ctx = Context::new(Workspace::load(root)?, super::parent_env());
     let report = doctor::run(&ctx);
     if json {

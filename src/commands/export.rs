@@ -12,7 +12,7 @@ use crate::project::Workspace;
 use crate::ui::Ui;
 
 /// `labup export`.
-pub fn export(root: &Path, target: &Target, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn export(root: &Path, target: &Target, ui: &Ui) -> Result<ExitCode> {
     match target {
         Target::Kubernetes { image, namespace, workdir, expose, output } => {
             kubernetes(root, image.as_deref(), namespace.clone(), workdir, expose, output.as_deref(), ui)

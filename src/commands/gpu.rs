@@ -11,7 +11,7 @@ use crate::project::Workspace;
 use crate::ui::Ui;
 
 /// `labup gpu [--json]`.
-pub fn gpu(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn gpu(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
     let (report, warnings) = gpu::report(&Workspace::load(root)?)?;
     for w in &warnings {
         ui.warn(w);

@@ -23,7 +23,7 @@ use crate::ui::Ui;
 
 /// The hidden `labup __shell` actions the hook's code calls.
 #[derive(Debug, Clone, clap::Subcommand)]
-pub enum ShellAction {
+pub(crate) enum ShellAction {
     /// Register a shell that just entered and start the services in the background.
     Enter {
         /// The shell's process id.
@@ -41,7 +41,7 @@ pub enum ShellAction {
 }
 
 /// `labup hook SHELL`: prints the activation code; hints go to stderr.
-pub fn hook(root: &Path, explicit: bool, shell: Shell) -> Result<ExitCode> {
+pub(crate) fn hook(root: &Path, explicit: bool, shell: Shell) -> Result<ExitCode> {
     // The rule every command keeps (`project::is_project`): a hook in `.bashrc` stays silent
     // everywhere else.
     if !explicit && !crate::project::is_project(root) {
@@ -145,7 +145,7 @@ fn wrapper_hint(state: &wrappers::State) -> Option<String> {
 }
 
 /// `labup __shell …`.
-pub fn shell_action(root: &Path, action: &ShellAction, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn shell_action(root: &Path, action: &ShellAction, ui: &Ui) -> Result<ExitCode> {
     match action {
         ShellAction::Enter { pid } => enter(root, *pid),
         ShellAction::Start => start(root),

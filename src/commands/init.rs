@@ -13,7 +13,7 @@ use crate::ui::Ui;
 
 /// `labup init`: writes what is missing and keeps every file that exists (the user's config is
 /// never overwritten without `force`); when everything asked for exists it writes nothing.
-pub fn init(root: &Path, flake: bool, force: bool, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn init(root: &Path, flake: bool, force: bool, ui: &Ui) -> Result<ExitCode> {
     let detected = init::detect(root);
     let mut files = vec![("labup.toml", init::render(&detected))];
     if flake {

@@ -24,7 +24,7 @@ use crate::ui::Ui;
 pub(crate) const HUB_PACKAGES: [&str; 2] = ["jupyterhub", "jupyterlab"];
 
 /// `labup jupyterhub-singleuser`.
-pub fn jupyterhub_singleuser(root: &Path, args: &[OsString], ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn jupyterhub_singleuser(root: &Path, args: &[OsString], ui: &Ui) -> Result<ExitCode> {
     // Refusals come first: outside a hub or a project nothing is written or started.
     if envvars::get(envvars::JUPYTERHUB_API_TOKEN).is_none() {
         return fail(

@@ -11,16 +11,16 @@ mod services;
 mod status;
 mod up;
 
-pub use doctor::doctor;
-pub use export::export;
-pub use gpu::gpu;
-pub use hook::{hook, shell_action, ShellAction};
-pub use init::init;
-pub use jupyterhub::jupyterhub_singleuser;
-pub use open::open;
-pub use services::{show_logs, stop, supervise};
-pub use status::status;
-pub use up::{restart, up, UpOptions};
+pub(crate) use doctor::doctor;
+pub(crate) use export::export;
+pub(crate) use gpu::gpu;
+pub(crate) use hook::{hook, shell_action, ShellAction};
+pub(crate) use init::init;
+pub(crate) use jupyterhub::jupyterhub_singleuser;
+pub(crate) use open::open;
+pub(crate) use services::{show_logs, stop, supervise};
+pub(crate) use status::status;
+pub(crate) use up::{restart, up, UpOptions};
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
@@ -38,7 +38,7 @@ use crate::python::sync::{self, Done};
 use crate::ui::{format_duration, Ui};
 
 /// `labup sync --dry-run`: the plan on stdout (text or JSON), nothing changed.
-pub fn sync_plan(root: &Path, json: bool) -> Result<ExitCode> {
+pub(crate) fn sync_plan(root: &Path, json: bool) -> Result<ExitCode> {
     let ws = Workspace::load(root)?;
     let plan = Planner::new(&ws)?.dry_run()?;
     if json {
@@ -98,7 +98,7 @@ fn sync_plan_text(plan: &Plan) -> String {
 }
 
 /// `labup sync`.
-pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let ws = Workspace::load(root)?;
     let outcome = sync::sync(&ws, locked, ui)?;
     refresh_wrappers(&ws, crate::gpu::wire(&ws).as_ref(), ui);
@@ -120,7 +120,7 @@ pub fn sync(root: &Path, locked: bool, json: bool, ui: &Ui) -> Result<ExitCode> 
 }
 
 /// `labup lock`.
-pub fn lock(root: &Path, upgrade: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn lock(root: &Path, upgrade: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let ws = Workspace::load(root)?;
     let outcome = sync::lock(&ws, upgrade, ui)?;
     if json {
@@ -130,7 +130,7 @@ pub fn lock(root: &Path, upgrade: bool, json: bool, ui: &Ui) -> Result<ExitCode>
 }
 
 /// `labup run -- CMD…`: replaces labup with the command, in the workspace environment.
-pub fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn run(root: &Path, sync_first: bool, command: &[OsString], ui: &Ui) -> Result<ExitCode> {
     use std::os::unix::process::CommandExt;
     let ws = Workspace::load(root)?;
     let gpu = if sync_first {
@@ -204,7 +204,7 @@ fn warn_old_venv(ws: &Workspace, ui: &Ui) {
 }
 
 /// `labup env`.
-pub fn env(root: &Path, explain: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn env(root: &Path, explain: bool, json: bool, ui: &Ui) -> Result<ExitCode> {
     let ws = Workspace::load(root)?;
     let env = child_env(&ws, &wiring(&ws, ui)?);
     if json {

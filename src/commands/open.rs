@@ -15,7 +15,7 @@ use crate::services::state::RunDir;
 use crate::ui::Ui;
 
 /// `labup open [SERVICE]`.
-pub fn open(root: &Path, service: Option<&str>, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn open(root: &Path, service: Option<&str>, ui: &Ui) -> Result<ExitCode> {
     let config = Config::load(root)?;
     let name = match service {
         Some(n) => {
@@ -57,7 +57,7 @@ pub fn open(root: &Path, service: Option<&str>, ui: &Ui) -> Result<ExitCode> {
 
 /// `ssh -N -L PORT:127.0.0.1:PORT user@host`: the tunnel that makes a loopback-only service of
 /// this machine reachable at the same URL from another one.
-pub fn tunnel_hint(port: u16) -> String {
+pub(super) fn tunnel_hint(port: u16) -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .or_else(|| std::env::var("HOSTNAME").ok())

@@ -110,7 +110,7 @@ fn show_progress(
 }
 
 /// `labup stop [SERVICE…]`.
-pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
     let run = RunDir::of(&Layout::of(root));
     let state = run.read();
     for name in names {
@@ -154,7 +154,7 @@ pub fn stop(root: &Path, names: &[String], ui: &Ui) -> Result<ExitCode> {
 }
 
 /// `labup logs [SERVICE] [-f] [-n N]`.
-pub fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize) -> Result<ExitCode> {
+pub(crate) fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize) -> Result<ExitCode> {
     let run = RunDir::of(&Layout::of(root));
     let mut names: Vec<String> = match service {
         Some(s) => vec![s.to_string()],
@@ -204,7 +204,7 @@ pub fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines: usize)
 }
 
 /// The hidden `labup __supervise`: the detached supervisor.
-pub fn supervise(root: &Path) -> Result<ExitCode> {
+pub(crate) fn supervise(root: &Path) -> Result<ExitCode> {
     // A session of its own: closing the terminal that ran `labup up` does not reach it.
     let _ = nix::unistd::setsid();
     supervisor::run(&Layout::of(root))?;

@@ -21,7 +21,7 @@ use crate::ui::Ui;
 
 /// One service in `labup status --json`.
 #[derive(Debug, Serialize)]
-pub struct ServiceStatus {
+pub(super) struct ServiceStatus {
     name: String,
     kind: String,
     state: Phase,
@@ -42,7 +42,7 @@ pub struct ServiceStatus {
 
 /// The status document.
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub(super) struct Status {
     supervisor: SupervisorStatus,
     services: Vec<ServiceStatus>,
 }
@@ -90,7 +90,7 @@ fn loaded_models(port: u16) -> Option<Vec<Loaded>> {
 }
 
 /// Rows for Ollama servers labup uses without owning them.
-pub fn external_rows(external: &[External]) -> Vec<ServiceStatus> {
+pub(super) fn external_rows(external: &[External]) -> Vec<ServiceStatus> {
     if external.is_empty() {
         return Vec::new();
     }
@@ -115,7 +115,7 @@ pub fn external_rows(external: &[External]) -> Vec<ServiceStatus> {
 }
 
 /// Rows for `specs` as the state shows them.
-pub fn rows_for(run: &RunDir, state: &RunState, specs: &[Spec], probe: bool) -> Vec<ServiceStatus> {
+pub(super) fn rows_for(run: &RunDir, state: &RunState, specs: &[Spec], probe: bool) -> Vec<ServiceStatus> {
     let supervised = run.live_supervisor(state).is_some();
     let listening = probe.then(ports::Listening::now);
     specs
@@ -126,7 +126,7 @@ pub fn rows_for(run: &RunDir, state: &RunState, specs: &[Spec], probe: bool) -> 
 }
 
 /// The status document for `rows`.
-pub fn document(run: &RunDir, state: &RunState, rows: Vec<ServiceStatus>) -> Status {
+pub(super) fn document(run: &RunDir, state: &RunState, rows: Vec<ServiceStatus>) -> Status {
     let sup = run.live_supervisor(state);
     Status { supervisor: SupervisorStatus { pid: sup.as_ref().map(|s| s.pid), running: sup.is_some() }, services: rows }
 }
@@ -159,7 +159,7 @@ fn external_servers(config: Option<&Config>, state: &RunState) -> Vec<External> 
 }
 
 /// `labup status`.
-pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
     let run = RunDir::of(&Layout::of(root));
     let state = run.read();
     let supervised = run.live_supervisor(&state).is_some();
@@ -201,7 +201,7 @@ pub fn status(root: &Path, json: bool, ui: &Ui) -> Result<ExitCode> {
 }
 
 /// The table on stdout; then, on stderr, exposure warnings and where models sit.
-pub fn print_rows(rows: &[ServiceStatus], ui: &Ui) {
+pub(super) fn print_rows(rows: &[ServiceStatus], ui: &Ui) {
     let mut table =
         vec![["SERVICE", "STATE", "PID", "URL", "UPTIME", "RESTARTS", "LAST ERROR"].map(String::from).to_vec()];
     for r in rows {

@@ -28,17 +28,17 @@ use crate::ui::Ui;
 
 /// `labup up` flags.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct UpOptions {
+pub(crate) struct UpOptions {
     /// Stay attached, logs on stdout.
-    pub foreground: bool,
+    pub(crate) foreground: bool,
     /// Refuse to re-resolve.
-    pub locked: bool,
+    pub(crate) locked: bool,
     /// Status as JSON on stdout.
-    pub json: bool,
+    pub(crate) json: bool,
     /// Never open a browser.
-    pub no_browser: bool,
+    pub(crate) no_browser: bool,
     /// Print the plan, change nothing.
-    pub dry_run: bool,
+    pub(crate) dry_run: bool,
 }
 
 /// One service in `labup up --dry-run`.
@@ -237,7 +237,7 @@ fn print_banner(p: &Prepared, ui: &Ui) {
 }
 
 /// `labup up [SERVICE…]`.
-pub fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn up(root: &Path, names: &[String], opts: &UpOptions, ui: &Ui) -> Result<ExitCode> {
     let ws = Workspace::load(root)?;
     if opts.dry_run {
         return dry_run(&ws, names, opts.json, ui);
@@ -418,7 +418,7 @@ fn announce_ready(run: &RunDir, state: &RunState, p: &Prepared, opts: &UpOptions
 }
 
 /// `labup restart [SERVICE…] [--new-token]`.
-pub fn restart(root: &Path, names: &[String], new_token: bool, ui: &Ui) -> Result<ExitCode> {
+pub(crate) fn restart(root: &Path, names: &[String], new_token: bool, ui: &Ui) -> Result<ExitCode> {
     let ws = Workspace::load(root)?;
     if new_token {
         let selected = spec::select(&ws.config, names)?;

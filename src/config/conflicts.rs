@@ -60,7 +60,7 @@ pub(super) fn plain_name(name: &str) -> bool {
 
 /// The variable that carries a service's port to the others: `web` → `WEB_PORT`,
 /// `my-api` → `MY_API_PORT`.
-pub fn port_var(service: &str) -> String {
+pub(crate) fn port_var(service: &str) -> String {
     let name: String =
         service.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     format!("{name}_PORT")

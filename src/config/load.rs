@@ -11,31 +11,31 @@ use super::raw::{self, At, RawFile, RawService, ServiceKind};
 use crate::error::Fail;
 
 /// The embedded default service set.
-pub const DEFAULT_TOML: &str = include_str!("default.toml");
+pub(super) const DEFAULT_TOML: &str = include_str!("default.toml");
 
 /// The file names labup reads, in merge order.
-pub const FILE_NAMES: [&str; 2] = ["labup.toml", "labup.local.toml"];
+pub(crate) const FILE_NAMES: [&str; 2] = ["labup.toml", "labup.local.toml"];
 
 /// One source of configuration text, kept for error locations.
 #[derive(Debug)]
-pub struct Source {
+pub(super) struct Source {
     /// The path shown in messages.
-    pub display: String,
+    pub(crate) display: String,
     /// The file's text.
-    pub text: String,
+    pub(crate) text: String,
 }
 
 /// Everything the loader produced: the merged file and the sources it came from.
 #[derive(Debug)]
-pub struct Loaded {
+pub(super) struct Loaded {
     /// The merged raw configuration, validated.
-    pub raw: RawFile,
+    pub(crate) raw: RawFile,
     /// The files that exist and were read.
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
 }
 
 /// Reads, merges and validates the configuration of the project at `root`.
-pub fn load(root: &Path) -> Result<Loaded, Fail> {
+pub(super) fn load(root: &Path) -> Result<Loaded, Fail> {
     let mut sources = vec![Source { display: "<embedded default>".into(), text: DEFAULT_TOML.into() }];
     let mut files = Vec::new();
     let mut parsed = Vec::new();
@@ -77,7 +77,7 @@ pub fn load(root: &Path) -> Result<Loaded, Fail> {
 }
 
 /// Parses one source; `index` is recorded on services for later error locations.
-pub fn parse(source: &Source, index: usize) -> Result<RawFile, Fail> {
+pub(super) fn parse(source: &Source, index: usize) -> Result<RawFile, Fail> {
     let mut file: RawFile = toml::from_str(&source.text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         located(source, span, e.message())
@@ -174,7 +174,7 @@ fn find_cycle(services: &BTreeMap<String, Spanned<RawService>>) -> Option<(Vec<S
 }
 
 /// The name of a kind as written in the file.
-pub fn kind_name(kind: ServiceKind) -> &'static str {
+pub(crate) fn kind_name(kind: ServiceKind) -> &'static str {
     match kind {
         ServiceKind::Command => "command",
         ServiceKind::Jupyter => "jupyter",
@@ -240,7 +240,7 @@ fn explain(message: &str, section: Option<&str>) -> (String, Option<String>) {
 }
 
 /// The closest known name, when it is close enough to be a typo.
-pub fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(word, k), *k))
@@ -250,7 +250,7 @@ pub fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
 }
 
 /// 1-based line and column (in characters) of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
@@ -278,7 +278,7 @@ fn section_at(text: &str, offset: usize) -> Option<String> {
 }
 
 /// A path as the user would type it: relative to the current directory when inside it.
-pub fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
     path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
 }

@@ -2,136 +2,136 @@
 
 mod conflicts;
 mod load;
-pub mod raw;
+pub(crate) mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-pub use conflicts::port_var;
-pub use load::{display_path, kind_name, nearest, FILE_NAMES};
-pub use raw::{Cuda, Installer, Port, Ready, Restart, ServiceKind};
+pub(crate) use conflicts::port_var;
+pub(crate) use load::{display_path, kind_name, nearest};
+pub(crate) use raw::{Cuda, Installer, Port, Ready, Restart, ServiceKind};
 use serde::Serialize;
 
 use crate::error::Fail;
 
 /// The whole configuration, merged and validated, with paths made absolute.
 #[derive(Debug, Clone, Serialize)]
-pub struct Config {
+pub(crate) struct Config {
     /// The project folder.
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// The configuration files that were read (none: the embedded default).
-    pub files: Vec<PathBuf>,
+    pub(crate) files: Vec<PathBuf>,
     /// `[project]`.
-    pub project: Project,
+    pub(crate) project: Project,
     /// `[python]`.
-    pub python: Python,
+    pub(crate) python: Python,
     /// `[gpu]`.
-    pub gpu: Gpu,
+    pub(crate) gpu: Gpu,
     /// Declared services in `after` order (dependencies first), disabled ones included.
-    pub services: Vec<Service>,
+    pub(crate) services: Vec<Service>,
     /// `[shell]`.
-    pub shell: Shell,
+    pub(crate) shell: Shell,
     /// `[nix]`.
-    pub nix: Nix,
+    pub(crate) nix: Nix,
 }
 
 /// `[project]`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Project {
+pub(crate) struct Project {
     /// Banner and window title; default: the folder name.
-    pub name: String,
+    pub(crate) name: String,
 }
 
 /// `[python]`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Python {
+pub(crate) struct Python {
     /// Required interpreter version prefix (`3.12`), if any.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// The venv folder.
-    pub venv: PathBuf,
+    pub(crate) venv: PathBuf,
     /// Requirement files named in the config; `None`: auto-detect.
-    pub requirements: Option<Vec<PathBuf>>,
+    pub(crate) requirements: Option<Vec<PathBuf>>,
     /// Extra packages always installed.
-    pub packages: Vec<String>,
+    pub(crate) packages: Vec<String>,
     /// The lock labup keeps.
-    pub lock: PathBuf,
+    pub(crate) lock: PathBuf,
     /// uv, pip, or whichever is found.
-    pub installer: Installer,
+    pub(crate) installer: Installer,
     /// PyTorch wheel index choice.
-    pub torch: String,
+    pub(crate) torch: String,
     /// `[python] torch-index`: the PyTorch index base to use instead of download.pytorch.org.
-    pub torch_index: Option<String>,
+    pub(crate) torch_index: Option<String>,
 }
 
 /// `[gpu]`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Gpu {
+pub(crate) struct Gpu {
     /// Whether to wire the GPU.
-    pub cuda: Cuda,
+    pub(crate) cuda: Cuda,
     /// Extra driver library folders.
-    pub driver_dirs: Vec<PathBuf>,
+    pub(crate) driver_dirs: Vec<PathBuf>,
     /// GPUs to ask an engine for (`labup export`), where the config names a number.
-    pub count: Option<u32>,
+    pub(crate) count: Option<u32>,
 }
 
 /// One `[services.NAME]`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Service {
+pub(crate) struct Service {
     /// The table name.
-    pub name: String,
+    pub(crate) name: String,
     /// Built-in kind or a plain command.
-    pub kind: ServiceKind,
+    pub(crate) kind: ServiceKind,
     /// Command line for `kind = "command"`.
-    pub command: Vec<String>,
+    pub(crate) command: Vec<String>,
     /// Port, if the service listens.
-    pub port: Option<Port>,
+    pub(crate) port: Option<Port>,
     /// Notebook root for Jupyter.
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
     /// Open in the browser after `labup up`.
-    pub open: bool,
+    pub(crate) open: bool,
     /// Readiness probe.
-    pub ready: Option<Ready>,
+    pub(crate) ready: Option<Ready>,
     /// Extra environment.
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// Services that must be ready first.
-    pub after: Vec<String>,
+    pub(crate) after: Vec<String>,
     /// Restart policy.
-    pub restart: Restart,
+    pub(crate) restart: Restart,
     /// `false` switches the service off.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// Ollama models to pull.
-    pub models: Vec<String>,
+    pub(crate) models: Vec<String>,
     /// Grace between SIGTERM and SIGKILL.
-    pub stop_timeout: std::time::Duration,
+    pub(crate) stop_timeout: std::time::Duration,
     /// How long a start may take to become ready.
-    pub start_timeout: std::time::Duration,
+    pub(crate) start_timeout: std::time::Duration,
 }
 
 /// `[shell]`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Shell {
+pub(crate) struct Shell {
     /// Start services on shell entry.
-    pub autostart: bool,
+    pub(crate) autostart: bool,
     /// Print the banner.
-    pub banner: bool,
+    pub(crate) banner: bool,
 }
 
 /// `[nix]`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Nix {
+pub(crate) struct Nix {
     /// Extra nixpkgs attributes for the flake.
-    pub packages: Vec<String>,
+    pub(crate) packages: Vec<String>,
 }
 
 impl Config {
     /// Loads the configuration of the project at `root`.
-    pub fn load(root: &Path) -> Result<Config, Fail> {
+    pub(crate) fn load(root: &Path) -> Result<Config, Fail> {
         let loaded = load::load(root)?;
         Ok(Config::from_raw(root, loaded.raw, loaded.files))
     }
 
     /// The enabled services, in `after` order.
-    pub fn enabled_services(&self) -> impl Iterator<Item = &Service> {
+    pub(crate) fn enabled_services(&self) -> impl Iterator<Item = &Service> {
         self.services.iter().filter(|s| s.enabled)
     }
 

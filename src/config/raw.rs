@@ -14,82 +14,82 @@ use toml::Spanned;
 /// One parsed file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawFile {
-    pub project: Option<RawProject>,
-    pub python: Option<RawPython>,
-    pub gpu: Option<RawGpu>,
-    pub services: Option<BTreeMap<String, Spanned<RawService>>>,
-    pub shell: Option<RawShell>,
-    pub nix: Option<RawNix>,
+pub(crate) struct RawFile {
+    pub(crate) project: Option<RawProject>,
+    pub(crate) python: Option<RawPython>,
+    pub(crate) gpu: Option<RawGpu>,
+    pub(crate) services: Option<BTreeMap<String, Spanned<RawService>>>,
+    pub(crate) shell: Option<RawShell>,
+    pub(crate) nix: Option<RawNix>,
 }
 
 /// `[project]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawProject {
-    pub name: Option<String>,
+pub(crate) struct RawProject {
+    pub(crate) name: Option<String>,
 }
 
 /// `[python]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPython {
-    pub version: Option<PythonVersion>,
-    pub venv: Option<String>,
-    pub requirements: Option<Vec<At<String>>>,
-    pub packages: Option<Vec<String>>,
-    pub lock: Option<At<String>>,
-    pub installer: Option<Installer>,
-    pub torch: Option<TorchBackend>,
+pub(crate) struct RawPython {
+    pub(crate) version: Option<PythonVersion>,
+    pub(crate) venv: Option<String>,
+    pub(crate) requirements: Option<Vec<At<String>>>,
+    pub(crate) packages: Option<Vec<String>>,
+    pub(crate) lock: Option<At<String>>,
+    pub(crate) installer: Option<Installer>,
+    pub(crate) torch: Option<TorchBackend>,
     #[serde(rename = "torch-index")]
-    pub torch_index: Option<IndexBase>,
+    pub(crate) torch_index: Option<IndexBase>,
 }
 
 /// `[gpu]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawGpu {
-    pub cuda: Option<Cuda>,
-    pub driver_dirs: Option<Vec<String>>,
+pub(crate) struct RawGpu {
+    pub(crate) cuda: Option<Cuda>,
+    pub(crate) driver_dirs: Option<Vec<String>>,
     /// GPUs the workspace asks an engine for (`labup export`): 1 to 64.
-    pub count: Option<GpuCount>,
+    pub(crate) count: Option<GpuCount>,
 }
 
 /// `[services.NAME]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
-pub struct RawService {
-    pub kind: Option<ServiceKind>,
-    pub command: Option<Vec<String>>,
-    pub port: Option<At<Port>>,
-    pub root: Option<String>,
-    pub open: Option<At<bool>>,
-    pub ready: Option<At<Ready>>,
-    pub env: Option<BTreeMap<String, At<String>>>,
-    pub after: Option<Vec<At<String>>>,
-    pub restart: Option<Restart>,
-    pub enabled: Option<At<bool>>,
-    pub models: Option<Vec<At<String>>>,
+pub(crate) struct RawService {
+    pub(crate) kind: Option<ServiceKind>,
+    pub(crate) command: Option<Vec<String>>,
+    pub(crate) port: Option<At<Port>>,
+    pub(crate) root: Option<String>,
+    pub(crate) open: Option<At<bool>>,
+    pub(crate) ready: Option<At<Ready>>,
+    pub(crate) env: Option<BTreeMap<String, At<String>>>,
+    pub(crate) after: Option<Vec<At<String>>>,
+    pub(crate) restart: Option<Restart>,
+    pub(crate) enabled: Option<At<bool>>,
+    pub(crate) models: Option<Vec<At<String>>>,
     /// Seconds between SIGTERM and SIGKILL when stopping.
-    pub stop_timeout: Option<Seconds>,
+    pub(crate) stop_timeout: Option<Seconds>,
     /// Seconds a start may take before it counts as failed.
-    pub start_timeout: Option<Seconds>,
+    pub(crate) start_timeout: Option<Seconds>,
     /// Index of the file that declared the service (set by the loader, for error locations).
     #[serde(skip)]
-    pub origin: usize,
+    pub(crate) origin: usize,
 }
 
 /// A value with where it was written: its byte span and the index of the file (set by the
 /// loader, [`RawFile::set_file`]). Merging keeps each value's own origin, so an error about a
 /// value `labup.local.toml` set names that file.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct At<T> {
+pub(crate) struct At<T> {
     /// The value.
-    pub value: T,
+    pub(crate) value: T,
     /// Its bytes in the file's text.
-    pub span: Range<usize>,
+    pub(crate) span: Range<usize>,
     /// Index of the file it came from.
-    pub file: usize,
+    pub(crate) file: usize,
 }
 
 impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
@@ -101,7 +101,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for At<T> {
 
 impl RawFile {
     /// Records `index` as the file of every located value (services and what they hold).
-    pub fn set_file(&mut self, index: usize) {
+    pub(crate) fn set_file(&mut self, index: usize) {
         if let Some(py) = self.python.as_mut() {
             py.requirements.iter_mut().flatten().for_each(|r| r.file = index);
             py.lock.iter_mut().for_each(|l| l.file = index);
@@ -123,22 +123,22 @@ impl RawFile {
 /// `[shell]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawShell {
-    pub autostart: Option<bool>,
-    pub banner: Option<bool>,
+pub(crate) struct RawShell {
+    pub(crate) autostart: Option<bool>,
+    pub(crate) banner: Option<bool>,
 }
 
 /// `[nix]`: read by the flake, kept here so a typo in it is still caught.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawNix {
-    pub packages: Option<Vec<String>>,
+pub(crate) struct RawNix {
+    pub(crate) packages: Option<Vec<String>>,
 }
 
 /// Which installer drives the venv.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Installer {
+pub(crate) enum Installer {
     /// uv when it can be found, else pip.
     #[default]
     Auto,
@@ -151,7 +151,7 @@ pub enum Installer {
 /// `[gpu] cuda`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Cuda {
+pub(crate) enum Cuda {
     /// Use the GPU when one is found.
     #[default]
     Auto,
@@ -164,7 +164,7 @@ pub enum Cuda {
 /// A service's kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ServiceKind {
+pub(crate) enum ServiceKind {
     /// Any command the user declares (the default).
     #[default]
     Command,
@@ -177,7 +177,7 @@ pub enum ServiceKind {
 impl RawService {
     /// Its kind: as written, else the built-in kind its name is (`[services.jupyter]`,
     /// `[services.ollama]`) when it has no `command`, else `command`.
-    pub fn kind_for(&self, name: &str) -> ServiceKind {
+    pub(crate) fn kind_for(&self, name: &str) -> ServiceKind {
         self.kind.unwrap_or(match name {
             "jupyter" if self.command.is_none() => ServiceKind::Jupyter,
             "ollama" if self.command.is_none() => ServiceKind::Ollama,
@@ -188,7 +188,7 @@ impl RawService {
 
 impl ServiceKind {
     /// The port a service of this kind takes when it names none.
-    pub fn default_port(self) -> Option<Port> {
+    pub(crate) fn default_port(self) -> Option<Port> {
         match self {
             ServiceKind::Jupyter => Some(Port::Fixed(8888)),
             ServiceKind::Ollama => Some(Port::Fixed(11434)),
@@ -200,7 +200,7 @@ impl ServiceKind {
 /// Restart policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Restart {
+pub(crate) enum Restart {
     /// Never restart.
     Never,
     /// Restart after a non-zero exit or a signal.
@@ -212,7 +212,7 @@ pub enum Restart {
 
 /// A service port: a number in 1..=65535 or `"auto"` for a free one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Port {
+pub(crate) enum Port {
     /// A fixed port.
     Fixed(u16),
     /// Any free port, chosen at start.
@@ -259,7 +259,7 @@ impl<'de> Deserialize<'de> for Port {
 
 /// A readiness probe: exactly one of `http`, `tcp`, `log`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Ready {
+pub(crate) enum Ready {
     /// GET this path on 127.0.0.1:port; any 2xx/3xx is ready.
     Http(String),
     /// The port accepts a TCP connection.
@@ -318,7 +318,7 @@ impl<'de> Deserialize<'de> for Ready {
 
 /// A whole number of seconds, 1 to 3600.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct Seconds(pub u64);
+pub(crate) struct Seconds(pub u64);
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -332,7 +332,7 @@ impl<'de> Deserialize<'de> for Seconds {
 
 /// `[gpu] count`: a whole number of GPUs, 1 to 64.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct GpuCount(pub u32);
+pub(crate) struct GpuCount(pub u32);
 
 impl<'de> Deserialize<'de> for GpuCount {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -346,7 +346,7 @@ impl<'de> Deserialize<'de> for GpuCount {
 
 /// `[python] version`: `3.12` or `3.12.4`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PythonVersion(pub String);
+pub(crate) struct PythonVersion(pub String);
 
 impl<'de> Deserialize<'de> for PythonVersion {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -364,7 +364,7 @@ impl<'de> Deserialize<'de> for PythonVersion {
 
 /// `[python] torch`: `auto`, `cpu`, `cuXYZ`, `rocmX.Y`, `xpu`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct TorchBackend(pub String);
+pub(crate) struct TorchBackend(pub String);
 
 impl Default for TorchBackend {
     fn default() -> Self {
@@ -391,7 +391,7 @@ impl<'de> Deserialize<'de> for TorchBackend {
 /// `[python] torch-index`: the base URL of a PyTorch wheel index (a mirror of
 /// `https://download.pytorch.org/whl`); the backend's name is appended (`<base>/cu126`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct IndexBase(pub String);
+pub(crate) struct IndexBase(pub String);
 
 impl<'de> Deserialize<'de> for IndexBase {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -408,7 +408,7 @@ impl<'de> Deserialize<'de> for IndexBase {
 }
 
 /// Later files win, key by key; services merge by name.
-pub fn merge(base: RawFile, over: RawFile) -> RawFile {
+pub(crate) fn merge(base: RawFile, over: RawFile) -> RawFile {
     RawFile {
         project: merge_opt(base.project, over.project, |b, o| RawProject { name: o.name.or(b.name) }),
         python: merge_opt(base.python, over.python, |b, o| RawPython {

@@ -15,31 +15,31 @@ use object::{Endianness, ReadRef};
 
 /// What the dynamic loader needs from an ELF object.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ElfInfo {
+pub(crate) struct ElfInfo {
     /// 64-bit (`ELFCLASS64`).
-    pub class64: bool,
+    pub(crate) class64: bool,
     /// `e_machine`.
-    pub machine: u16,
+    pub(crate) machine: u16,
     /// `DT_SONAME`.
-    pub soname: Option<String>,
+    pub(crate) soname: Option<String>,
     /// `DT_NEEDED`, in order.
-    pub needed: Vec<String>,
+    pub(crate) needed: Vec<String>,
     /// `DT_RPATH` entries (unexpanded).
-    pub rpath: Vec<String>,
+    pub(crate) rpath: Vec<String>,
     /// `DT_RUNPATH` entries (unexpanded).
-    pub runpath: Vec<String>,
+    pub(crate) runpath: Vec<String>,
 }
 
 impl ElfInfo {
     /// Whether the loader would accept this object in a process of `other`'s kind (an unknown
     /// kind, machine 0, accepts anything).
-    pub fn compatible(&self, other: &ElfInfo) -> bool {
+    pub(crate) fn compatible(&self, other: &ElfInfo) -> bool {
         other.machine == 0 || (self.class64 == other.class64 && self.machine == other.machine)
     }
 }
 
 /// The architecture's usual name (`x86_64`, `aarch64`), or `machine N`.
-pub fn machine_name(machine: u16) -> String {
+pub(crate) fn machine_name(machine: u16) -> String {
     let names = [
         (elf::EM_X86_64, "x86_64"),
         (elf::EM_386, "i386"),
@@ -56,7 +56,7 @@ pub fn machine_name(machine: u16) -> String {
 }
 
 /// Reads an ELF object's dynamic facts; `Ok(None)` when the file is not ELF (or unreadable as one).
-pub fn read(path: &Path) -> std::io::Result<Option<ElfInfo>> {
+pub(crate) fn read(path: &Path) -> std::io::Result<Option<ElfInfo>> {
     let mut file = File::open(path)?;
     let mut ident = [0u8; 5];
     if file.read_exact(&mut ident).is_err() || ident[..4] != elf::ELFMAG {

@@ -16,30 +16,30 @@ use crate::project::Workspace;
 
 /// What the GPU checks need to know about the host.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct GpuFacts {
+pub(crate) struct GpuFacts {
     /// The running driver's version (`550.144.03`).
-    pub driver_version: Option<String>,
+    pub(crate) driver_version: Option<String>,
     /// Where the version came from: `sysfs`, `procfs`, `override`, `library`, or `none`.
-    pub source: String,
+    pub(crate) source: String,
     /// WSL2's GPU device (`/dev/dxg`) is there.
-    pub wsl: bool,
+    pub(crate) wsl: bool,
     /// The folder with the driver's `libcuda.so.1`.
-    pub driver_dir: Option<PathBuf>,
+    pub(crate) driver_dir: Option<PathBuf>,
     /// The driver's versions among the `libcuda.so.<version>` files of that folder.
-    pub library_versions: Vec<String>,
+    pub(crate) library_versions: Vec<String>,
     /// `.labup/driver/<version>/`, when it exists.
-    pub link_dir: Option<PathBuf>,
+    pub(crate) link_dir: Option<PathBuf>,
 }
 
 impl GpuFacts {
     /// Whether there is an NVIDIA GPU to use.
-    pub fn present(&self) -> bool {
+    pub(crate) fn present(&self) -> bool {
         self.driver_version.is_some() || self.wsl
     }
 }
 
 /// The facts from the cheap sources, every host path read under `root`.
-pub fn detect(ws: &Workspace, parent: &BTreeMap<String, String>, root: &Path) -> GpuFacts {
+pub(crate) fn detect(ws: &Workspace, parent: &BTreeMap<String, String>, root: &Path) -> GpuFacts {
     let config = &ws.config;
     // The same sources, in the same order, as `labup gpu` (override, sysfs, procfs).
     let override_version = parent.get(envvars::LABUP_CUDA_DRIVER_VERSION).map(String::as_str);
@@ -87,12 +87,12 @@ pub fn detect(ws: &Workspace, parent: &BTreeMap<String, String>, root: &Path) ->
 }
 
 /// The check.
-pub fn check(ctx: &Context) -> Verdict {
+pub(crate) fn check(ctx: &Context) -> Verdict {
     verdict(&ctx.gpu)
 }
 
 /// The verdict from the facts (pure).
-pub fn verdict(g: &GpuFacts) -> Verdict {
+pub(crate) fn verdict(g: &GpuFacts) -> Verdict {
     if !g.present() {
         return Verdict::skip("no NVIDIA GPU");
     }

@@ -10,20 +10,20 @@ use crate::services::ports;
 use crate::services::state::RunDir;
 
 /// Ollama's default port.
-pub const OLLAMA_PORT: u16 = 11434;
+pub(crate) const OLLAMA_PORT: u16 = 11434;
 
 fn mode(path: &Path) -> Option<u32> {
     std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
 }
 
 /// `.labup` is private (0700) and the Jupyter token file is 0600.
-pub fn state(ctx: &Context) -> Verdict {
+pub(crate) fn state(ctx: &Context) -> Verdict {
     let (dir, token) = (ctx.ws.layout.state(), ctx.ws.layout.jupyter_token());
     state_verdict((&display_path(dir), mode(dir)), (&display_path(&token), mode(&token)))
 }
 
 /// The verdict from the folder's and the token's modes (pure).
-pub fn state_verdict(dir: (&str, Option<u32>), token: (&str, Option<u32>)) -> Verdict {
+pub(crate) fn state_verdict(dir: (&str, Option<u32>), token: (&str, Option<u32>)) -> Verdict {
     let Some(dir_mode) = dir.1 else {
         return Verdict::ok(format!("{} does not exist yet (labup creates it private)", dir.0));
     };
@@ -55,7 +55,7 @@ pub fn state_verdict(dir: (&str, Option<u32>), token: (&str, Option<u32>)) -> Ve
 
 /// Who holds a declared port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Holder {
+pub(crate) enum Holder {
     /// Nobody: the service can start.
     Free,
     /// One of our services (its name).
@@ -67,7 +67,7 @@ pub enum Holder {
 }
 
 /// Each enabled service's fixed port is free or held by our own service.
-pub fn ports(ctx: &Context) -> Verdict {
+pub(crate) fn ports(ctx: &Context) -> Verdict {
     let state = RunDir::of(&ctx.ws.layout).read();
     let mut found = Vec::new();
     for svc in ctx.ws.config.enabled_services() {
@@ -87,7 +87,7 @@ pub fn ports(ctx: &Context) -> Verdict {
 }
 
 /// The verdict from each service's port and holder (pure).
-pub fn ports_verdict(found: &[(String, u16, Holder)]) -> Verdict {
+pub(crate) fn ports_verdict(found: &[(String, u16, Holder)]) -> Verdict {
     if found.is_empty() {
         return Verdict::skip("no service declares a fixed port");
     }
@@ -118,19 +118,19 @@ pub fn ports_verdict(found: &[(String, u16, Holder)]) -> Verdict {
 
 /// What the WSL check looks at.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WslFacts {
+pub(crate) struct WslFacts {
     /// `/proc/version`.
-    pub proc_version: String,
+    pub(crate) proc_version: String,
     /// `WSL_DISTRO_NAME`.
-    pub distro: Option<String>,
+    pub(crate) distro: Option<String>,
     /// The project folder.
-    pub root: std::path::PathBuf,
+    pub(crate) root: std::path::PathBuf,
     /// `wslview` or `explorer.exe`, whichever is on PATH.
-    pub bridge: Option<String>,
+    pub(crate) bridge: Option<String>,
 }
 
 /// Under WSL: the project is on the Linux filesystem and a browser bridge exists.
-pub fn wsl(ctx: &Context) -> Verdict {
+pub(crate) fn wsl(ctx: &Context) -> Verdict {
     let path = ctx.parent.get("PATH").cloned().unwrap_or_default();
     let bridge = ["wslview", "explorer.exe"]
         .into_iter()
@@ -145,7 +145,7 @@ pub fn wsl(ctx: &Context) -> Verdict {
 }
 
 /// The Windows drive a path is on (`/mnt/c/...` → `c`).
-pub fn windows_drive(path: &Path) -> Option<char> {
+pub(crate) fn windows_drive(path: &Path) -> Option<char> {
     let rest = path.strip_prefix("/mnt").ok()?;
     let first = rest.components().next()?.as_os_str().to_str()?;
     let mut chars = first.chars();
@@ -156,7 +156,7 @@ pub fn windows_drive(path: &Path) -> Option<char> {
 }
 
 /// The verdict from the WSL facts (pure).
-pub fn wsl_verdict(f: &WslFacts) -> Verdict {
+pub(crate) fn wsl_verdict(f: &WslFacts) -> Verdict {
     if !f.proc_version.to_lowercase().contains("microsoft") && f.distro.is_none() {
         return Verdict::skip("not WSL");
     }
@@ -185,7 +185,7 @@ pub fn wsl_verdict(f: &WslFacts) -> Verdict {
 }
 
 /// An Ollama server answers (`GET /api/version`), or is not expected to.
-pub fn ollama(ctx: &Context) -> Verdict {
+pub(crate) fn ollama(ctx: &Context) -> Verdict {
     let declared = ctx.ws.config.enabled_services().find(|s| s.kind == ServiceKind::Ollama);
     let port = match declared.and_then(|s| s.port) {
         Some(Port::Fixed(p)) => p,
@@ -199,7 +199,7 @@ pub fn ollama(ctx: &Context) -> Verdict {
 }
 
 /// The verdict from the declared service (its name), the port and the server's answer (pure).
-pub fn ollama_verdict(declared: Option<&str>, port: u16, version: Option<&str>) -> Verdict {
+pub(crate) fn ollama_verdict(declared: Option<&str>, port: u16, version: Option<&str>) -> Verdict {
     match (version, declared) {
         (Some(v), _) => Verdict::ok(format!("Ollama {v} answers on 127.0.0.1:{port}")),
         (None, Some(name)) => {
@@ -210,7 +210,7 @@ pub fn ollama_verdict(declared: Option<&str>, port: u16, version: Option<&str>) 
 }
 
 /// The `version` of Ollama's `GET /api/version`, if a server answers on the port.
-pub fn ollama_version(port: u16) -> Option<String> {
+pub(crate) fn ollama_version(port: u16) -> Option<String> {
     crate::services::ollama::Client::new(port, Some(Duration::from_secs(2))).version()
 }
 

@@ -15,7 +15,7 @@ use crate::python::venv;
 const MAX_DETAILS: usize = 20;
 
 /// The check.
-pub fn check(ctx: &Context) -> Verdict {
+pub(crate) fn check(ctx: &Context) -> Verdict {
     let venv_dir = &ctx.ws.config.python.venv;
     let venv::State::Venv(cfg) = venv::inspect(venv_dir) else {
         return Verdict::skip("no venv to check yet");
@@ -62,7 +62,7 @@ pub fn check(ctx: &Context) -> Verdict {
 
 /// Where to look besides RPATH/RUNPATH: the child's `LD_LIBRARY_PATH`, and the host's folders
 /// unless the interpreter is a Nix one (its glibc never reads them).
-pub fn search(nix: bool, ld_library_path: Option<&str>, fs_root: &Path) -> Search {
+pub(crate) fn search(nix: bool, ld_library_path: Option<&str>, fs_root: &Path) -> Search {
     Search {
         ld_library_path: ld_library_path
             .map(|v| v.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect())
@@ -73,13 +73,13 @@ pub fn search(nix: bool, ld_library_path: Option<&str>, fs_root: &Path) -> Searc
 
 /// One problem, with paths relative to site-packages.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     /// The distribution that installed the object.
-    pub package: String,
+    pub(crate) package: String,
     /// The object, relative to site-packages.
-    pub object: String,
+    pub(crate) object: String,
     /// The missing soname, or `arch:<machine>` for an object of another architecture.
-    pub needed: String,
+    pub(crate) needed: String,
 }
 
 fn key(site: &Path, p: &Problem) -> (String, String) {
@@ -91,7 +91,7 @@ fn key(site: &Path, p: &Problem) -> (String, String) {
 }
 
 /// The verdict from what was found (pure).
-pub fn verdict(scanned: usize, found: &[Found], gpu: bool, nix: bool, arch: &str) -> Verdict {
+pub(crate) fn verdict(scanned: usize, found: &[Found], gpu: bool, nix: bool, arch: &str) -> Verdict {
     if found.is_empty() {
         return Verdict::ok(format!("all {} find the libraries they need", crate::ui::count(scanned, "native module")));
     }
@@ -161,7 +161,7 @@ fn fix(libs: &BTreeSet<&str>, nix: bool) -> String {
 }
 
 /// Shared objects (`*.so`, `*.so.N`) under site-packages, without following folder links.
-pub fn native_files(site: &Path) -> Vec<PathBuf> {
+pub(crate) fn native_files(site: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![site.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -195,7 +195,7 @@ fn top_folder(rel: &str) -> String {
 }
 
 /// Relative path → distribution name, from every `*.dist-info/RECORD`.
-pub fn owners(site: &Path) -> BTreeMap<String, String> {
+pub(crate) fn owners(site: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for entry in fs::read_dir(site).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

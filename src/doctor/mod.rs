@@ -4,15 +4,15 @@
 //! never stops the others: they run on their own threads, and a panic becomes a failed check.
 //! The deciding logic is in pure functions next to each check, unit-tested on stub inputs.
 
-pub mod elf;
-pub mod gpu;
-pub mod host;
-pub mod linkage;
-pub mod nixpkgs;
-pub mod python;
-pub mod render;
-pub mod resolve;
-pub mod torch;
+pub(crate) mod elf;
+pub(crate) mod gpu;
+pub(crate) mod host;
+pub(crate) mod linkage;
+pub(crate) mod nixpkgs;
+pub(crate) mod python;
+pub(crate) mod render;
+pub(crate) mod resolve;
+pub(crate) mod torch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -27,7 +27,7 @@ use crate::project::Workspace;
 /// A check's verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Status {
+pub(crate) enum Status {
     /// Fine.
     Ok,
     /// Works, but something will bite later.
@@ -40,15 +40,15 @@ pub enum Status {
 
 /// What one check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     /// The verdict.
-    pub status: Status,
+    pub(crate) status: Status,
     /// One sentence.
-    pub message: String,
+    pub(crate) message: String,
     /// A command or action that fixes it.
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
     /// Supporting lines (one per unresolved library, port, …).
-    pub details: Vec<String>,
+    pub(crate) details: Vec<String>,
 }
 
 impl Verdict {
@@ -57,40 +57,40 @@ impl Verdict {
     }
 
     /// An ok verdict.
-    pub fn ok(message: impl Into<String>) -> Verdict {
+    pub(crate) fn ok(message: impl Into<String>) -> Verdict {
         Verdict::new(Status::Ok, message)
     }
 
     /// A warning.
-    pub fn warn(message: impl Into<String>) -> Verdict {
+    pub(crate) fn warn(message: impl Into<String>) -> Verdict {
         Verdict::new(Status::Warn, message)
     }
 
     /// A failure.
-    pub fn fail(message: impl Into<String>) -> Verdict {
+    pub(crate) fn fail(message: impl Into<String>) -> Verdict {
         Verdict::new(Status::Fail, message)
     }
 
     /// Not applicable.
-    pub fn skip(message: impl Into<String>) -> Verdict {
+    pub(crate) fn skip(message: impl Into<String>) -> Verdict {
         Verdict::new(Status::Skip, message)
     }
 
     /// Adds the fix.
     #[must_use]
-    pub fn fix(mut self, fix: impl Into<String>) -> Verdict {
+    pub(crate) fn fix(mut self, fix: impl Into<String>) -> Verdict {
         self.fix = Some(fix.into());
         self
     }
 
     /// A failure from an error labup raises elsewhere: its message, and its hint as the fix.
-    pub fn from_fail(f: crate::error::Fail) -> Verdict {
+    pub(crate) fn from_fail(f: crate::error::Fail) -> Verdict {
         Verdict { status: Status::Fail, message: f.message, fix: f.hint, details: Vec::new() }
     }
 
     /// Adds detail lines.
     #[must_use]
-    pub fn details(mut self, details: Vec<String>) -> Verdict {
+    pub(crate) fn details(mut self, details: Vec<String>) -> Verdict {
         self.details = details;
         self
     }
@@ -98,46 +98,46 @@ impl Verdict {
 
 /// One check's result as printed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Check {
+pub(crate) struct Check {
     /// Stable identifier (`linkage`, `ports`, …).
-    pub id: &'static str,
+    pub(crate) id: &'static str,
     /// What is checked.
-    pub title: &'static str,
+    pub(crate) title: &'static str,
     /// The verdict.
-    pub status: Status,
+    pub(crate) status: Status,
     /// One sentence.
-    pub message: String,
+    pub(crate) message: String,
     /// What to run or change.
-    pub fix: Option<String>,
+    pub(crate) fix: Option<String>,
     /// Supporting lines.
-    pub details: Vec<String>,
+    pub(crate) details: Vec<String>,
 }
 
 /// Counts by status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Summary {
+pub(crate) struct Summary {
     /// Checks that passed.
-    pub ok: usize,
+    pub(crate) ok: usize,
     /// Warnings.
-    pub warn: usize,
+    pub(crate) warn: usize,
     /// Failures.
-    pub fail: usize,
+    pub(crate) fail: usize,
     /// Not applicable.
-    pub skip: usize,
+    pub(crate) skip: usize,
 }
 
 /// Everything `labup doctor` found, as `--json` prints it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// In a fixed order.
-    pub checks: Vec<Check>,
+    pub(crate) checks: Vec<Check>,
     /// Counts.
-    pub summary: Summary,
+    pub(crate) summary: Summary,
 }
 
 impl Report {
     /// Builds the summary from the checks.
-    pub fn new(checks: Vec<Check>) -> Report {
+    pub(crate) fn new(checks: Vec<Check>) -> Report {
         let mut summary = Summary::default();
         for c in &checks {
             match c.status {
@@ -151,29 +151,29 @@ impl Report {
     }
 
     /// Whether any check failed (exit 1).
-    pub fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.summary.fail > 0
     }
 }
 
 /// What every check may read, gathered once (cheap: no Python process, no network).
 #[derive(Debug)]
-pub struct Context {
+pub(crate) struct Context {
     /// The workspace.
-    pub ws: Workspace,
+    pub(crate) ws: Workspace,
     /// labup's own environment.
-    pub parent: BTreeMap<String, String>,
+    pub(crate) parent: BTreeMap<String, String>,
     /// The environment children get.
-    pub child: ChildEnv,
+    pub(crate) child: ChildEnv,
     /// `LABUP_FS_ROOT` or `/`: prefix of the host paths read.
-    pub fs_root: PathBuf,
+    pub(crate) fs_root: PathBuf,
     /// The GPU facts the GPU checks use.
-    pub gpu: gpu::GpuFacts,
+    pub(crate) gpu: gpu::GpuFacts,
 }
 
 impl Context {
     /// The context for a project, from its config and labup's environment.
-    pub fn new(ws: Workspace, parent: BTreeMap<String, String>) -> Context {
+    pub(crate) fn new(ws: Workspace, parent: BTreeMap<String, String>) -> Context {
         let fs_root = parent
             .get(envvars::LABUP_FS_ROOT)
             .filter(|v| !v.is_empty())
@@ -185,12 +185,12 @@ impl Context {
     }
 
     /// A host path under the fs root.
-    pub fn host(&self, path: &str) -> PathBuf {
+    pub(crate) fn host(&self, path: &str) -> PathBuf {
         host_path(&self.fs_root, path)
     }
 
     /// A variable as a child sees it: labup's change if it makes one, else inherited.
-    pub fn child_var(&self, name: &str) -> Option<String> {
+    pub(crate) fn child_var(&self, name: &str) -> Option<String> {
         match self.child.entries.iter().find(|e| e.name == name) {
             Some(e) => e.value.clone(),
             None => self.parent.get(name).cloned(),
@@ -198,7 +198,7 @@ impl Context {
     }
 
     /// The venv's python as a command with the child environment.
-    pub fn venv_python(&self, args: &[&str]) -> duct::Expression {
+    pub(crate) fn venv_python(&self, args: &[&str]) -> duct::Expression {
         let python = crate::python::interpreter::venv_python(&self.ws.config.python.venv);
         let mut expr = duct::cmd(python, args).dir(&self.ws.root);
         for e in &self.child.entries {
@@ -212,7 +212,7 @@ impl Context {
 }
 
 /// `path` under `root` (`/` keeps it as it is).
-pub fn host_path(root: &Path, path: &str) -> PathBuf {
+pub(crate) fn host_path(root: &Path, path: &str) -> PathBuf {
     root.join(path.trim_start_matches('/'))
 }
 
@@ -233,7 +233,7 @@ const CHECKS: &[(&str, &str, CheckFn)] = &[
 ];
 
 /// Runs every check, concurrently; a check that panics is reported as failed.
-pub fn run(ctx: &Context) -> Report {
+pub(crate) fn run(ctx: &Context) -> Report {
     let checks = std::thread::scope(|scope| {
         let running: Vec<_> = CHECKS.iter().map(|(id, title, f)| (*id, *title, scope.spawn(move || f(ctx)))).collect();
         running
@@ -250,7 +250,10 @@ pub fn run(ctx: &Context) -> Report {
 }
 
 /// Runs a command to completion, or kills it after `timeout` (`Ok(None)`).
-pub fn output_within(expr: &duct::Expression, timeout: Duration) -> std::io::Result<Option<std::process::Output>> {
+pub(crate) fn output_within(
+    expr: &duct::Expression,
+    timeout: Duration,
+) -> std::io::Result<Option<std::process::Output>> {
     let handle = expr.stdout_capture().stderr_capture().stdin_null().unchecked().start()?;
     let deadline = Instant::now() + timeout;
     loop {
@@ -266,7 +269,7 @@ pub fn output_within(expr: &duct::Expression, timeout: Duration) -> std::io::Res
 }
 
 /// The last non-empty line of a process's stderr (where Python puts the exception).
-pub fn last_line(text: &str) -> &str {
+pub(crate) fn last_line(text: &str) -> &str {
     text.lines().rev().map(str::trim).find(|l| !l.is_empty()).unwrap_or("")
 }
 

@@ -2,7 +2,7 @@
 
 /// What provides a library.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Provider {
+pub(crate) enum Provider {
     /// A nixpkgs attribute (`zlib`, `stdenv.cc.cc.lib`).
     Nixpkgs(&'static str),
     /// The host's NVIDIA driver, wired by labup's GPU support.
@@ -75,13 +75,13 @@ const TABLE: &[(&str, Provider)] = &[
 ];
 
 /// The provider of a library, by soname (`libz.so.1` → `zlib`).
-pub fn provider(soname: &str) -> Option<Provider> {
+pub(crate) fn provider(soname: &str) -> Option<Provider> {
     let stem = soname.split(".so").next().unwrap_or(soname);
     TABLE.iter().find(|(name, _)| *name == stem).map(|(_, p)| *p)
 }
 
 /// `zlib`, `the NVIDIA driver`, or `unknown` for messages.
-pub fn describe(soname: &str) -> String {
+pub(crate) fn describe(soname: &str) -> String {
     match provider(soname) {
         Some(Provider::Nixpkgs(attr)) => format!("nixpkgs `{attr}`"),
         Some(Provider::HostDriver) => "the host NVIDIA driver (`labup gpu`)".into(),

@@ -20,7 +20,7 @@ fn from_error(err: &anyhow::Error) -> Verdict {
 }
 
 /// The base interpreter is there, runs, and matches `[python] version`.
-pub fn interpreter(ctx: &Context) -> Verdict {
+pub(crate) fn interpreter(ctx: &Context) -> Verdict {
     let required = ctx.ws.config.python.version.as_deref();
     let interp = match interpreter::for_venv(required, &ctx.ws.config.python.venv) {
         Ok(i) => i,
@@ -37,7 +37,7 @@ pub fn interpreter(ctx: &Context) -> Verdict {
 }
 
 /// The venv exists, its interpreter is still there, and it matches the requirements.
-pub fn venv(ctx: &Context) -> Verdict {
+pub(crate) fn venv(ctx: &Context) -> Verdict {
     let config = &ctx.ws.config;
     let dir = &config.python.venv;
     let shown = display_path(dir);
@@ -84,7 +84,7 @@ pub fn venv(ctx: &Context) -> Verdict {
 }
 
 /// `import numpy` works in the venv with the child environment (the old shell hooks' check).
-pub fn numpy(ctx: &Context) -> Verdict {
+pub(crate) fn numpy(ctx: &Context) -> Verdict {
     if !venv::installed(&ctx.ws.config.python.venv).contains_key("numpy") {
         return Verdict::skip("numpy is not installed");
     }
@@ -101,7 +101,7 @@ pub fn numpy(ctx: &Context) -> Verdict {
 }
 
 /// A failed import explained: a missing library is named with what provides it.
-pub fn import_failure(module: &str, stderr: &str) -> Verdict {
+pub(crate) fn import_failure(module: &str, stderr: &str) -> Verdict {
     let line = last_line(stderr);
     let v = Verdict::fail(format!("`import {module}` fails: {line}"));
     match missing_library(stderr) {
@@ -117,7 +117,7 @@ pub fn import_failure(module: &str, stderr: &str) -> Verdict {
 }
 
 /// `libz.so.1` out of `ImportError: libz.so.1: cannot open shared object file: No such file or directory`.
-pub fn missing_library(text: &str) -> Option<String> {
+pub(crate) fn missing_library(text: &str) -> Option<String> {
     let re = regex::Regex::new(r"([^\s:'\x22]+\.so[^\s:'\x22]*): cannot open shared object file").ok()?;
     re.captures(text).map(|c| c[1].to_string())
 }

@@ -14,7 +14,7 @@ fn mark(status: Status) -> (&'static str, &'static str) {
 }
 
 /// The report as text for a terminal (`color`: ANSI colours).
-pub fn render(report: &Report, color: bool) -> String {
+pub(crate) fn render(report: &Report, color: bool) -> String {
     let width = report.checks.iter().map(|c| c.title.chars().count()).max().unwrap_or(0);
     let indent = " ".repeat(width + 4);
     let mut out = String::new();

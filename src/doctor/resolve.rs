@@ -19,16 +19,16 @@ use super::host_path;
 
 /// Where the search looks besides the object's own RPATH/RUNPATH.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Search {
+pub(crate) struct Search {
     /// The child's `LD_LIBRARY_PATH`.
-    pub ld_library_path: Vec<PathBuf>,
+    pub(crate) ld_library_path: Vec<PathBuf>,
     /// Host folders (ld.so.conf and the defaults); empty under a Nix interpreter.
-    pub host_dirs: Vec<PathBuf>,
+    pub(crate) host_dirs: Vec<PathBuf>,
 }
 
 /// Why a folder is searched.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Origin {
+pub(crate) enum Origin {
     /// The object's `DT_RPATH`.
     Rpath,
     /// The child's `LD_LIBRARY_PATH`.
@@ -41,7 +41,12 @@ pub enum Origin {
 
 /// The folders searched for `info`'s dependencies, in order; `dir` is the object's folder
 /// (`$ORIGIN`), `inherited` the expanded RPATH folders of the objects that loaded it.
-pub fn search_dirs(dir: &Path, info: &ElfInfo, inherited: &[PathBuf], search: &Search) -> Vec<(PathBuf, Origin)> {
+pub(crate) fn search_dirs(
+    dir: &Path,
+    info: &ElfInfo,
+    inherited: &[PathBuf],
+    search: &Search,
+) -> Vec<(PathBuf, Origin)> {
     let expand = |entries: &[String], origin: Origin| -> Vec<(PathBuf, Origin)> {
         entries.iter().filter_map(|e| expand_origin(e, dir)).map(|p| (p, origin)).collect()
     };
@@ -58,7 +63,7 @@ pub fn search_dirs(dir: &Path, info: &ElfInfo, inherited: &[PathBuf], search: &S
 
 /// `$ORIGIN` / `${ORIGIN}` replaced by the object's folder; `None` for entries the loader
 /// would resolve against the current folder or with `$LIB`/`$PLATFORM` (not emulated).
-pub fn expand_origin(entry: &str, dir: &Path) -> Option<PathBuf> {
+pub(crate) fn expand_origin(entry: &str, dir: &Path) -> Option<PathBuf> {
     let origin = dir.to_string_lossy();
     let text = entry.replace("${ORIGIN}", &origin).replace("$ORIGIN", &origin);
     (!text.contains('$') && text.starts_with('/')).then(|| lexical(Path::new(&text)))
@@ -80,7 +85,7 @@ fn lexical(path: &Path) -> PathBuf {
 }
 
 /// Libraries every Python process has loaded before it imports an extension module.
-pub fn preloaded(name: &str) -> bool {
+pub(crate) fn preloaded(name: &str) -> bool {
     let stem = name.split(".so").next().unwrap_or(name);
     matches!(stem, "libc" | "libm" | "libpthread" | "libdl" | "librt" | "libutil" | "linux-vdso" | "linux-gate")
         || name.starts_with("ld-linux")
@@ -89,7 +94,7 @@ pub fn preloaded(name: &str) -> bool {
 }
 
 /// The host's library folders: `/etc/ld.so.conf` (and its includes), then the defaults.
-pub fn host_dirs(root: &Path) -> Vec<PathBuf> {
+pub(crate) fn host_dirs(root: &Path) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     read_ld_conf(root, &host_path(root, "/etc/ld.so.conf"), &mut dirs, 0);
     for d in ["/lib", "/usr/lib", "/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64", "/usr/lib64"] {
@@ -142,7 +147,7 @@ fn glob_last(pattern: &Path) -> Vec<PathBuf> {
 
 /// A dependency the loader would not find, or an object it would refuse.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Problem {
+pub(crate) enum Problem {
     /// `object` needs `needed`, found nowhere.
     Missing {
         /// The object with the `DT_NEEDED` entry.
@@ -161,7 +166,7 @@ pub enum Problem {
 
 /// Resolves dependencies with caches shared by every object of a venv.
 #[derive(Debug)]
-pub struct Resolver {
+pub(crate) struct Resolver {
     search: Search,
     /// The interpreter's ELF kind: candidates of another kind are skipped.
     target: ElfInfo,
@@ -174,17 +179,17 @@ pub struct Resolver {
 
 impl Resolver {
     /// A resolver for objects loaded into an interpreter of `target`'s kind.
-    pub fn new(search: Search, target: ElfInfo, provided: HashSet<String>) -> Resolver {
+    pub(crate) fn new(search: Search, target: ElfInfo, provided: HashSet<String>) -> Resolver {
         Resolver { search, target, provided, listings: HashMap::new(), infos: HashMap::new(), lookups: HashMap::new() }
     }
 
     /// Adds sonames that importing other packages loads.
-    pub fn provide(&mut self, names: HashSet<String>) {
+    pub(crate) fn provide(&mut self, names: HashSet<String>) {
         self.provided.extend(names);
     }
 
     /// An object's ELF facts (read once).
-    pub fn info(&mut self, path: &Path) -> Option<Rc<ElfInfo>> {
+    pub(crate) fn info(&mut self, path: &Path) -> Option<Rc<ElfInfo>> {
         if let Some(cached) = self.infos.get(path) {
             return cached.clone();
         }
@@ -205,7 +210,7 @@ impl Resolver {
     }
 
     /// The first file called `name` in `dirs` that the loader would accept.
-    pub fn find(&mut self, name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
+    pub(crate) fn find(&mut self, name: &str, dirs: &[PathBuf]) -> Option<PathBuf> {
         let key = (name.to_string(), dirs.to_vec());
         if let Some(hit) = self.lookups.get(&key) {
             return hit.clone();
@@ -227,7 +232,7 @@ impl Resolver {
 
     /// Loads `root` as the loader would (breadth first, reusing what is loaded by soname)
     /// and returns what fails.
-    pub fn check(&mut self, root: &Path) -> Vec<Problem> {
+    pub(crate) fn check(&mut self, root: &Path) -> Vec<Problem> {
         let Some(info) = self.info(root) else { return Vec::new() };
         if !info.compatible(&self.target) {
             return vec![Problem::WrongArch { object: root.to_path_buf(), machine: elf::machine_name(info.machine) }];

@@ -37,31 +37,31 @@ print(json.dumps(out))
 
 /// What the probe printed.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// `torch.__version__`.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// `torch.version.cuda` (`None`: a CPU-only build).
-    pub cuda: Option<String>,
+    pub(crate) cuda: Option<String>,
     /// `torch.cuda.is_available()`.
     #[serde(default)]
-    pub available: bool,
+    pub(crate) available: bool,
     /// `torch.cuda.get_arch_list()`.
     #[serde(default)]
-    pub arch_list: Vec<String>,
+    pub(crate) arch_list: Vec<String>,
     /// Device 0's name.
-    pub device: Option<String>,
+    pub(crate) device: Option<String>,
     /// Device 0's compute capability.
-    pub capability: Option<(u32, u32)>,
+    pub(crate) capability: Option<(u32, u32)>,
     /// The exception raised, if any.
-    pub error: Option<String>,
+    pub(crate) error: Option<String>,
     /// Warnings raised (torch reports CUDA initialization failures as warnings).
     #[serde(default)]
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// How a probe run ended.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// It printed its JSON.
     Printed(Probe),
     /// Python itself failed (stderr).
@@ -71,7 +71,7 @@ pub enum Outcome {
 }
 
 /// The check.
-pub fn check(ctx: &Context) -> Verdict {
+pub(crate) fn check(ctx: &Context) -> Verdict {
     if !venv::installed(&ctx.ws.config.python.venv).contains_key("torch") {
         return Verdict::skip("torch is not installed");
     }
@@ -90,7 +90,7 @@ pub fn check(ctx: &Context) -> Verdict {
 }
 
 /// `sm_86` is served by `sm_86`, by `sm_80` (same major, lower minor) or by PTX `compute_XY` ≤ 8.6.
-pub fn has_kernels(arch_list: &[String], (major, minor): (u32, u32)) -> bool {
+pub(crate) fn has_kernels(arch_list: &[String], (major, minor): (u32, u32)) -> bool {
     let parse = |digits: &str| -> Option<(u32, u32)> {
         let d: String = digits.chars().take_while(char::is_ascii_digit).collect();
         let (ma, mi) = d.split_at(d.len().checked_sub(1)?);
@@ -118,7 +118,7 @@ fn backend_for(capability: Option<(u32, u32)>) -> &'static str {
 }
 
 /// The verdict from a probe's outcome and the host's GPU facts (pure).
-pub fn classify(outcome: &Outcome, gpu: &GpuFacts) -> Verdict {
+pub(crate) fn classify(outcome: &Outcome, gpu: &GpuFacts) -> Verdict {
     let p = match outcome {
         Outcome::TimedOut => {
             return Verdict::fail(format!("the torch probe did not finish in {}s", PROBE_TIMEOUT.as_secs())).fix(

@@ -28,13 +28,13 @@ pub(crate) const FIRST_START_S: u32 = 1800;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Options {
     /// The image; it holds labup and the project.
-    pub image: String,
+    pub(crate) image: String,
     /// The namespace of every object, when given.
-    pub namespace: Option<String>,
+    pub(crate) namespace: Option<String>,
     /// The project folder inside the image.
-    pub workdir: String,
+    pub(crate) workdir: String,
     /// The services to put in the Service; empty: every service with a port.
-    pub expose: Vec<String>,
+    pub(crate) expose: Vec<String>,
 }
 
 /// A service's port in the manifests.

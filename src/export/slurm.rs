@@ -18,11 +18,11 @@ use crate::error::Fail;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Options {
     /// `--gpus`: overrides what `[gpu]` asks for.
-    pub gpus: Option<u32>,
+    pub(crate) gpus: Option<u32>,
     /// `--time`, as given (validated).
-    pub time: Option<String>,
+    pub(crate) time: Option<String>,
     /// `--partition`.
-    pub partition: Option<String>,
+    pub(crate) partition: Option<String>,
 }
 
 impl Options {
@@ -135,17 +135,17 @@ fn job_name(project: &str) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Job<'a> {
     /// The project name (`[project] name`).
-    pub project: &'a str,
+    pub(crate) project: &'a str,
     /// The project folder (absolute).
-    pub root: &'a Path,
+    pub(crate) root: &'a Path,
     /// The job's output file (absolute, `%j` the job id): in the workspace's log folder.
-    pub output: &'a Path,
+    pub(crate) output: &'a Path,
     /// The labup binary that wrote the script (absolute).
-    pub labup: &'a Path,
+    pub(crate) labup: &'a Path,
     /// GPUs, with the reason.
-    pub gpus: (u32, String),
+    pub(crate) gpus: (u32, String),
     /// The options.
-    pub opts: &'a Options,
+    pub(crate) opts: &'a Options,
 }
 
 /// The sbatch script.
@@ -185,11 +185,11 @@ pub(crate) fn script(job: &Job) -> File {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Reachable {
     /// The service's name.
-    pub name: String,
+    pub(crate) name: String,
     /// Its port on the node.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The URL on the node (`http://127.0.0.1:PORT/…`, Jupyter's with its token).
-    pub url: Option<String>,
+    pub(crate) url: Option<String>,
 }
 
 /// The "where to reach it" block of a Slurm job, from the job's environment

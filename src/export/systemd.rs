@@ -16,17 +16,17 @@ use crate::envvars;
 #[derive(Debug, Clone)]
 pub(crate) struct Unit<'a> {
     /// The project name (`[project] name`).
-    pub project: &'a str,
+    pub(crate) project: &'a str,
     /// The project folder (absolute).
-    pub root: &'a Path,
+    pub(crate) root: &'a Path,
     /// The labup binary (absolute).
-    pub labup: &'a Path,
+    pub(crate) labup: &'a Path,
     /// `Some(user)` for a system unit (`User=`), `None` for the user's own manager.
-    pub user: Option<&'a str>,
+    pub(crate) user: Option<&'a str>,
     /// The largest `stop-timeout` of the enabled services.
-    pub stop_timeout: Duration,
+    pub(crate) stop_timeout: Duration,
     /// `LABUP_*` variables to carry (the Nix wrapper's store paths, the state folder).
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
 }
 
 /// The `LABUP_*` variables a unit carries from the exporting environment when they are set:

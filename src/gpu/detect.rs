@@ -8,7 +8,7 @@ use super::Host;
 /// The kind of host, as `labup gpu` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Platform {
+pub(crate) enum Platform {
     /// A Linux distribution other than NixOS.
     Linux,
     /// Linux under WSL2 (the GPU is `/dev/dxg`, the driver lives on the Windows side).
@@ -22,7 +22,7 @@ pub enum Platform {
 /// Where the driver version came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Source {
+pub(crate) enum Source {
     /// `/sys/module/nvidia/version`.
     Sysfs,
     /// `/proc/driver/nvidia/version`.
@@ -39,12 +39,12 @@ pub enum Source {
 }
 
 /// WSL2's driver library folder, mapped from the Windows driver store.
-pub const WSL_LIB: &str = "/usr/lib/wsl/lib";
+pub(crate) const WSL_LIB: &str = "/usr/lib/wsl/lib";
 /// NixOS's driver library folder.
-pub const NIXOS_LIB: &str = "/run/opengl-driver/lib";
+pub(crate) const NIXOS_LIB: &str = "/run/opengl-driver/lib";
 
 /// The kind of host.
-pub fn platform(host: &Host) -> Platform {
+pub(crate) fn platform(host: &Host) -> Platform {
     if cfg!(target_os = "macos") {
         Platform::Macos
     } else if host.path("/dev/dxg").exists() && host.path(WSL_LIB).is_dir() {
@@ -58,7 +58,7 @@ pub fn platform(host: &Host) -> Platform {
 
 /// The running driver's version from the override, the kernel module's files, or (in a
 /// container that sees neither) the one `libcuda.so.<version>` in `/usr/local/nvidia/lib64`.
-pub fn version_from_files(host: &Host, override_version: Option<&str>) -> Option<(String, Source)> {
+pub(crate) fn version_from_files(host: &Host, override_version: Option<&str>) -> Option<(String, Source)> {
     if let Some(v) = override_version.map(str::trim).filter(|v| !v.is_empty()) {
         return Some((v.to_string(), Source::Override));
     }
@@ -73,7 +73,7 @@ pub fn version_from_files(host: &Host, override_version: Option<&str>) -> Option
 }
 
 /// The version in `/proc/driver/nvidia/version`'s `NVRM version:` line.
-pub fn parse_procfs(text: &str) -> Option<String> {
+pub(crate) fn parse_procfs(text: &str) -> Option<String> {
     let line = text.lines().find(|l| l.starts_with("NVRM version:"))?;
     line.split_whitespace().find(|t| is_version(t)).map(str::to_string)
 }

@@ -10,14 +10,14 @@ use super::{ldcache, links, Host};
 /// Where GKE-style container runtimes (and the GPU machines some sessions are lent) mount the
 /// driver's libraries, without an ld cache entry (they set `LD_LIBRARY_PATH`, which labup does
 /// not pass on).
-pub const USR_LOCAL_NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
+pub(crate) const USR_LOCAL_NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
 /// … and its tools (`nvidia-smi`).
-pub const USR_LOCAL_NVIDIA_BIN: &str = "/usr/local/nvidia/bin";
+pub(crate) const USR_LOCAL_NVIDIA_BIN: &str = "/usr/local/nvidia/bin";
 
 /// How the driver's folder is laid out on this host, as `labup gpu` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Layout {
+pub(crate) enum Layout {
     /// NixOS's `/run/opengl-driver/lib` (or nix-system-graphics elsewhere).
     Nixos,
     /// WSL2's `/usr/lib/wsl/lib`.
@@ -35,24 +35,29 @@ pub enum Layout {
 
 /// A candidate folder and how it was found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Candidate {
+pub(crate) struct Candidate {
     /// The folder as labup reads it (under the fs root).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Where it came from, for `labup env --explain`.
-    pub how: String,
+    pub(crate) how: String,
     /// The layout it stands for.
-    pub layout: Layout,
+    pub(crate) layout: Layout,
 }
 
 /// Whether this is a container (docker's, podman's markers, or a Kubernetes service account).
-pub fn in_container(host: &Host) -> bool {
+pub(crate) fn in_container(host: &Host) -> bool {
     ["/.dockerenv", "/run/.containerenv", "/var/run/secrets/kubernetes.io"].iter().any(|p| host.path(p).exists())
 }
 
 /// The folders to look in, in order: the platform's own, the ld cache's (a distribution's
 /// package, or what the container toolkit or CDI injected), `/usr/local/nvidia/lib64`, then
 /// `LABUP_DRIVER_DIRS` and `[gpu] driver-dirs` (used as given: the user named them).
-pub fn candidates(host: &Host, platform: Platform, env_dirs: &[PathBuf], config_dirs: &[PathBuf]) -> Vec<Candidate> {
+pub(crate) fn candidates(
+    host: &Host,
+    platform: Platform,
+    env_dirs: &[PathBuf],
+    config_dirs: &[PathBuf],
+) -> Vec<Candidate> {
     let mut out = Vec::new();
     match platform {
         Platform::Wsl => {
@@ -97,7 +102,7 @@ pub fn candidates(host: &Host, platform: Platform, env_dirs: &[PathBuf], config_
 
 /// The driver version named by the one `libcuda.so.<version>` in `/usr/local/nvidia/lib64`,
 /// for a container that sees neither `/sys/module/nvidia` nor `/proc/driver/nvidia`.
-pub fn version_from_mounted_library(host: &Host) -> Option<String> {
+pub(crate) fn version_from_mounted_library(host: &Host) -> Option<String> {
     let versions: Vec<String> = std::fs::read_dir(host.path(USR_LOCAL_NVIDIA_LIB))
         .ok()?
         .flatten()
@@ -112,7 +117,12 @@ pub fn version_from_mounted_library(host: &Host) -> Option<String> {
 
 /// The first candidate with libraries of the running version; else the first with any
 /// `libcuda` at all (its plan then names the mismatched libraries); else none.
-pub fn choose(host: &Host, candidates: &[Candidate], version: &str, wsl: bool) -> Option<(Candidate, links::Plan)> {
+pub(crate) fn choose(
+    host: &Host,
+    candidates: &[Candidate],
+    version: &str,
+    wsl: bool,
+) -> Option<(Candidate, links::Plan)> {
     let mut fallback = None;
     for c in candidates {
         let plan = links::plan(host, &c.dir, version, wsl);

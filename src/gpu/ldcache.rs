@@ -10,17 +10,17 @@ const ENTRY: usize = 24;
 
 /// One library the cache knows: its name (`libcuda.so.1`), path and flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The soname.
-    pub name: String,
+    pub(crate) name: String,
     /// The host path.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// glibc's flags: `0x0303` is a 64-bit x86-64 libc6 library.
-    pub flags: i32,
+    pub(crate) flags: i32,
 }
 
 /// glibc's architecture bits for this build's native libraries (`flags & 0xff00`).
-pub fn native_arch() -> i32 {
+pub(crate) fn native_arch() -> i32 {
     if cfg!(target_arch = "aarch64") {
         0x0a00
     } else {
@@ -29,7 +29,7 @@ pub fn native_arch() -> i32 {
 }
 
 /// Parses the new-format cache (after an old-format prefix, if any).
-pub fn parse(data: &[u8]) -> Option<Vec<Entry>> {
+pub(crate) fn parse(data: &[u8]) -> Option<Vec<Entry>> {
     let base = data.windows(MAGIC.len()).position(|w| w == MAGIC)?;
     let cache = &data[base..];
     let u32_at = |off: usize| -> Option<u32> { Some(u32::from_le_bytes(cache.get(off..off + 4)?.try_into().ok()?)) };
@@ -49,7 +49,7 @@ pub fn parse(data: &[u8]) -> Option<Vec<Entry>> {
 }
 
 /// Parses `ldconfig -p` output: `\tlibcuda.so.1 (libc6,x86-64) => /usr/lib/x86_64-linux-gnu/libcuda.so.1`.
-pub fn parse_ldconfig_p(text: &str) -> Vec<Entry> {
+pub(crate) fn parse_ldconfig_p(text: &str) -> Vec<Entry> {
     let arch = if cfg!(target_arch = "aarch64") { "AArch64" } else { "x86-64" };
     text.lines()
         .filter_map(|l| {
@@ -62,7 +62,7 @@ pub fn parse_ldconfig_p(text: &str) -> Vec<Entry> {
 }
 
 /// The folders holding `soname` for this architecture, in cache order.
-pub fn dirs_of(entries: &[Entry], soname: &str) -> Vec<PathBuf> {
+pub(crate) fn dirs_of(entries: &[Entry], soname: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = Vec::new();
     for e in entries.iter().filter(|e| e.name == soname && e.flags & 0xff00 == native_arch()) {
         if let Some(dir) = e.path.parent().filter(|d| !out.iter().any(|o| o == d)) {
@@ -74,7 +74,7 @@ pub fn dirs_of(entries: &[Entry], soname: &str) -> Vec<PathBuf> {
 
 /// The host's cache entries: the file under `root`, else (only on the real root) the host's
 /// own `ldconfig -p`, never one from Nix (which would describe the Nix store, not the host).
-pub fn read(root: Option<&Path>, cache: &Path) -> Vec<Entry> {
+pub(crate) fn read(root: Option<&Path>, cache: &Path) -> Vec<Entry> {
     if let Some(entries) = std::fs::read(cache).ok().as_deref().and_then(parse) {
         return entries;
     }

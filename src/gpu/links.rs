@@ -12,7 +12,7 @@ use super::Host;
 use crate::fsutil::LockFile;
 
 /// The driver's own user-space libraries (FACTS.md); nothing else is ever linked.
-pub const LIBS: &[&str] = &[
+pub(crate) const LIBS: &[&str] = &[
     "libcuda",
     "libcudadebugger",
     "libnvidia-ml",
@@ -29,11 +29,11 @@ const WSL_EXTRA: &[&str] = &["libdxcore"];
 
 /// What to link, and which libraries were left out because their version is not the running one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Link name → absolute target.
-    pub links: BTreeMap<String, PathBuf>,
+    pub(crate) links: BTreeMap<String, PathBuf>,
     /// Libraries of another driver version (`libcuda.so.550.127.05`): installed, not running.
-    pub mismatched: Vec<String>,
+    pub(crate) mismatched: Vec<String>,
 }
 
 /// `libcuda.so.550.144.03` → (`libcuda`, `550.144.03`); `libcuda.so` → (`libcuda`, ``).
@@ -51,7 +51,7 @@ fn split(name: &str) -> Option<(&str, &str)> {
 /// Elsewhere than WSL a library counts only when the file it resolves to carries the running
 /// `version` as its suffix: a driver updated without a reboot leaves libraries that the loaded
 /// kernel module refuses. WSL's libraries have no version suffix and are all current.
-pub fn plan(host: &Host, dir: &Path, version: &str, wsl: bool) -> Plan {
+pub(crate) fn plan(host: &Host, dir: &Path, version: &str, wsl: bool) -> Plan {
     let mut entries: Vec<String> = fs::read_dir(dir)
         .into_iter()
         .flatten()
@@ -117,7 +117,7 @@ fn current(dir: &Path) -> Option<BTreeMap<String, PathBuf>> {
 
 /// Makes `<driver_root>/<name>` hold exactly `links`, atomically and under a lock; removes the
 /// folders of other driver versions. Nothing is written when it already matches (the fast path).
-pub fn ensure(driver_root: &Path, name: &str, links: &BTreeMap<String, PathBuf>) -> Result<PathBuf> {
+pub(crate) fn ensure(driver_root: &Path, name: &str, links: &BTreeMap<String, PathBuf>) -> Result<PathBuf> {
     let dest = driver_root.join(name);
     if current(&dest).as_ref() == Some(links) {
         return Ok(dest);

@@ -6,13 +6,13 @@
 //! torch (compute capabilities), and on WSL2 for the driver version (no kernel module files).
 //! `labup run`, `up` and a `sync` without torch read files only.
 
-pub mod detect;
-pub mod driverdir;
-pub mod ldcache;
-pub mod links;
-pub mod nvml;
-pub mod torch;
-pub mod version;
+pub(crate) mod detect;
+pub(crate) mod driverdir;
+pub(crate) mod ldcache;
+pub(crate) mod links;
+pub(crate) mod nvml;
+pub(crate) mod torch;
+pub(crate) mod version;
 
 use std::path::{Path, PathBuf};
 
@@ -24,33 +24,33 @@ use crate::envvars;
 use crate::error::Fail;
 use crate::project::Workspace;
 use crate::python::sources::{self, Sources};
-pub use detect::{Platform, Source};
-pub use nvml::Device;
+pub(crate) use detect::{Platform, Source};
+pub(crate) use nvml::Device;
 
 /// The host file system, under `LABUP_FS_ROOT` when that is set (tests build fake hosts).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Host {
+pub(crate) struct Host {
     root: Option<PathBuf>,
 }
 
 impl Host {
     /// The real root, or `LABUP_FS_ROOT`.
-    pub fn from_env() -> Host {
+    pub(crate) fn from_env() -> Host {
         Host { root: envvars::get(envvars::LABUP_FS_ROOT).map(PathBuf::from) }
     }
 
     /// A fake host rooted at `root`.
-    pub fn fake(root: &Path) -> Host {
+    pub(crate) fn fake(root: &Path) -> Host {
         Host { root: Some(root.to_path_buf()) }
     }
 
     /// The fake root, if any.
-    pub fn root(&self) -> Option<&Path> {
+    pub(crate) fn root(&self) -> Option<&Path> {
         self.root.as_deref()
     }
 
     /// Where labup reads the host path `p`.
-    pub fn path(&self, p: impl AsRef<Path>) -> PathBuf {
+    pub(crate) fn path(&self, p: impl AsRef<Path>) -> PathBuf {
         let p = p.as_ref();
         match &self.root {
             Some(root) => root.join(p.strip_prefix("/").unwrap_or(p)),
@@ -59,7 +59,7 @@ impl Host {
     }
 
     /// Follows symlinks to a regular file, mapping absolute targets under the root.
-    pub fn resolve(&self, p: &Path) -> Option<PathBuf> {
+    pub(crate) fn resolve(&self, p: &Path) -> Option<PathBuf> {
         let mut p = p.to_path_buf();
         for _ in 0..40 {
             match std::fs::read_link(&p) {
@@ -91,19 +91,19 @@ fn lexical(p: &Path) -> PathBuf {
 
 /// The driver as the files show it (NVML only for WSL2's version).
 #[derive(Debug, Clone)]
-pub struct Driver {
+pub(crate) struct Driver {
     /// The kind of host.
-    pub platform: Platform,
+    pub(crate) platform: Platform,
     /// The running driver's version.
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
     /// Where the version came from.
-    pub source: Source,
+    pub(crate) source: Source,
     /// The library folder and how it was found.
-    pub dir: Option<driverdir::Candidate>,
+    pub(crate) dir: Option<driverdir::Candidate>,
     /// The links to make.
-    pub plan: links::Plan,
+    pub(crate) plan: links::Plan,
     /// Things the user should know (mismatched libraries, NVML failures).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 impl Driver {
@@ -114,7 +114,7 @@ impl Driver {
 }
 
 /// Finds the driver, its folder and the links to make.
-pub fn find(ws: &Workspace, host: &Host) -> Driver {
+pub(crate) fn find(ws: &Workspace, host: &Host) -> Driver {
     let config = &ws.config;
     let platform = detect::platform(host);
     let mut d =
@@ -173,17 +173,17 @@ pub fn find(ws: &Workspace, host: &Host) -> Driver {
 
 /// The folder of driver links children get, and why; `None` when there is no usable driver.
 #[derive(Debug, Clone, Default)]
-pub struct Wiring {
+pub(crate) struct Wiring {
     /// `.labup/driver/<version>/`.
-    pub link_dir: Option<PathBuf>,
+    pub(crate) link_dir: Option<PathBuf>,
     /// For `labup env --explain`.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Things the user should know.
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Builds the link folder (files only, no NVML except WSL2's first run after a boot).
-pub fn wire(ws: &Workspace) -> Result<Wiring> {
+pub(crate) fn wire(ws: &Workspace) -> Result<Wiring> {
     let config = &ws.config;
     if config.gpu.cuda == Cuda::Off {
         return Ok(Wiring::default());
@@ -222,7 +222,7 @@ fn wire_driver(ws: &Workspace, driver: &Driver) -> Result<Wiring> {
 
 /// The link folder as it already is, from the driver's files only: no links made, no NVML, no ld
 /// cache (for `labup hook`, which must be instant and write nothing, and `labup doctor`).
-pub fn existing_wiring(ws: &Workspace) -> Wiring {
+pub(crate) fn existing_wiring(ws: &Workspace) -> Wiring {
     let config = &ws.config;
     if config.gpu.cuda == Cuda::Off {
         return Wiring::default();
@@ -258,7 +258,7 @@ fn choose_torch(config: &Config, driver: &Driver, devices: Option<&[Device]>) ->
 }
 
 /// Whether the requirements name torch, torchvision or torchaudio.
-pub fn torch_requested(sources: &Sources) -> bool {
+pub(crate) fn torch_requested(sources: &Sources) -> bool {
     let mut lines: Vec<String> = sources.packages.clone();
     for file in sources.files() {
         let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -274,7 +274,7 @@ pub fn torch_requested(sources: &Sources) -> bool {
 }
 
 /// Where the installer looks for torch with `backend` (see [`torch::route`]).
-pub fn torch_route(config: &Config, sources: &Sources, backend: &torch::Backend) -> torch::Route {
+pub(crate) fn torch_route(config: &Config, sources: &Sources, backend: &torch::Backend) -> torch::Route {
     torch::route(backend, config.python.torch_index.as_deref(), own_index_settings(config, sources))
 }
 
@@ -329,7 +329,7 @@ fn own_index_settings(config: &Config, sources: &Sources) -> Option<String> {
 
 /// The torch backend for a sync: `None` when the requirements do not name torch and
 /// `[python] torch` is `auto` (then nothing about the GPU is read at all).
-pub fn torch_for_sync(ws: &Workspace, sources: &Sources) -> Option<torch::Choice> {
+pub(crate) fn torch_for_sync(ws: &Workspace, sources: &Sources) -> Option<torch::Choice> {
     let config = &ws.config;
     if config.python.torch != "auto" {
         return Some(torch::select(&torch::Input {
@@ -352,32 +352,32 @@ pub fn torch_for_sync(ws: &Workspace, sources: &Sources) -> Option<torch::Choice
 
 /// What `labup gpu --json` prints.
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     /// `linux`, `wsl`, `nixos` or `macos`.
-    pub platform: Platform,
+    pub(crate) platform: Platform,
     /// The running driver's version.
-    pub driver_version: Option<String>,
+    pub(crate) driver_version: Option<String>,
     /// The newest CUDA toolkit the driver supports.
-    pub cuda_max: Option<String>,
+    pub(crate) cuda_max: Option<String>,
     /// The host folder of the driver's libraries.
-    pub driver_dir: Option<PathBuf>,
+    pub(crate) driver_dir: Option<PathBuf>,
     /// `.labup/driver/<version>/`.
-    pub link_dir: Option<PathBuf>,
+    pub(crate) link_dir: Option<PathBuf>,
     /// The GPUs.
-    pub devices: Vec<Device>,
+    pub(crate) devices: Vec<Device>,
     /// The PyTorch index labup installs torch from.
-    pub torch_backend: torch::Backend,
+    pub(crate) torch_backend: torch::Backend,
     /// Where torch is installed from: the index URL, or the user's own settings that decide.
-    pub torch_index: String,
+    pub(crate) torch_index: String,
     /// Why that index.
-    pub reason: String,
+    pub(crate) reason: String,
     /// Where the driver version came from.
-    pub source: Source,
+    pub(crate) source: Source,
     /// How the driver's folder was found: `nixos`, `wsl`, `ld-cache`, `container-toolkit`,
     /// `usr-local-nvidia`, `configured`; `None` when no folder was.
-    pub layout: Option<driverdir::Layout>,
+    pub(crate) layout: Option<driverdir::Layout>,
     /// `nvidia-smi`, where the driver's layout puts it.
-    pub nvidia_smi: Option<PathBuf>,
+    pub(crate) nvidia_smi: Option<PathBuf>,
 }
 
 /// `nvidia-smi` where the layouts put it (`/usr/local/nvidia/bin`, the distribution's, WSL2's).
@@ -387,7 +387,7 @@ fn nvidia_smi(host: &Host) -> Option<PathBuf> {
 }
 
 /// Everything `labup gpu` shows, with warnings for stderr.
-pub fn report(ws: &Workspace) -> Result<(Report, Vec<String>)> {
+pub(crate) fn report(ws: &Workspace) -> Result<(Report, Vec<String>)> {
     let config = &ws.config;
     let host = Host::from_env();
     let driver = find(ws, &host);

@@ -15,22 +15,22 @@ use crate::fsutil;
 
 /// One GPU as `labup gpu --json` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Device {
+pub(crate) struct Device {
     /// NVML's index.
-    pub index: u32,
+    pub(crate) index: u32,
     /// Marketing name.
-    pub name: String,
+    pub(crate) name: String,
     /// Total memory.
-    pub memory_mib: u64,
+    pub(crate) memory_mib: u64,
     /// `major.minor`, e.g. `8.6`.
-    pub compute_capability: String,
+    pub(crate) compute_capability: String,
     /// `GPU-…`.
-    pub uuid: String,
+    pub(crate) uuid: String,
 }
 
 impl Device {
     /// The compute capability as numbers.
-    pub fn capability(&self) -> Option<(u32, u32)> {
+    pub(crate) fn capability(&self) -> Option<(u32, u32)> {
         let (a, b) = self.compute_capability.split_once('.')?;
         Some((a.parse().ok()?, b.parse().ok()?))
     }
@@ -38,28 +38,28 @@ impl Device {
 
 /// What the cached answer is valid for: a reboot, a driver update or another library voids it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Key {
+pub(crate) struct Key {
     /// `/proc/sys/kernel/random/boot_id`.
-    pub boot_id: String,
+    pub(crate) boot_id: String,
     /// The version the kernel module's files give (`None` on WSL2).
-    pub driver_version: Option<String>,
+    pub(crate) driver_version: Option<String>,
     /// The `libnvidia-ml` file NVML is loaded from.
-    pub library: PathBuf,
+    pub(crate) library: PathBuf,
 }
 
 /// NVML's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Probe {
+pub(crate) struct Probe {
     /// What it is valid for.
-    pub key: Key,
+    pub(crate) key: Key,
     /// `nvmlSystemGetDriverVersion`.
-    pub driver_version: String,
+    pub(crate) driver_version: String,
     /// Every device.
-    pub devices: Vec<Device>,
+    pub(crate) devices: Vec<Device>,
 }
 
 /// The cache key for this boot, driver and library.
-pub fn key(host: &Host, driver_version: Option<&str>, library: &Path) -> Key {
+pub(crate) fn key(host: &Host, driver_version: Option<&str>, library: &Path) -> Key {
     let boot_id = std::fs::read_to_string(host.path("/proc/sys/kernel/random/boot_id")).unwrap_or_default();
     Key {
         boot_id: boot_id.trim().to_string(),
@@ -69,14 +69,14 @@ pub fn key(host: &Host, driver_version: Option<&str>, library: &Path) -> Key {
 }
 
 /// The cached answer, when it is for `key`.
-pub fn cached(file: &Path, key: &Key) -> Option<Probe> {
+pub(crate) fn cached(file: &Path, key: &Key) -> Option<Probe> {
     let probe: Probe = serde_json::from_slice(&std::fs::read(file).ok()?).ok()?;
     (!key.boot_id.is_empty() && probe.key == *key).then_some(probe)
 }
 
 /// The cached answer, else NVML's (then cached). Under a fake root NVML is never loaded: its
 /// libraries there are empty files.
-pub fn probe(host: &Host, key: Key, cache: &Path) -> Result<Probe, Fail> {
+pub(crate) fn probe(host: &Host, key: Key, cache: &Path) -> Result<Probe, Fail> {
     if let Some(p) = cached(cache, &key) {
         return Ok(p);
     }
@@ -108,7 +108,7 @@ pub fn probe(host: &Host, key: Key, cache: &Path) -> Result<Probe, Fail> {
 }
 
 /// Every NVML error as a sentence with what to do.
-pub fn explain(err: &NvmlError, library: &Path) -> Fail {
+pub(crate) fn explain(err: &NvmlError, library: &Path) -> Fail {
     let lib = library.display();
     match err {
         NvmlError::LibRmVersionMismatch => Fail::new(

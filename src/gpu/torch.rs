@@ -6,7 +6,7 @@ use super::version::{at_least, Version};
 use crate::config::Cuda;
 
 /// Minimum Linux driver per CUDA toolkit, newest first (NVIDIA's CUDA release notes).
-pub const TOOLKITS: &[(&str, &str)] = &[
+pub(crate) const TOOLKITS: &[(&str, &str)] = &[
     ("13.2", "595.45.04"),
     ("13.1", "590.44.01"),
     ("13.0", "580.65.06"),
@@ -22,7 +22,7 @@ pub const TOOLKITS: &[(&str, &str)] = &[
 ];
 
 /// The CUDA indexes PyTorch publishes, newest first, with their toolkit version.
-pub const INDEXES: &[(&str, &str)] = &[
+pub(crate) const INDEXES: &[(&str, &str)] = &[
     ("cu132", "13.2"),
     ("cu130", "13.0"),
     ("cu129", "12.9"),
@@ -34,7 +34,7 @@ pub const INDEXES: &[(&str, &str)] = &[
 ];
 
 /// The newest CUDA toolkit a driver supports (`"12.4"` for 550.144.03).
-pub fn cuda_max(driver: &str) -> Option<&'static str> {
+pub(crate) fn cuda_max(driver: &str) -> Option<&'static str> {
     let v = Version::parse(driver)?;
     TOOLKITS.iter().find(|(_, min)| at_least(&v, min)).map(|(cuda, _)| *cuda)
 }
@@ -48,7 +48,7 @@ fn min_driver(cuda: &str) -> &'static str {
 /// cu128 and later dropped Maxwell and Pascal (< 7.0), and from torch 2.10 Volta (7.x below
 /// Turing's 7.5) is only built for cu126, so anything below 7.5 is served by cu126 at most;
 /// cu126 and older have no Blackwell (10.x, 12.x) kernels; nothing current builds for < 5.0.
-pub fn has_kernels(name: &str, cc: (u32, u32)) -> bool {
+pub(crate) fn has_kernels(name: &str, cc: (u32, u32)) -> bool {
     let rank = INDEXES.iter().position(|(n, _)| *n == name).unwrap_or(usize::MAX);
     let cu126 = 4;
     if cc.0 < 5 {
@@ -64,23 +64,23 @@ pub fn has_kernels(name: &str, cc: (u32, u32)) -> bool {
 
 /// What the selection works from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Input<'a> {
+pub(crate) struct Input<'a> {
     /// The host.
-    pub platform: Platform,
+    pub(crate) platform: Platform,
     /// `[python] torch` (`auto` or an index name).
-    pub setting: &'a str,
+    pub(crate) setting: &'a str,
     /// `[gpu] cuda`.
-    pub cuda: Cuda,
+    pub(crate) cuda: Cuda,
     /// The running driver's version, if any.
-    pub driver: Option<&'a str>,
+    pub(crate) driver: Option<&'a str>,
     /// Every GPU's compute capability; `None` when they could not be read.
-    pub capabilities: Option<&'a [(u32, u32)]>,
+    pub(crate) capabilities: Option<&'a [(u32, u32)]>,
 }
 
 /// A PyTorch wheel index, as uv's `--torch-backend` and `[python] torch` name it; written
 /// (`Display`, JSON) as that name, so locks, digests and `labup gpu --json` read as before.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// PyTorch's CUDA index, by its name (`cu126`).
     Cuda(String),
     /// PyTorch's CPU-only wheels.
@@ -96,7 +96,7 @@ pub enum Backend {
 impl Backend {
     /// The backend a name stands for: `cpu`, `xpu`, `pypi`, `cuXYZ`, `rocmX.Y` (as `[python]
     /// torch` validates it); `None` for anything else (`auto` included).
-    pub fn parse(name: &str) -> Option<Backend> {
+    pub(crate) fn parse(name: &str) -> Option<Backend> {
         let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
         match name {
             "cpu" => Some(Backend::Cpu),
@@ -111,7 +111,7 @@ impl Backend {
     }
 
     /// Its name.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Backend::Cuda(name) | Backend::Rocm(name) => name,
             Backend::Cpu => "cpu",
@@ -122,7 +122,7 @@ impl Backend {
 
     /// Whether it comes from a PyTorch index (every backend but PyPI's own wheels), which
     /// gives it a lock of its own.
-    pub fn is_pytorch_index(&self) -> bool {
+    pub(crate) fn is_pytorch_index(&self) -> bool {
         *self != Backend::Pypi
     }
 }
@@ -147,11 +147,11 @@ impl PartialEq<&str> for Backend {
 
 /// The chosen backend and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
+pub(crate) struct Choice {
     /// The index torch comes from.
-    pub backend: Backend,
+    pub(crate) backend: Backend,
     /// A sentence for `labup gpu` and `labup sync`.
-    pub reason: String,
+    pub(crate) reason: String,
 }
 
 fn choice(backend: Backend, reason: String) -> Choice {
@@ -168,7 +168,7 @@ fn cc_text(cc: (u32, u32)) -> String {
 }
 
 /// Picks the backend.
-pub fn select(input: &Input) -> Choice {
+pub(crate) fn select(input: &Input) -> Choice {
     match Backend::parse(input.setting) {
         Some(Backend::Pypi) => {
             return choice(Backend::Pypi, "set by `[python] torch = \"pypi\"`: PyPI's own torch wheels".into())
@@ -241,11 +241,11 @@ pub fn select(input: &Input) -> Choice {
 }
 
 /// PyTorch's own wheel indexes: `<base>/<backend>`.
-pub const PYTORCH_INDEX: &str = "https://download.pytorch.org/whl";
+pub(crate) const PYTORCH_INDEX: &str = "https://download.pytorch.org/whl";
 
 /// Where the installer looks for torch.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// PyTorch's index for this backend: uv's `--torch-backend` (which sends only the PyTorch
     /// packages there), pip's `--index-url <PYTORCH_INDEX>/<backend>` with PyPI as extra.
     Pytorch(Backend),
@@ -259,7 +259,7 @@ pub enum Route {
 
 impl Route {
     /// For `labup gpu` and `sync --dry-run`: the index URL, or what decides.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             Route::Pytorch(b) => format!("{PYTORCH_INDEX}/{b}"),
             Route::Index(url) => url.clone(),
@@ -271,7 +271,7 @@ impl Route {
 
 /// The route for `backend`: the user's own index settings first (labup adds no flags over them),
 /// then PyPI for `pypi`, then `[python] torch-index`, else PyTorch's index.
-pub fn route(backend: &Backend, base: Option<&str>, yours: Option<String>) -> Route {
+pub(crate) fn route(backend: &Backend, base: Option<&str>, yours: Option<String>) -> Route {
     match (yours, backend, base) {
         (Some(what), _, _) => Route::Yours(what),
         (None, Backend::Pypi, _) => Route::Pypi,
@@ -281,7 +281,7 @@ pub fn route(backend: &Backend, base: Option<&str>, yours: Option<String>) -> Ro
 }
 
 /// Whether a requirement line names torch, torchvision or torchaudio.
-pub fn names_torch(line: &str) -> bool {
+pub(crate) fn names_torch(line: &str) -> bool {
     let name: String = line
         .trim()
         .chars()

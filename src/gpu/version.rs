@@ -2,11 +2,11 @@
 
 /// A parsed driver version; missing trailing fields count as zero.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Version(Vec<u32>);
+pub(crate) struct Version(Vec<u32>);
 
 impl Version {
     /// Parses `550.144.03` or `570.26`; anything else is `None`.
-    pub fn parse(text: &str) -> Option<Version> {
+    pub(crate) fn parse(text: &str) -> Option<Version> {
         let fields: Option<Vec<u32>> = text.trim().split('.').map(|f| f.parse().ok()).collect();
         fields.filter(|f| f.len() >= 2 && f.len() <= 4).map(Version)
     }
@@ -17,7 +17,7 @@ impl Version {
 }
 
 /// Whether `v` is at least the version written `min`.
-pub fn at_least(v: &Version, min: &str) -> bool {
+pub(crate) fn at_least(v: &Version, min: &str) -> bool {
     let Some(min) = Version::parse(min) else {
         return false;
     };
@@ -26,7 +26,7 @@ pub fn at_least(v: &Version, min: &str) -> bool {
 }
 
 /// Whether `text` looks like a driver version (`550.144.03`).
-pub fn is_version(text: &str) -> bool {
+pub(crate) fn is_version(text: &str) -> bool {
     Version::parse(text).is_some()
 }
 

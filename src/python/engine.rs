@@ -15,7 +15,7 @@ use crate::ui::Ui;
 
 /// Which tool installs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Engine {
+pub(crate) enum Engine {
     /// uv at this path.
     Uv(PathBuf),
     /// pip, run by the base interpreter against the venv.
@@ -24,15 +24,15 @@ pub enum Engine {
 
 /// A command line as a value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Cmd {
+pub(crate) struct Cmd {
     /// Program.
-    pub program: PathBuf,
+    pub(crate) program: PathBuf,
     /// Arguments.
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// Extra environment.
-    pub env: BTreeMap<String, String>,
+    pub(crate) env: BTreeMap<String, String>,
     /// Working directory.
-    pub cwd: Option<PathBuf>,
+    pub(crate) cwd: Option<PathBuf>,
 }
 
 impl Cmd {
@@ -53,7 +53,7 @@ impl Cmd {
     }
 
     /// The command as a shell-like line, for `-v` and errors.
-    pub fn display(&self) -> String {
+    pub(crate) fn display(&self) -> String {
         std::iter::once(self.program.display().to_string())
             .chain(self.args.iter().cloned())
             .collect::<Vec<_>>()
@@ -61,7 +61,7 @@ impl Cmd {
     }
 
     /// The command as a duct expression (environment and folder applied).
-    pub fn expression(&self) -> duct::Expression {
+    pub(crate) fn expression(&self) -> duct::Expression {
         let mut e = duct::cmd(&self.program, &self.args);
         for (k, v) in &self.env {
             e = e.env(k, v);
@@ -75,7 +75,7 @@ impl Cmd {
 
 impl Engine {
     /// Picks the installer: `LABUP_UV` or `uv` on PATH, else pip, as `[python] installer` allows.
-    pub fn detect(choice: Installer) -> Result<Engine, Fail> {
+    pub(crate) fn detect(choice: Installer) -> Result<Engine, Fail> {
         let uv = || {
             envvars::get(envvars::LABUP_UV)
                 .map(PathBuf::from)
@@ -93,7 +93,7 @@ impl Engine {
     }
 
     /// `uv` or `pip`.
-    pub fn name(&self) -> &'static str {
+    pub(crate) fn name(&self) -> &'static str {
         match self {
             Engine::Uv(_) => "uv",
             Engine::Pip => "pip",
@@ -107,7 +107,7 @@ impl Engine {
     }
 
     /// Creates an empty venv (no pip, no seed packages) at `dest`.
-    pub fn create_venv(&self, interp: &Interpreter, dest: &Path) -> Cmd {
+    pub(crate) fn create_venv(&self, interp: &Interpreter, dest: &Path) -> Cmd {
         match self {
             Engine::Uv(uv) => {
                 Engine::uv(uv).args(["venv", "--quiet", "--no-project", "--python"]).arg(&interp.path).arg(dest)
@@ -118,7 +118,7 @@ impl Engine {
 
     /// Resolves `inputs` into pins with hashes at `out` (uv: universal, keeping pins already in
     /// `out` unless `upgrade`). pip writes a JSON report that [`pip_report_to_lock`] converts.
-    pub fn compile(
+    pub(crate) fn compile(
         &self,
         interp: &Interpreter,
         python_minor: &str,
@@ -165,7 +165,7 @@ impl Engine {
     /// `[python] torch-index` mirror is uv's `--index` (searched before PyPI) or pip's pair. The
     /// same flags go to resolution and to the sync, so the locked `+cuXYZ` wheels and their
     /// hashes are found again. PyPI's own torch and the user's own index settings: no flags.
-    pub fn torch_args(&self, torch: Option<&Route>) -> Vec<String> {
+    pub(crate) fn torch_args(&self, torch: Option<&Route>) -> Vec<String> {
         let pip_pair =
             |url: String| vec!["--index-url".into(), url, "--extra-index-url".into(), "https://pypi.org/simple".into()];
         match (self, torch) {
@@ -178,7 +178,7 @@ impl Engine {
     }
 
     /// Exports a `uv.lock` as exact pins (the project itself left out).
-    pub fn export_uv_lock(&self, uv_lock: &Path, out: &Path) -> Result<Cmd, Fail> {
+    pub(crate) fn export_uv_lock(&self, uv_lock: &Path, out: &Path) -> Result<Cmd, Fail> {
         let Engine::Uv(uv) = self else {
             return Err(Fail::new("this project has a uv.lock, which only uv can read")
                 .hint("install uv (`pip install uv`) or set `LABUP_UV`"));
@@ -192,7 +192,7 @@ impl Engine {
     }
 
     /// Makes the venv exactly the lock (uv); pip installs here and removes extras separately.
-    pub fn sync(&self, interp: &Interpreter, venv: &Path, lock: &Path, torch: Option<&Route>) -> Cmd {
+    pub(crate) fn sync(&self, interp: &Interpreter, venv: &Path, lock: &Path, torch: Option<&Route>) -> Cmd {
         let c = match self {
             Engine::Uv(uv) => Engine::uv(uv)
                 .args(["pip", "sync", "--quiet", "--allow-empty-requirements", "--python"])
@@ -208,7 +208,7 @@ impl Engine {
     }
 
     /// uv only: what `sync` would install and remove, printed on stderr (`+ name==v`, `- name==v`).
-    pub fn sync_dry_run(&self, venv: &Path, lock: &Path, torch: Option<&Route>) -> Option<Cmd> {
+    pub(crate) fn sync_dry_run(&self, venv: &Path, lock: &Path, torch: Option<&Route>) -> Option<Cmd> {
         let Engine::Uv(uv) = self else { return None };
         let c = Engine::uv(uv)
             .args(["pip", "sync", "--dry-run", "--allow-empty-requirements", "--python"])
@@ -220,12 +220,12 @@ impl Engine {
     /// The project itself, editable and without its dependencies (the lock has them), as
     /// `uv sync` installs a package project; uv takes it as a second requirements file of the
     /// exact sync ([`Engine::sync`] plus this file), so "exact" never removes it.
-    pub fn editable_requirement(dir: &Path) -> String {
+    pub(crate) fn editable_requirement(dir: &Path) -> String {
         format!("-e {}\n", dir.display())
     }
 
     /// pip: installs the project editable, without dependencies (after the lock's packages).
-    pub fn pip_editable(interp: &Interpreter, venv: &Path, dir: &Path) -> Cmd {
+    pub(crate) fn pip_editable(interp: &Interpreter, venv: &Path, dir: &Path) -> Cmd {
         Cmd::new(&interp.path)
             .args(["-m", "pip", "--python"])
             .arg(venv_python(venv))
@@ -234,7 +234,7 @@ impl Engine {
     }
 
     /// pip: removes distributions that the lock does not name.
-    pub fn pip_uninstall(interp: &Interpreter, venv: &Path, names: &[String]) -> Cmd {
+    pub(crate) fn pip_uninstall(interp: &Interpreter, venv: &Path, names: &[String]) -> Cmd {
         Cmd::new(&interp.path)
             .args(["-m", "pip", "--python"])
             .arg(venv_python(venv))
@@ -244,7 +244,7 @@ impl Engine {
 }
 
 /// Runs a command, capturing its output; `-v` echoes the line and the output.
-pub fn run(ui: &Ui, cmd: &Cmd, what: &str) -> Result<String> {
+pub(crate) fn run(ui: &Ui, cmd: &Cmd, what: &str) -> Result<String> {
     ui.debug(format!("$ {}", cmd.display()));
     let out = cmd
         .expression()
@@ -274,7 +274,7 @@ pub fn run(ui: &Ui, cmd: &Cmd, what: &str) -> Result<String> {
 
 /// Why an installer failed, from its output: no network or no solution. The one place that
 /// reads the installer's words; everything after matches on the [`InstallerCause`].
-pub fn classify(message: &str) -> InstallerCause {
+pub(crate) fn classify(message: &str) -> InstallerCause {
     let m = message.to_lowercase();
     if [
         "failed to fetch",
@@ -311,11 +311,11 @@ pub fn classify(message: &str) -> InstallerCause {
 
 /// pip's resolution as lock text: the body, and what pip could not hash (name, why).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PipLock {
+pub(crate) struct PipLock {
     /// Lock lines, sorted by name.
-    pub body: String,
+    pub(crate) body: String,
     /// Entries without a `--hash`, with the reason, in body order.
-    pub unhashed: Vec<(String, &'static str)>,
+    pub(crate) unhashed: Vec<(String, &'static str)>,
 }
 
 /// Converts pip's `--report` JSON into lock lines. Index packages become `name==version`; a
@@ -324,7 +324,7 @@ pub struct PipLock {
 /// `-e name @ file:///…`, a folder or archive `name @ <url>`, a VCS checkout
 /// `name @ git+<url>@<commit>`. Every archive keeps pip's sha256 (`--hash`); folders and
 /// checkouts have no single file to hash, and a comment above them in the lock says so.
-pub fn pip_report_to_lock(report: &str) -> Result<PipLock> {
+pub(crate) fn pip_report_to_lock(report: &str) -> Result<PipLock> {
     let json: serde_json::Value = serde_json::from_str(report).context("pip wrote an unreadable --report")?;
     let mut entries = Vec::new();
     for item in json["install"].as_array().into_iter().flatten() {

@@ -16,30 +16,30 @@ use crate::fsutil;
 use crate::gpu::torch::Backend;
 
 /// The marker's file name inside the venv.
-pub const MARKER: &str = ".labup.json";
+pub(crate) const MARKER: &str = ".labup.json";
 
 /// What a finished sync recorded; written last, atomically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Marker {
+pub(crate) struct Marker {
     /// Version of labup that wrote it.
-    pub labup: String,
+    pub(crate) labup: String,
     /// The fingerprint the venv was synced to.
-    pub fingerprint: String,
+    pub(crate) fingerprint: String,
     /// The base interpreter's version.
-    pub python: String,
+    pub(crate) python: String,
     /// The base interpreter's path.
-    pub interpreter: PathBuf,
+    pub(crate) interpreter: PathBuf,
     /// `uv` or `pip`.
-    pub installer: String,
+    pub(crate) installer: String,
     /// Distributions installed.
-    pub packages: usize,
+    pub(crate) packages: usize,
     /// Modification time of `site-packages`: an install or removal by hand changes it.
-    pub site_packages: Option<(u64, i128)>,
+    pub(crate) site_packages: Option<(u64, i128)>,
 }
 
 /// Hash of every input file, the lock, the interpreter identity, the Python settings,
 /// the platform, the torch backend (a driver update that changes it re-syncs) and labup's version.
-pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&Backend>) -> String {
+pub(crate) fn compute(config: &Config, interp: &Interpreter, sources: &Sources, torch: Option<&Backend>) -> String {
     let mut h = Sha256::new();
     h.update(format!("labup {}\n", env!("CARGO_PKG_VERSION")));
     h.update(format!("platform {}-{}\n", std::env::consts::OS, std::env::consts::ARCH));
@@ -66,19 +66,19 @@ pub fn compute(config: &Config, interp: &Interpreter, sources: &Sources, torch: 
 }
 
 /// Reads the marker; a missing or unreadable one is `None`.
-pub fn read(venv: &Path) -> Option<Marker> {
+pub(crate) fn read(venv: &Path) -> Option<Marker> {
     serde_json::from_slice(&std::fs::read(venv.join(MARKER)).ok()?).ok()
 }
 
 /// Writes the marker atomically.
-pub fn write(venv: &Path, marker: &Marker) -> anyhow::Result<()> {
+pub(crate) fn write(venv: &Path, marker: &Marker) -> anyhow::Result<()> {
     let mut json = serde_json::to_vec_pretty(marker)?;
     json.push(b'\n');
     fsutil::atomic_write(&venv.join(MARKER), &json)
 }
 
 /// Removes the marker before the venv is changed, so an interrupted sync is never taken for a good one.
-pub fn clear(venv: &Path) -> anyhow::Result<()> {
+pub(crate) fn clear(venv: &Path) -> anyhow::Result<()> {
     match std::fs::remove_file(venv.join(MARKER)) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e.into()),
         _ => Ok(()),

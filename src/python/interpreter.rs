@@ -11,24 +11,24 @@ use crate::fsutil;
 
 /// An interpreter as found on disk; finding it starts no Python.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Interpreter {
+pub(crate) struct Interpreter {
     /// The path as found (a Nix store path, a PATH entry): what the venv's `home` records.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The file it resolves to.
-    pub resolved: PathBuf,
+    pub(crate) resolved: PathBuf,
     /// Size and mtime of the resolved file.
-    pub stamp: (u64, i128),
+    pub(crate) stamp: (u64, i128),
 }
 
 /// What the interpreter says about itself (costs one Python start).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Info {
+pub(crate) struct Info {
     /// `3.12.4`.
-    pub version: String,
+    pub(crate) version: String,
     /// `cpython`.
-    pub implementation: String,
+    pub(crate) implementation: String,
     /// `sys.executable`: through a wrapper or shim, the real interpreter a venv's `home` names.
-    pub executable: PathBuf,
+    pub(crate) executable: PathBuf,
 }
 
 /// Where the interpreter choice came from, for messages.
@@ -43,7 +43,7 @@ fn wanted(version: Option<&str>) -> (String, &'static str) {
 }
 
 /// `3.12` of `3.12.4`.
-pub fn minor_of(version: &str) -> &str {
+pub(crate) fn minor_of(version: &str) -> &str {
     match version.match_indices('.').nth(1) {
         Some((i, _)) => &version[..i],
         None => version,
@@ -51,7 +51,7 @@ pub fn minor_of(version: &str) -> &str {
 }
 
 /// Finds the interpreter: `LABUP_PYTHON`, else `python<version>`, else `python3` on PATH.
-pub fn find(version: Option<&str>) -> Result<Interpreter> {
+pub(crate) fn find(version: Option<&str>) -> Result<Interpreter> {
     let (name, origin) = wanted(version);
     let path = if name.contains('/') {
         let p = PathBuf::from(&name);
@@ -80,14 +80,14 @@ pub fn find(version: Option<&str>) -> Result<Interpreter> {
 }
 
 /// The file in the venv naming the interpreter it was built from (one path and a newline).
-pub const REMEMBERED: &str = ".labup-python";
+pub(crate) const REMEMBERED: &str = ".labup-python";
 
 /// The interpreter for this venv: `LABUP_PYTHON` when set (an explicit request for another
 /// one rebuilds the venv); else the one the venv was built from, as long as it exists and fits
 /// `[python] version`; else [`find`]. So a venv built with `LABUP_PYTHON=/opt/py/bin/python3.12`
 /// keeps being used by a plain `labup sync` in a shell where `python3.12` is someone else's
 /// (a pyenv shim for a version that is not installed).
-pub fn for_venv(version: Option<&str>, venv: &Path) -> Result<Interpreter> {
+pub(crate) fn for_venv(version: Option<&str>, venv: &Path) -> Result<Interpreter> {
     if envvars::get(envvars::LABUP_PYTHON).is_none() {
         if let Some(interp) = remembered(venv, version) {
             return Ok(interp);
@@ -116,12 +116,12 @@ fn remembered(venv: &Path, version: Option<&str>) -> Option<Interpreter> {
 }
 
 /// Records in the venv the interpreter it was built from (see [`for_venv`]).
-pub fn remember(venv: &Path, interp: &Interpreter) -> Result<()> {
+pub(crate) fn remember(venv: &Path, interp: &Interpreter) -> Result<()> {
     fsutil::atomic_write(&venv.join(REMEMBERED), format!("{}\n", interp.path.display()).as_bytes())
 }
 
 /// The first executable file called `name` on PATH.
-pub fn search_path(name: &str) -> Option<PathBuf> {
+pub(crate) fn search_path(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
@@ -145,7 +145,7 @@ const PROBE: &str =
 
 impl Interpreter {
     /// Runs the interpreter once to learn its version.
-    pub fn query(&self) -> Result<Info> {
+    pub(crate) fn query(&self) -> Result<Info> {
         let out = duct::cmd(&self.path, ["-I", "-c", PROBE])
             .stdout_capture()
             .stderr_capture()
@@ -172,7 +172,7 @@ impl Interpreter {
 }
 
 /// Checks the interpreter's version against `[python] version` (`3.12` matches `3.12.x`).
-pub fn check_version(interp: &Interpreter, info: &Info, required: Option<&str>) -> Result<(), Fail> {
+pub(crate) fn check_version(interp: &Interpreter, info: &Info, required: Option<&str>) -> Result<(), Fail> {
     let Some(required) = required else {
         return Ok(());
     };
@@ -189,7 +189,7 @@ pub fn check_version(interp: &Interpreter, info: &Info, required: Option<&str>) 
 }
 
 /// The venv's interpreter path.
-pub fn venv_python(venv: &Path) -> PathBuf {
+pub(crate) fn venv_python(venv: &Path) -> PathBuf {
     venv.join("bin").join("python")
 }
 

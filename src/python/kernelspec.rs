@@ -28,11 +28,11 @@ use crate::config::Config;
 use crate::fsutil;
 
 /// Every labup kernelspec's name starts with this.
-pub const PREFIX: &str = "labup-";
+pub(crate) const PREFIX: &str = "labup-";
 
 /// The kernel name of a project: `labup-` and the project name made a valid kernel name
 /// (jupyter_client accepts `[a-z0-9._-]`, and lower-cases names when it looks them up).
-pub fn kernel_name(project: &str) -> String {
+pub(crate) fn kernel_name(project: &str) -> String {
     let mut out = String::new();
     for c in project.chars().flat_map(char::to_lowercase) {
         let ok = c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-';
@@ -47,39 +47,39 @@ pub fn kernel_name(project: &str) -> String {
 }
 
 /// `Python 3.12 (demo)`: the display name frontends show.
-pub fn display_name(python_version: &str, project: &str) -> String {
+pub(crate) fn display_name(python_version: &str, project: &str) -> String {
     format!("Python {} ({project})", super::interpreter::minor_of(python_version))
 }
 
 /// The kernels folder of a venv.
-pub fn kernels_dir(venv: &Path) -> PathBuf {
+pub(crate) fn kernels_dir(venv: &Path) -> PathBuf {
     venv.join("share").join("jupyter").join("kernels")
 }
 
 /// What the kernelspec holds, before it is rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// `labup-<project>`.
-    pub name: String,
+    pub(crate) name: String,
     /// `Python 3.x (<project>)`.
-    pub display_name: String,
+    pub(crate) display_name: String,
     /// The venv's Python.
-    pub python: PathBuf,
+    pub(crate) python: PathBuf,
     /// Arguments after ipykernel's own (IPython config such as Jupyter AI's default model).
-    pub args: Vec<String>,
+    pub(crate) args: Vec<String>,
     /// Variables the kernel gets, in order.
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
     /// Other files of the kernelspec folder (name, content), such as an IPython config file.
-    pub files: Vec<(String, String)>,
+    pub(crate) files: Vec<(String, String)>,
     /// The project folder (recorded for the user and for ownership).
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// The venv (recorded).
-    pub venv: PathBuf,
+    pub(crate) venv: PathBuf,
 }
 
 impl Spec {
     /// The kernelspec of this config (pure).
-    pub fn new(config: &Config, python_version: &str, args: Vec<String>, env: Vec<(String, String)>) -> Spec {
+    pub(crate) fn new(config: &Config, python_version: &str, args: Vec<String>, env: Vec<(String, String)>) -> Spec {
         let venv = config.python.venv.clone();
         Spec {
             name: kernel_name(&config.project.name),
@@ -95,7 +95,7 @@ impl Spec {
 
     /// `kernel.json`, as ipykernel writes its own (`-m ipykernel_launcher -f {connection_file}`),
     /// with `env` and labup's metadata.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let env: serde_json::Map<String, Value> =
             self.env.iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect();
         let mut argv: Vec<String> = vec![self.python.display().to_string()];
@@ -122,7 +122,7 @@ impl Spec {
 }
 
 /// Whether `dir` holds a kernelspec labup wrote.
-pub fn is_ours(dir: &Path) -> bool {
+pub(crate) fn is_ours(dir: &Path) -> bool {
     fs::read(dir.join("kernel.json"))
         .ok()
         .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
@@ -131,19 +131,19 @@ pub fn is_ours(dir: &Path) -> bool {
 
 /// What [`refresh`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Refresh {
+pub(crate) struct Refresh {
     /// The kernelspec was (re)written.
-    pub written: bool,
+    pub(crate) written: bool,
     /// labup kernelspecs of other names removed (the project was renamed).
-    pub removed: Vec<String>,
+    pub(crate) removed: Vec<String>,
     /// Things to tell the user (a folder that is not labup's, left alone).
-    pub warnings: Vec<String>,
+    pub(crate) warnings: Vec<String>,
 }
 
 /// Makes the venv's kernels folder hold exactly `spec` among labup's kernelspecs (`None`: no
 /// kernel can run, e.g. ipykernel is not installed, so none of labup's is left). Folders that
 /// are not labup's are never touched.
-pub fn refresh(venv: &Path, spec: Option<&Spec>) -> Result<Refresh> {
+pub(crate) fn refresh(venv: &Path, spec: Option<&Spec>) -> Result<Refresh> {
     let dir = kernels_dir(venv);
     let mut out = Refresh::default();
     if let Ok(entries) = fs::read_dir(&dir) {

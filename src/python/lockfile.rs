@@ -13,15 +13,15 @@ const DIGEST_MARK: &str = "# labup-inputs: ";
 
 /// One pinned distribution in the lock.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pin {
+pub(crate) struct Pin {
     /// Normalized name.
-    pub name: String,
+    pub(crate) name: String,
     /// Exact version.
-    pub version: String,
+    pub(crate) version: String,
 }
 
 /// The text of a lock: header, carried index options, then the resolved pins.
-pub fn render(digest: &str, options: &[String], body: &str) -> String {
+pub(crate) fn render(digest: &str, options: &[String], body: &str) -> String {
     let mut out = String::from(
         "# Written by labup from the project's requirements (`labup lock` rewrites it).\n\
          # Commit this file; do not edit it by hand.\n",
@@ -40,12 +40,12 @@ pub fn render(digest: &str, options: &[String], body: &str) -> String {
 }
 
 /// The inputs digest a lock was written for.
-pub fn digest_of(text: &str) -> Option<&str> {
+pub(crate) fn digest_of(text: &str) -> Option<&str> {
     text.lines().find_map(|l| l.strip_prefix(DIGEST_MARK)).map(str::trim)
 }
 
 /// The pins of a lock (options, hashes and markers ignored).
-pub fn pins(text: &str) -> Vec<Pin> {
+pub(crate) fn pins(text: &str) -> Vec<Pin> {
     logical_lines(text)
         .iter()
         .filter(|l| !l.starts_with('-'))
@@ -65,7 +65,7 @@ fn is_option(line: &str) -> bool {
 
 /// The names a lock installs: pins and named direct references (`name @ url`, `-e name @ url`);
 /// the flag is true when a line installs a path or URL without naming it (`-e ./pkg`, as uv writes).
-pub fn names(text: &str) -> (BTreeSet<String>, bool) {
+pub(crate) fn names(text: &str) -> (BTreeSet<String>, bool) {
     let mut names = BTreeSet::new();
     let mut unnamed = false;
     for line in logical_lines(text).iter().filter(|l| !is_option(l)) {
@@ -91,7 +91,7 @@ pub fn names(text: &str) -> (BTreeSet<String>, bool) {
 /// line of a file or on none: (hashed entries, entries pip cannot hash), each with the lock's
 /// options, relative `--find-links` made absolute against `lock_dir` (the files live in
 /// `.labup/tmp`). Either may have no entries.
-pub fn split_for_pip(text: &str, lock_dir: &Path) -> (String, String, usize, usize) {
+pub(crate) fn split_for_pip(text: &str, lock_dir: &Path) -> (String, String, usize, usize) {
     let (mut options, mut hashed, mut plain) = (String::new(), String::new(), String::new());
     let (mut n_hashed, mut n_plain) = (0, 0);
     for line in logical_lines(text) {
@@ -114,7 +114,7 @@ pub fn split_for_pip(text: &str, lock_dir: &Path) -> (String, String, usize, usi
 /// A lock text for a copy in another folder: relative `--find-links` become absolute against
 /// `lock_dir` (paths to install, `-e ./pkg`, are relative to the project folder, where the
 /// installers run, and stay as they are).
-pub fn relocated(text: &str, lock_dir: &Path) -> String {
+pub(crate) fn relocated(text: &str, lock_dir: &Path) -> String {
     text.lines().map(|l| absolute_find_links(l, lock_dir) + "\n").collect()
 }
 
@@ -131,14 +131,14 @@ fn absolute_find_links(line: &str, lock_dir: &Path) -> String {
 }
 
 /// Distinct packages in a lock (a universal lock may pin one name per marker).
-pub fn package_count(text: &str) -> usize {
+pub(crate) fn package_count(text: &str) -> usize {
     pins(text).into_iter().map(|p| p.name).collect::<BTreeSet<_>>().len()
 }
 
 /// A digest of everything resolution depends on: input files, packages, the configured Python
 /// version and torch backend (the configured one and, when torch is an input, the chosen one:
 /// its `+cuXYZ` pins differ). Not the platform otherwise: a uv lock is universal.
-pub fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&Backend>) -> String {
+pub(crate) fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&Backend>) -> String {
     let mut h = Sha256::new();
     h.update(b"labup-lock-v1\n");
     for file in sources.files() {
@@ -164,7 +164,7 @@ pub fn inputs_digest(sources: &Sources, config: &Config, torch: Option<&Backend>
 /// wheels), `<stem>.<backend>.<ext>` otherwise (`requirements.cu126.lock`). Torch wheels differ per
 /// backend, so a GPU box, a laptop and CI each keep their own committed lock instead of
 /// re-resolving (and rewriting) one shared file every time a machine of another kind syncs.
-pub fn path_for_backend(lock: &Path, backend: Option<&Backend>) -> PathBuf {
+pub(crate) fn path_for_backend(lock: &Path, backend: Option<&Backend>) -> PathBuf {
     let Some(backend) = backend.filter(|b| b.is_pytorch_index()) else { return lock.to_path_buf() };
     let name = lock.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let renamed = match name.rsplit_once('.') {
@@ -175,7 +175,7 @@ pub fn path_for_backend(lock: &Path, backend: Option<&Backend>) -> PathBuf {
 }
 
 /// Lowercase hex.
-pub fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

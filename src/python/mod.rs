@@ -1,11 +1,11 @@
 //! The Python workspace: interpreter, venv, requirement sources, lock and sync.
 
-pub mod engine;
-pub mod fingerprint;
-pub mod interpreter;
-pub mod kernelspec;
-pub mod lockfile;
-pub mod plan;
-pub mod sources;
-pub mod sync;
-pub mod venv;
+pub(crate) mod engine;
+pub(crate) mod fingerprint;
+pub(crate) mod interpreter;
+pub(crate) mod kernelspec;
+pub(crate) mod lockfile;
+pub(crate) mod plan;
+pub(crate) mod sources;
+pub(crate) mod sync;
+pub(crate) mod venv;

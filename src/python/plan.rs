@@ -25,44 +25,44 @@ use crate::ui::Ui;
 
 /// The facts a plan is made from, found once per command.
 #[derive(Debug)]
-pub struct Planner<'a> {
+pub(crate) struct Planner<'a> {
     /// The config as loaded (what [`sync::up_to_date`] takes).
     base: &'a Config,
     /// Every path under `.labup/`.
-    pub layout: &'a Layout,
+    pub(crate) layout: &'a Layout,
     /// The config, its `[python] lock` naming the torch backend's lock.
-    pub config: Cow<'a, Config>,
+    pub(crate) config: Cow<'a, Config>,
     /// The requirement sources.
-    pub sources: Sources,
+    pub(crate) sources: Sources,
     /// The base interpreter (found, not started).
-    pub interp: Interpreter,
+    pub(crate) interp: Interpreter,
     /// The torch backend and where the installer finds it, when torch is an input or set.
-    pub torch: Option<TorchPlan>,
+    pub(crate) torch: Option<TorchPlan>,
 }
 
 /// The PyTorch wheels a sync installs: the backend, why, and the index they come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TorchPlan {
+pub(crate) struct TorchPlan {
     /// The chosen backend and why.
-    pub choice: torch::Choice,
+    pub(crate) choice: torch::Choice,
     /// Where the installer looks for it.
-    pub route: torch::Route,
+    pub(crate) route: torch::Route,
 }
 
 /// What `labup sync` will do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// The lock: current, to be resolved, or none (no requirements).
-    pub lock: LockPlan,
+    pub(crate) lock: LockPlan,
     /// The torch backend, when torch is among the requirements or `[python] torch` is set.
-    pub torch: Option<TorchPlan>,
+    pub(crate) torch: Option<TorchPlan>,
     /// Nothing, or the changes.
-    pub work: Work,
+    pub(crate) work: Work,
 }
 
 /// Whether there is anything to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Work {
+pub(crate) enum Work {
     /// The venv matches its inputs (the marker of the sync that made it so).
     Nothing(Marker),
     /// A sync.
@@ -71,22 +71,22 @@ pub enum Work {
 
 /// The changes a sync makes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Changes {
+pub(crate) struct Changes {
     /// Keep, create or rebuild the venv.
-    pub venv: VenvPlan,
+    pub(crate) venv: VenvPlan,
     /// `name==version` to install; `None` when only a resolution (or the installer) can tell.
-    pub install: Option<Vec<String>>,
+    pub(crate) install: Option<Vec<String>>,
     /// `name==version` to remove; `None` when unknown.
-    pub remove: Option<Vec<String>>,
+    pub(crate) remove: Option<Vec<String>>,
     /// The project's own package, installed editable by the sync.
-    pub project: Option<PlannedPackage>,
+    pub(crate) project: Option<PlannedPackage>,
     /// What the interpreter said about itself (it was started once, and checked).
-    pub python: Info,
+    pub(crate) python: Info,
 }
 
 /// The venv folder in a plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum VenvPlan {
+pub(crate) enum VenvPlan {
     /// Sync into the venv there.
     Keep,
     /// There is none: build one.
@@ -97,7 +97,7 @@ pub enum VenvPlan {
 
 /// The lock in a plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LockPlan {
+pub(crate) enum LockPlan {
     /// Its digest matches the requirements.
     Current,
     /// It must be resolved first.
@@ -108,7 +108,7 @@ pub enum LockPlan {
 
 /// Why a lock must be resolved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Staleness {
+pub(crate) enum Staleness {
     /// There is no lock file.
     Missing,
     /// It was written for other requirements.
@@ -118,7 +118,7 @@ pub enum Staleness {
 /// `noop` or `sync`, as `--dry-run --json` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Action {
+pub(crate) enum Action {
     /// Nothing at all.
     Noop,
     /// A sync.
@@ -127,16 +127,16 @@ pub enum Action {
 
 /// The project's own package in a sync plan.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PlannedPackage {
+pub(crate) struct PlannedPackage {
     /// Its normalized name.
-    pub name: String,
+    pub(crate) name: String,
     /// Where it is installed from (editable).
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl VenvPlan {
     /// `keep`, `create` or `rebuild`.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             VenvPlan::Keep => "keep",
             VenvPlan::Create => "create",
@@ -147,7 +147,7 @@ impl VenvPlan {
 
 impl LockPlan {
     /// `current`, `resolve` or `none`.
-    pub fn as_str(&self) -> &'static str {
+    pub(crate) fn as_str(&self) -> &'static str {
         match self {
             LockPlan::Current => "current",
             LockPlan::Resolve(_) => "resolve",
@@ -156,7 +156,7 @@ impl LockPlan {
     }
 
     /// From the digest the requirements want (`None`: there are none) and the lock's text.
-    pub fn decide(wanted: Option<&str>, lock: Option<&str>) -> LockPlan {
+    pub(crate) fn decide(wanted: Option<&str>, lock: Option<&str>) -> LockPlan {
         match (wanted, lock) {
             (None, _) => LockPlan::None,
             (Some(_), None) => LockPlan::Resolve(Staleness::Missing),
@@ -168,7 +168,7 @@ impl LockPlan {
 
 impl Plan {
     /// `noop` or `sync`.
-    pub fn action(&self) -> Action {
+    pub(crate) fn action(&self) -> Action {
         match self.work {
             Work::Nothing(_) => Action::Noop,
             Work::Sync(_) => Action::Sync,
@@ -217,7 +217,7 @@ impl Serialize for Plan {
 
 impl<'a> Planner<'a> {
     /// Finds the sources, the interpreter and the torch backend; starts nothing.
-    pub fn new(ws: &'a Workspace) -> Result<Planner<'a>> {
+    pub(crate) fn new(ws: &'a Workspace) -> Result<Planner<'a>> {
         let config = &ws.config;
         let sources = Sources::detect(config)?;
         let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
@@ -231,22 +231,22 @@ impl<'a> Planner<'a> {
     }
 
     /// The torch backend, as the installer, the lock's name and the fingerprints take it.
-    pub fn backend(&self) -> Option<&torch::Backend> {
+    pub(crate) fn backend(&self) -> Option<&torch::Backend> {
         self.torch.as_ref().map(|t| &t.choice.backend)
     }
 
     /// Where the installer looks for torch.
-    pub fn route(&self) -> Option<&torch::Route> {
+    pub(crate) fn route(&self) -> Option<&torch::Route> {
         self.torch.as_ref().map(|t| &t.route)
     }
 
     /// The fast check (no Python started): the marker matches and the venv is healthy.
-    pub fn up_to_date(&self) -> Option<Marker> {
+    pub(crate) fn up_to_date(&self) -> Option<Marker> {
         sync::up_to_date(self.base, &self.interp, &self.sources, self.backend())
     }
 
     /// The plan. `ui`: show the interpreter check as a step.
-    pub fn plan(&self, ui: Option<&Ui>) -> Result<Plan> {
+    pub(crate) fn plan(&self, ui: Option<&Ui>) -> Result<Plan> {
         let torch = self.torch.clone();
         if let Some(marker) = self.up_to_date() {
             // The marker's fingerprint covers the lock's text and the requirements.
@@ -270,7 +270,7 @@ impl<'a> Planner<'a> {
 
     /// [`Planner::plan`], with the packages a kept venv would gain and lose from uv's own dry
     /// run against the current lock (unknown with pip, or when uv cannot tell).
-    pub fn dry_run(&self) -> Result<Plan> {
+    pub(crate) fn dry_run(&self) -> Result<Plan> {
         let mut plan = self.plan(None)?;
         let lock = plan.lock;
         if let Work::Sync(c) = &mut plan.work {
@@ -299,7 +299,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Starts the interpreter once and checks it against `[python] version`.
-    pub fn check_interpreter(&self, ui: Option<&Ui>) -> Result<Info> {
+    pub(crate) fn check_interpreter(&self, ui: Option<&Ui>) -> Result<Info> {
         let step = ui.map(|ui| ui.step(format!("Checking {}", self.interp.path.display())));
         let info = self.interp.query();
         if let Some(step) = step {
@@ -339,7 +339,7 @@ impl<'a> Planner<'a> {
 }
 
 /// A lock file's text: `None` when there is none; an error when it is there but unreadable.
-pub fn read_lock(path: &Path) -> Result<Option<String>> {
+pub(crate) fn read_lock(path: &Path) -> Result<Option<String>> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(Some(text)),
         Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
@@ -359,7 +359,7 @@ fn is_named(pin: &str, name: &str) -> bool {
 }
 
 /// The ` + name==v` and ` - name==v` lines of uv's dry run.
-pub fn parse_dry_run(text: &str) -> (Vec<String>, Vec<String>) {
+pub(crate) fn parse_dry_run(text: &str) -> (Vec<String>, Vec<String>) {
     let mut install = Vec::new();
     let mut remove = Vec::new();
     for line in text.lines().map(str::trim) {

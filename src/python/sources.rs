@@ -10,35 +10,35 @@ use crate::error::Fail;
 
 /// The requirement inputs of a project.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Sources {
+pub(crate) struct Sources {
     /// `requirements*.txt` files (absolute).
-    pub requirement_files: Vec<PathBuf>,
+    pub(crate) requirement_files: Vec<PathBuf>,
     /// `pyproject.toml` whose `[project] dependencies` are inputs (when it has no `uv.lock`).
-    pub pyproject: Option<PathBuf>,
+    pub(crate) pyproject: Option<PathBuf>,
     /// `uv.lock`, exported as exact pins.
-    pub uv_lock: Option<PathBuf>,
+    pub(crate) uv_lock: Option<PathBuf>,
     /// `pylock.toml` files (PEP 751), taken as exact pins.
-    pub pylocks: Vec<PathBuf>,
+    pub(crate) pylocks: Vec<PathBuf>,
     /// `[python] packages`.
-    pub packages: Vec<String>,
+    pub(crate) packages: Vec<String>,
     /// The project itself, when its `pyproject.toml` makes it a package: installed editable.
-    pub project_package: Option<Package>,
+    pub(crate) project_package: Option<Package>,
     /// The project folder, against which relative local package paths resolve.
-    pub root: Option<PathBuf>,
+    pub(crate) root: Option<PathBuf>,
 }
 
 /// The project as a package of its own (`uv init --package`): what `uv sync` installs editable.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Package {
+pub(crate) struct Package {
     /// Its normalized name (`[project] name`).
-    pub name: String,
+    pub(crate) name: String,
     /// The folder holding its `pyproject.toml`.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
 }
 
 impl Package {
     /// Its `pyproject.toml`.
-    pub fn pyproject(&self) -> PathBuf {
+    pub(crate) fn pyproject(&self) -> PathBuf {
         self.dir.join("pyproject.toml")
     }
 }
@@ -49,7 +49,7 @@ const CARRIED_OPTIONS: [&str; 7] =
 
 impl Sources {
     /// Finds the inputs: `[python] requirements` when set, else what the project folder has.
-    pub fn detect(config: &Config) -> Result<Sources, Fail> {
+    pub(crate) fn detect(config: &Config) -> Result<Sources, Fail> {
         let root = &config.root;
         let mut sources =
             Sources { packages: config.python.packages.clone(), root: Some(config.root.clone()), ..Sources::default() };
@@ -98,7 +98,7 @@ impl Sources {
     }
 
     /// Whether no requirement is asked for (the project's own package needs no lock).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.requirement_files.is_empty()
             && self.pyproject.is_none()
             && self.uv_lock.is_none()
@@ -107,7 +107,7 @@ impl Sources {
     }
 
     /// Every file whose content is an input, with the files requirement files include.
-    pub fn files(&self) -> Vec<PathBuf> {
+    pub(crate) fn files(&self) -> Vec<PathBuf> {
         let mut out = self.requirement_texts();
         let mut seen: BTreeSet<PathBuf> = out.iter().cloned().collect();
         for f in self.pyproject.iter().chain(&self.uv_lock).chain(&self.pylocks) {
@@ -140,7 +140,7 @@ impl Sources {
     /// The build files (`pyproject.toml`, `setup.cfg`, `setup.py`, present or not) of every
     /// local package folder the requirements name: `-e ./pkg`, `./pkg`, `name @ file:///…/pkg`.
     /// Relative paths are relative to the project folder, where the installers run.
-    pub fn local_package_files(&self) -> Vec<PathBuf> {
+    pub(crate) fn local_package_files(&self) -> Vec<PathBuf> {
         let Some(root) = self.root.as_deref() else {
             return Vec::new();
         };
@@ -175,7 +175,7 @@ impl Sources {
     }
 
     /// Short description for progress lines: `requirements.txt, pyproject.toml`.
-    pub fn describe(&self, root: &Path) -> String {
+    pub(crate) fn describe(&self, root: &Path) -> String {
         let mut parts: Vec<String> = self
             .requirement_files
             .iter()
@@ -194,7 +194,7 @@ impl Sources {
 
     /// The first option in the requirement files that chooses the index (`--index-url`,
     /// `--extra-index-url`, `--no-index`) and the file it is in, for messages.
-    pub fn index_settings(&self, root: &Path) -> Option<String> {
+    pub(crate) fn index_settings(&self, root: &Path) -> Option<String> {
         for file in self.requirement_texts() {
             let text = fs::read_to_string(&file).unwrap_or_default();
             for line in logical_lines(&text) {
@@ -209,7 +209,7 @@ impl Sources {
     }
 
     /// Index options from the requirement files, with relative paths rebased onto `lock_dir`.
-    pub fn carried_options(&self, lock_dir: &Path) -> Vec<String> {
+    pub(crate) fn carried_options(&self, lock_dir: &Path) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for file in self.requirement_texts() {
             let Ok(text) = fs::read_to_string(&file) else {
@@ -315,7 +315,7 @@ fn auto_detect(root: &Path) -> Vec<PathBuf> {
 
 /// The project as a package, as uv decides it: `[tool.uv] package = true`, or a `[build-system]`
 /// table and `package` not `false`; it needs a `[project] name`.
-pub fn project_package(path: &Path) -> Result<Option<Package>, Fail> {
+pub(crate) fn project_package(path: &Path) -> Result<Option<Package>, Fail> {
     let text = fs::read_to_string(path).map_err(|e| Fail::usage(format!("cannot read {}: {e}", display_path(path))))?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|e| Fail::usage(format!("{} is not valid TOML: {}", display_path(path), e.message())))?;
@@ -343,7 +343,7 @@ pub fn project_package(path: &Path) -> Result<Option<Package>, Fail> {
 }
 
 /// `[project] dependencies` of a `pyproject.toml`.
-pub fn pyproject_dependencies(path: &Path) -> Result<Vec<String>, Fail> {
+pub(crate) fn pyproject_dependencies(path: &Path) -> Result<Vec<String>, Fail> {
     let text = fs::read_to_string(path).map_err(|e| Fail::usage(format!("cannot read {}: {e}", display_path(path))))?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|e| Fail::usage(format!("{} is not valid TOML: {}", display_path(path), e.message())))?;
@@ -367,7 +367,7 @@ pub fn pyproject_dependencies(path: &Path) -> Result<Vec<String>, Fail> {
 }
 
 /// Exact pins (`name==version ; marker`) from a PEP 751 `pylock.toml`.
-pub fn pylock_pins(path: &Path) -> Result<Vec<String>, Fail> {
+pub(crate) fn pylock_pins(path: &Path) -> Result<Vec<String>, Fail> {
     let text = fs::read_to_string(path).map_err(|e| Fail::usage(format!("cannot read {}: {e}", display_path(path))))?;
     let table: toml::Table = toml::from_str(&text)
         .map_err(|e| Fail::usage(format!("{} is not valid TOML: {}", display_path(path), e.message())))?;
@@ -392,7 +392,7 @@ pub fn pylock_pins(path: &Path) -> Result<Vec<String>, Fail> {
 }
 
 /// Joins backslash continuations and drops comments and blank lines.
-pub fn logical_lines(text: &str) -> Vec<String> {
+pub(crate) fn logical_lines(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut current = String::new();
     for raw in text.lines() {

@@ -30,25 +30,25 @@ use crate::ui::{count, Ui};
 
 /// What `labup sync` did, as printed by `--json`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// `noop`, `created` or `synced`.
-    pub action: Done,
+    pub(crate) action: Done,
     /// Distributions installed (an upgrade counts as one removed and one installed).
-    pub installed: usize,
+    pub(crate) installed: usize,
     /// Distributions removed.
-    pub removed: usize,
+    pub(crate) removed: usize,
     /// The interpreter's version.
-    pub python: String,
+    pub(crate) python: String,
     /// The venv folder.
-    pub venv: PathBuf,
+    pub(crate) venv: PathBuf,
     /// Wall time.
-    pub duration_ms: u128,
+    pub(crate) duration_ms: u128,
 }
 
 /// What a sync did to the venv.
 #[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
-pub enum Done {
+pub(crate) enum Done {
     /// Nothing: it matched.
     Noop,
     /// Built it (new, or rebuilt), then synced.
@@ -69,18 +69,18 @@ impl std::fmt::Display for Done {
 
 /// What `labup lock` wrote, as printed by `--json`.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct LockOutcome {
+pub(crate) struct LockOutcome {
     /// The lock file.
-    pub lock: PathBuf,
+    pub(crate) lock: PathBuf,
     /// Pins in it.
-    pub packages: usize,
+    pub(crate) packages: usize,
     /// Whether its content changed.
-    pub changed: bool,
+    pub(crate) changed: bool,
 }
 
 /// The config with `[python] lock` naming this torch backend's lock (`requirements.cu126.lock`;
 /// unchanged without torch).
-pub fn for_backend<'a>(config: &'a Config, backend: Option<&torch::Backend>) -> Cow<'a, Config> {
+pub(crate) fn for_backend<'a>(config: &'a Config, backend: Option<&torch::Backend>) -> Cow<'a, Config> {
     let lock = lockfile::path_for_backend(&config.python.lock, backend);
     if lock == config.python.lock {
         return Cow::Borrowed(config);
@@ -91,7 +91,7 @@ pub fn for_backend<'a>(config: &'a Config, backend: Option<&torch::Backend>) -> 
 }
 
 /// The fast check: the marker's fingerprint matches and the venv is healthy.
-pub fn up_to_date(
+pub(crate) fn up_to_date(
     config: &Config,
     interp: &Interpreter,
     sources: &Sources,
@@ -113,7 +113,7 @@ pub fn up_to_date(
 }
 
 /// Syncs the venv; `locked` refuses to re-resolve a stale lock.
-pub fn sync(ws: &Workspace, locked: bool, ui: &Ui) -> Result<Outcome> {
+pub(crate) fn sync(ws: &Workspace, locked: bool, ui: &Ui) -> Result<Outcome> {
     let started = Instant::now();
     let planner = Planner::new(ws)?;
     let noop = |m: Marker| Outcome {
@@ -138,7 +138,7 @@ pub fn sync(ws: &Workspace, locked: bool, ui: &Ui) -> Result<Outcome> {
 }
 
 /// Rewrites the lock from the requirement sources (`upgrade`: ignore current pins).
-pub fn lock(ws: &Workspace, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
+pub(crate) fn lock(ws: &Workspace, upgrade: bool, ui: &Ui) -> Result<LockOutcome> {
     let planner = Planner::new(ws)?;
     let run = Run::new(&planner, ui)?;
     let lock_path = &planner.config.python.lock;
@@ -504,7 +504,7 @@ impl<'a> Run<'a> {
 /// What pip must remove so the venv is exactly the lock `text`: installed distributions the
 /// lock does not name, except the project's own package. A path installed without a name
 /// (`-e ./pkg`, from a uv lock) keeps every direct install (`direct`, asked only then).
-pub fn extras(
+pub(crate) fn extras(
     text: &str,
     installed: &[String],
     project: Option<&str>,
@@ -517,7 +517,7 @@ pub fn extras(
 }
 
 /// (installed, removed) between two installed sets; a version change counts once each way.
-pub fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> (usize, usize) {
+pub(crate) fn diff(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> (usize, usize) {
     let installed = after.iter().filter(|(n, v)| before.get(*n) != Some(*v)).count();
     let removed = before.iter().filter(|(n, v)| after.get(*n) != Some(*v)).count();
     (installed, removed)

@@ -12,7 +12,7 @@ use crate::fsutil;
 
 /// What the venv folder holds now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Nothing there (or an empty folder).
     Missing,
     /// A virtual environment with this `pyvenv.cfg`.
@@ -23,15 +23,15 @@ pub enum State {
 
 /// The keys of `pyvenv.cfg` labup uses.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Cfg {
+pub(crate) struct Cfg {
     /// Folder of the base interpreter.
-    pub home: PathBuf,
+    pub(crate) home: PathBuf,
     /// Its version (`version` or `version_info`).
-    pub version: Option<String>,
+    pub(crate) version: Option<String>,
 }
 
 /// Looks at the folder without changing it.
-pub fn inspect(venv: &Path) -> State {
+pub(crate) fn inspect(venv: &Path) -> State {
     let Ok(meta) = fs::symlink_metadata(venv) else {
         return State::Missing;
     };
@@ -46,7 +46,7 @@ pub fn inspect(venv: &Path) -> State {
 }
 
 /// Parses `key = value` lines.
-pub fn parse_cfg(text: &str) -> Cfg {
+pub(crate) fn parse_cfg(text: &str) -> Cfg {
     let mut cfg = Cfg::default();
     for line in text.lines() {
         let Some((k, v)) = line.split_once('=') else {
@@ -63,7 +63,7 @@ pub fn parse_cfg(text: &str) -> Cfg {
 }
 
 /// Why an existing venv must be rebuilt, if it must.
-pub fn rebuild_reason(cfg: &Cfg, interpreter: &Path, version: &str, venv: &Path) -> Option<String> {
+pub(crate) fn rebuild_reason(cfg: &Cfg, interpreter: &Path, version: &str, venv: &Path) -> Option<String> {
     if !cfg.home.is_dir() {
         return Some(format!("its interpreter folder {} is gone", cfg.home.display()));
     }
@@ -87,7 +87,7 @@ pub fn rebuild_reason(cfg: &Cfg, interpreter: &Path, version: &str, venv: &Path)
 }
 
 /// The error for a folder labup will not touch.
-pub fn refuse(venv: &Path, why: &str) -> Fail {
+pub(crate) fn refuse(venv: &Path, why: &str) -> Fail {
     Fail::new(format!("`{}` exists but is not a virtual environment: {why}", display_path(venv))).hint(format!(
         "labup never deletes a folder it did not make: move it away (`mv {0} {0}.old`) or set `[python] venv` to another path",
         display_path(venv)
@@ -101,7 +101,7 @@ fn temp_prefix(venv: &Path) -> String {
 }
 
 /// Removes temporary folders left by an interrupted build (only labup's own names).
-pub fn remove_leftovers(venv: &Path) {
+pub(crate) fn remove_leftovers(venv: &Path) {
     let (Some(parent), prefix) = (venv.parent(), temp_prefix(venv)) else {
         return;
     };
@@ -118,7 +118,7 @@ pub fn remove_leftovers(venv: &Path) {
 ///
 /// Building beside and renaming means read-only files copied from the Nix store into the
 /// old venv never block the rebuild, and an interruption leaves either the old or the new.
-pub fn build(venv: &Path, create: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+pub(crate) fn build(venv: &Path, create: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let parent = venv.parent().context("venv path has no parent folder")?;
     fs::create_dir_all(parent)?;
     let pid = std::process::id();
@@ -174,12 +174,12 @@ fn relocate_scripts(venv: &Path, from: &Path, to: &Path) -> Result<()> {
 }
 
 /// The venv's `site-packages` folder.
-pub fn site_packages(venv: &Path) -> Option<PathBuf> {
+pub(crate) fn site_packages(venv: &Path) -> Option<PathBuf> {
     fs::read_dir(venv.join("lib")).ok()?.flatten().map(|e| e.path().join("site-packages")).find(|p| p.is_dir())
 }
 
 /// Installed distributions, by normalized name, read from `*.dist-info` folders.
-pub fn installed(venv: &Path) -> BTreeMap<String, String> {
+pub(crate) fn installed(venv: &Path) -> BTreeMap<String, String> {
     let Some(site) = site_packages(venv) else {
         return BTreeMap::new();
     };
@@ -197,7 +197,7 @@ pub fn installed(venv: &Path) -> BTreeMap<String, String> {
 }
 
 /// Distributions installed from a direct source (their `dist-info` has PEP 610's `direct_url.json`).
-pub fn direct_installs(venv: &Path) -> std::collections::BTreeSet<String> {
+pub(crate) fn direct_installs(venv: &Path) -> std::collections::BTreeSet<String> {
     let Some(site) = site_packages(venv) else {
         return Default::default();
     };
@@ -215,7 +215,7 @@ pub fn direct_installs(venv: &Path) -> std::collections::BTreeSet<String> {
 }
 
 /// PEP 503 name normalization: lowercase, runs of `-_.` become `-`.
-pub fn normalize(name: &str) -> String {
+pub(crate) fn normalize(name: &str) -> String {
     let mut out = String::with_capacity(name.len());
     let mut sep = false;
     for c in name.chars() {

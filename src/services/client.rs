@@ -22,17 +22,17 @@ const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(75);
 
 /// Whether `spec` runs, ready, with exactly this spec.
-pub fn is_up(state: &RunState, spec: &Spec) -> bool {
+pub(crate) fn is_up(state: &RunState, spec: &Spec) -> bool {
     state.services.get(&spec.name).is_some_and(|r| r.state == Phase::Ready && r.spec.same_service(spec) && r.running())
 }
 
 /// Sends `request`; a refusal (busy, bad request, unknown service) is an error that says why.
-pub fn send(run: &RunDir, request: &Request) -> Result<()> {
+pub(crate) fn send(run: &RunDir, request: &Request) -> Result<()> {
     refusal(control::send(&run.socket(), request)?).map_err(Into::into)
 }
 
 /// `Ok` for an accepted reply, else the error to show.
-pub fn refusal(reply: Reply) -> Result<(), Fail> {
+pub(crate) fn refusal(reply: Reply) -> Result<(), Fail> {
     if reply.ok {
         return Ok(());
     }
@@ -49,7 +49,7 @@ pub fn refusal(reply: Reply) -> Result<(), Fail> {
 
 /// Starts the detached supervisor unless one runs and answers, and waits until one answers. A
 /// supervisor that is shutting down is waited for: the new one takes over once it has exited.
-pub fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
+pub(crate) fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
     let ping = || control::send(&run.socket(), &Request::Ping);
     if run.live_supervisor(&run.read()).is_some() && ping().is_ok_and(|r| r.ok) {
         return Ok(());
@@ -100,7 +100,7 @@ pub fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
 
 /// What a waiting caller wants next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Wait {
+pub(crate) enum Wait {
     /// Keep waiting.
     On,
     /// Stop waiting now.
@@ -110,7 +110,7 @@ pub enum Wait {
 /// Reads `state.json` until every spec is settled (ready, stopped or failed, or its first start
 /// failed), the time is up (the longest start timeout plus a minute), or `observe` says done.
 /// `observe` sees each state read (a spinner, an interrupt).
-pub fn wait_ready(run: &RunDir, specs: &[Spec], mut observe: impl FnMut(&RunState) -> Wait) -> Result<RunState> {
+pub(crate) fn wait_ready(run: &RunDir, specs: &[Spec], mut observe: impl FnMut(&RunState) -> Wait) -> Result<RunState> {
     let limit = specs.iter().map(|s| s.start_timeout_ms).max().unwrap_or(60_000) + 60_000;
     let deadline = Instant::now() + Duration::from_millis(limit);
     loop {
@@ -133,7 +133,7 @@ pub fn wait_ready(run: &RunDir, specs: &[Spec], mut observe: impl FnMut(&RunStat
 /// Whether `up` stops waiting for `spec`: it is ready, stopped or failed, or its first start
 /// failed (a restart in the background is not waited for: `status` shows it), or it waits for
 /// an `after` service that did.
-pub fn settled(state: &RunState, spec: &Spec) -> bool {
+pub(crate) fn settled(state: &RunState, spec: &Spec) -> bool {
     let phase = |name: &str| state.services.get(name).map_or(Phase::Starting, |r| r.state);
     match phase(&spec.name) {
         Phase::Ready | Phase::Failed | Phase::Stopped | Phase::Backoff => true,
@@ -145,7 +145,7 @@ pub fn settled(state: &RunState, spec: &Spec) -> bool {
 }
 
 /// The error for the specs that are not up: why each is not, and the end of its log.
-pub fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) -> Result<()> {
+pub(crate) fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) -> Result<()> {
     let failed: Vec<&Spec> = specs.iter().filter(|s| !is_up(state, s)).collect();
     let Some(first) = failed.first() else { return Ok(()) };
     let mut message = String::new();
@@ -175,7 +175,7 @@ pub fn fail_if_not_ready(run: &RunDir, state: &RunState, specs: &[Spec]) -> Resu
 
 /// Stops `names` (everything, and the supervisor, when empty) and waits until their groups are
 /// gone; without a supervisor (it was killed) stops what it left running, identity verified.
-pub fn stop_and_wait(run: &RunDir, state: &RunState, names: &[String]) -> Result<()> {
+pub(crate) fn stop_and_wait(run: &RunDir, state: &RunState, names: &[String]) -> Result<()> {
     let targets: Vec<String> = if names.is_empty() { state.services.keys().cloned().collect() } else { names.to_vec() };
     let reply = match run.live_supervisor(state) {
         Some(_) => control::send(&run.socket(), &Request::Stop { names: names.to_vec() }).ok(),

@@ -14,7 +14,7 @@ use super::spec::Spec;
 /// What a client asks of the supervisor.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase")]
-pub enum Request {
+pub(crate) enum Request {
     /// Start these services (and keep them running); a changed spec restarts a running one.
     Start {
         /// The services, dependencies first.
@@ -36,20 +36,20 @@ pub enum Request {
 
 /// The supervisor's answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reply {
+pub(crate) struct Reply {
     /// Accepted.
-    pub ok: bool,
+    pub(crate) ok: bool,
     /// Why not, or a note.
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     /// What kind of refusal it is, when `ok` is false.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<ReplyError>,
+    pub(crate) error: Option<ReplyError>,
 }
 
 /// Why the supervisor refused a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum ReplyError {
+pub(crate) enum ReplyError {
     /// It cannot take requests now (stopping everything, or its loop did not answer).
     Busy,
     /// The request cannot be read or makes no sense.
@@ -60,7 +60,7 @@ pub enum ReplyError {
 
 impl Reply {
     /// Accepted.
-    pub fn ok() -> Reply {
+    pub(crate) fn ok() -> Reply {
         Reply { ok: true, message: None, error: None }
     }
 
@@ -69,23 +69,23 @@ impl Reply {
     }
 
     /// Busy: try again later.
-    pub fn busy(message: String) -> Reply {
+    pub(crate) fn busy(message: String) -> Reply {
         Reply::refused(ReplyError::Busy, message)
     }
 
     /// A request that cannot be carried out as sent.
-    pub fn bad_request(message: &str) -> Reply {
+    pub(crate) fn bad_request(message: &str) -> Reply {
         Reply::refused(ReplyError::BadRequest, format!("bad request: {message}"))
     }
 
     /// A request naming a service the supervisor does not know.
-    pub fn unknown_service(message: String) -> Reply {
+    pub(crate) fn unknown_service(message: String) -> Reply {
         Reply::refused(ReplyError::UnknownService, message)
     }
 }
 
 /// Sends a request and waits for the reply.
-pub fn send(socket: &Path, request: &Request) -> Result<Reply> {
+pub(crate) fn send(socket: &Path, request: &Request) -> Result<Reply> {
     let mut stream =
         UnixStream::connect(socket).with_context(|| format!("cannot reach the supervisor at {}", socket.display()))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
@@ -98,7 +98,7 @@ pub fn send(socket: &Path, request: &Request) -> Result<Reply> {
 }
 
 /// Accepts connections forever, handing each request with a reply channel to the main loop.
-pub fn serve(listener: &UnixListener, requests: &Sender<(Request, Sender<Reply>)>) {
+pub(crate) fn serve(listener: &UnixListener, requests: &Sender<(Request, Sender<Reply>)>) {
     for stream in listener.incoming().flatten() {
         let requests = requests.clone();
         std::thread::spawn(move || {

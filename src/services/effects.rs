@@ -19,7 +19,7 @@ use super::proc::{self, Identity};
 use super::reducer::{Event, PortPlan, SpawnJob};
 
 /// The supervisor's effects.
-pub trait Effects {
+pub(crate) trait Effects {
     /// Spawns a service: `Spawned`, `SpawnFailed` or `Refused`.
     fn spawn(&mut self, job: &SpawnJob, now: Instant) -> Event;
     /// Signals the group led by `leader`.
@@ -44,7 +44,7 @@ pub trait Effects {
 
 /// The real effects: processes, signals, probe threads, files.
 #[derive(Debug)]
-pub struct Os {
+pub(crate) struct Os {
     /// Our children by pid, for their exit status.
     children: BTreeMap<i32, Child>,
     results: Sender<Probed>,
@@ -55,14 +55,14 @@ pub struct Os {
 
 impl Os {
     /// Effects for a supervisor (`quiet` in the foreground).
-    pub fn new(quiet: bool) -> Os {
+    pub(crate) fn new(quiet: bool) -> Os {
         let (results, arrived) = mpsc::channel();
         Os { children: BTreeMap::new(), results, arrived, quiet }
     }
 
     /// Pids of the children this supervisor waits on itself (`Child::try_wait`): a reaper must
     /// leave their exit status to that wait.
-    pub fn managed_pids(&self) -> Vec<i32> {
+    pub(crate) fn managed_pids(&self) -> Vec<i32> {
         self.children.keys().copied().collect()
     }
 }
@@ -196,7 +196,7 @@ fn command(job: &SpawnJob, port: Option<u16>) -> std::io::Result<Command> {
 
 /// `$PORT` and `${PORT}` in the arguments (and environment values) become the service's port,
 /// for programs that take the port as an argument rather than from `PORT`.
-pub fn expand_port(argv: &[String], port: Option<u16>) -> Vec<String> {
+pub(crate) fn expand_port(argv: &[String], port: Option<u16>) -> Vec<String> {
     let Some(port) = port else { return argv.to_vec() };
     let p = port.to_string();
     argv.iter().map(|a| a.replace("${PORT}", &p).replace("$PORT", &p)).collect()

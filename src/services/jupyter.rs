@@ -32,39 +32,40 @@ use crate::config::{Config, Port, Ready, Service, ServiceKind};
 use crate::project::{Layout, Workspace};
 
 /// The variable Jupyter reads its token from.
-pub const TOKEN_VAR: &str = "JUPYTER_TOKEN";
+pub(crate) const TOKEN_VAR: &str = "JUPYTER_TOKEN";
 /// The variable that moves Jupyter's runtime files (server info, kernel connection files).
-pub const RUNTIME_VAR: &str = "JUPYTER_RUNTIME_DIR";
+pub(crate) const RUNTIME_VAR: &str = "JUPYTER_RUNTIME_DIR";
 /// The variable that names Jupyter's (user) config folder.
-pub const CONFIG_DIR_VAR: &str = crate::envvars::JUPYTER_CONFIG_DIR;
+pub(crate) const CONFIG_DIR_VAR: &str = crate::envvars::JUPYTER_CONFIG_DIR;
 /// Extra config folders searched before every other: removed for labup's Jupyter.
-pub const CONFIG_PATH_VAR: &str = crate::envvars::JUPYTER_CONFIG_PATH;
+pub(crate) const CONFIG_PATH_VAR: &str = crate::envvars::JUPYTER_CONFIG_PATH;
 /// JupyterLab's user settings folder.
-pub const SETTINGS_DIR_VAR: &str = crate::envvars::JUPYTERLAB_SETTINGS_DIR;
+pub(crate) const SETTINGS_DIR_VAR: &str = crate::envvars::JUPYTERLAB_SETTINGS_DIR;
 /// JupyterLab's workspaces folder.
-pub const WORKSPACES_DIR_VAR: &str = crate::envvars::JUPYTERLAB_WORKSPACES_DIR;
+pub(crate) const WORKSPACES_DIR_VAR: &str = crate::envvars::JUPYTERLAB_WORKSPACES_DIR;
 
 /// Runs JupyterLab's entry point with the system and user-site config folders left out (see the
 /// module comment). The first statement drops the current folder `-c` puts on `sys.path`, so a
 /// project file named like a module (`site.py`, `jupyterlab.py`) cannot replace Jupyter's.
-pub const LAUNCHER: &str = "import sys;sys.path[:1]==[''] and sys.path.pop(0);import site,jupyter_core.paths as p;\
+pub(crate) const LAUNCHER: &str =
+    "import sys;sys.path[:1]==[''] and sys.path.pop(0);import site,jupyter_core.paths as p;\
 p.SYSTEM_CONFIG_PATH[:]=[];site.ENABLE_USER_SITE=False;sys.argv[0]='jupyter-lab';\
 from jupyterlab.labapp import main;sys.exit(main())";
 
 /// The workspace token and what happened to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Token {
+pub(crate) struct Token {
     /// The token.
-    pub value: String,
+    pub(crate) value: String,
     /// Set when the file was unreadable or damaged and a new token replaced it.
-    pub replaced: Option<String>,
+    pub(crate) replaced: Option<String>,
 }
 
 /// The workspace token: read from its file, or created (random, 0600) on first use. It survives
 /// restarts so open browser tabs keep working. A file readable by others is made private again;
 /// a damaged one is replaced, and [`Token::replaced`] says so. `LABUP_JUPYTER_TOKEN` (a
 /// Kubernetes Secret) wins, and is never written.
-pub fn token(layout: &Layout) -> Result<Token> {
+pub(crate) fn token(layout: &Layout) -> Result<Token> {
     if let Some(token) = crate::envvars::get(crate::envvars::LABUP_JUPYTER_TOKEN) {
         if !is_valid_token(&token) {
             return Err(crate::error::Fail::usage("`LABUP_JUPYTER_TOKEN` is not a valid token")
@@ -96,7 +97,7 @@ pub fn token(layout: &Layout) -> Result<Token> {
 }
 
 /// Replaces the workspace token with a new random one (`labup restart --new-token`).
-pub fn new_token(layout: &Layout) -> Result<String> {
+pub(crate) fn new_token(layout: &Layout) -> Result<String> {
     layout.ensure(layout.jupyter())?;
     write_new_token(&layout.jupyter_token())
 }
@@ -118,7 +119,7 @@ fn write_new_token(file: &Path) -> Result<String> {
 }
 
 /// The workspace token when its file exists (nothing is created).
-pub fn existing_token(layout: &Layout) -> Option<String> {
+pub(crate) fn existing_token(layout: &Layout) -> Option<String> {
     if let Some(token) = crate::envvars::get(crate::envvars::LABUP_JUPYTER_TOKEN) {
         return is_valid_token(&token).then_some(token);
     }
@@ -142,18 +143,18 @@ fn random_hex(bytes: usize) -> Result<String> {
 
 /// The user's own Jupyter folders, which labup's Jupyter keeps using for JupyterLab settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserDirs {
+pub(crate) struct UserDirs {
     /// The user's config folder (`$JUPYTER_CONFIG_DIR`, else `~/.jupyter`): ignored for the server.
-    pub config: PathBuf,
+    pub(crate) config: PathBuf,
     /// JupyterLab user settings (theme, shortcuts).
-    pub settings: PathBuf,
+    pub(crate) settings: PathBuf,
     /// JupyterLab workspaces (layouts).
-    pub workspaces: PathBuf,
+    pub(crate) workspaces: PathBuf,
 }
 
 impl UserDirs {
     /// From the environment labup was started with (pure). `None` without a home folder.
-    pub fn from_env(parent: &BTreeMap<String, String>) -> Option<UserDirs> {
+    pub(crate) fn from_env(parent: &BTreeMap<String, String>) -> Option<UserDirs> {
         let get = |k: &str| parent.get(k).filter(|v| !v.is_empty()).map(PathBuf::from);
         let config = get(CONFIG_DIR_VAR).or_else(|| get("HOME").map(|h| h.join(".jupyter")))?;
         Some(UserDirs {
@@ -166,28 +167,35 @@ impl UserDirs {
 
 /// What labup's Jupyter gets beyond its service's config, found by the caller.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Extras {
+pub(crate) struct Extras {
     /// The user's folders for JupyterLab settings and workspaces.
-    pub user: Option<UserDirs>,
+    pub(crate) user: Option<UserDirs>,
     /// Variables for Jupyter and its kernels (Jupyter AI → labup's Ollama).
-    pub env: Vec<(String, String)>,
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// What a Jupyter service runs: argv, extra environment, readiness.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Launch {
+pub(crate) struct Launch {
     /// Program and arguments (`$PORT` is filled in by the supervisor).
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// Variables to set (`Some`) or remove (`None`).
-    pub env: Vec<(String, Option<String>)>,
+    pub(crate) env: Vec<(String, Option<String>)>,
     /// Readiness: `/api` answers (without auth) …
-    pub ready: Ready,
+    pub(crate) ready: Ready,
     /// … and `jpserver-<pid>.json` in this folder names the port.
-    pub runtime_dir: PathBuf,
+    pub(crate) runtime_dir: PathBuf,
 }
 
 /// The JupyterLab command line for `service` (pure: the token and root-ness are passed in).
-pub fn launch(service: &Service, venv: &Path, layout: &Layout, token: &str, as_root: bool, extras: &Extras) -> Launch {
+pub(crate) fn launch(
+    service: &Service,
+    venv: &Path,
+    layout: &Layout,
+    token: &str,
+    as_root: bool,
+    extras: &Extras,
+) -> Launch {
     let root = service.root.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut argv = vec![
         crate::python::interpreter::venv_python(venv).display().to_string(),
@@ -223,16 +231,16 @@ pub fn launch(service: &Service, venv: &Path, layout: &Layout, token: &str, as_r
 /// labup's Ollama, as Jupyter AI should reach it: the first enabled `kind = "ollama"` service
 /// with a fixed port, and its first model.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ollama {
+pub(crate) struct Ollama {
     /// Its port on 127.0.0.1.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The first declared model.
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
 }
 
 impl Ollama {
     /// From the config (an `auto` port is only known once it runs: then nothing is set).
-    pub fn of(config: &Config) -> Option<Ollama> {
+    pub(crate) fn of(config: &Config) -> Option<Ollama> {
         let svc = config.enabled_services().find(|s| s.kind == ServiceKind::Ollama)?;
         let port = match svc.port {
             Some(Port::Fixed(p)) => p,
@@ -245,7 +253,7 @@ impl Ollama {
     /// `OLLAMA_API_BASE` (its default is localhost:11434), the `ollama` client and CLI from
     /// `OLLAMA_HOST`; `LITELLM_LOCAL_MODEL_COST_MAP` keeps LiteLLM from fetching its price list
     /// from the internet when it is imported.
-    pub fn env(&self) -> Vec<(String, String)> {
+    pub(crate) fn env(&self) -> Vec<(String, String)> {
         vec![
             ("OLLAMA_HOST".into(), format!("127.0.0.1:{}", self.port)),
             ("OLLAMA_API_BASE".into(), format!("http://127.0.0.1:{}", self.port)),
@@ -257,7 +265,7 @@ impl Ollama {
     /// of its name (`%%ai llama3.2:1b`) for LiteLLM's `ollama_chat/<model>` at labup's Ollama, and
     /// the first one the default (`%%ai` alone). Its `%%ai` accepts only LiteLLM's known model ids
     /// or aliases, and a local model is not a known id: hence the aliases. `None` without models.
-    pub fn ipython_config(&self, config: &Config) -> Option<String> {
+    pub(crate) fn ipython_config(&self, config: &Config) -> Option<String> {
         let first = self.model.clone()?;
         let svc = config.enabled_services().find(|s| s.kind == ServiceKind::Ollama)?;
         let aliases: serde_json::Map<String, serde_json::Value> = svc
@@ -279,14 +287,14 @@ impl Ollama {
     }
 
     /// The LiteLLM model id of the first model (`ollama_chat/llama3.2:1b`: Ollama's chat API).
-    pub fn model_id(&self) -> Option<String> {
+    pub(crate) fn model_id(&self) -> Option<String> {
         self.model.as_ref().map(|m| format!("ollama_chat/{m}"))
     }
 }
 
 /// `.labup/jupyter/config/jupyter_server_config.json`: the project kernel as the default, the
 /// news prompt and the update check off, Jupyternaut's first model (pure).
-pub fn server_config(kernel: Option<&str>, ollama: Option<&Ollama>) -> String {
+pub(crate) fn server_config(kernel: Option<&str>, ollama: Option<&Ollama>) -> String {
     let mut doc = serde_json::json!({
         "LabApp": {
             // No news feed: JupyterLab then never asks whether to fetch it.
@@ -306,7 +314,7 @@ pub fn server_config(kernel: Option<&str>, ollama: Option<&Ollama>) -> String {
 }
 
 /// Writes labup's server config folder when its content differs.
-pub fn write_server_config(layout: &Layout, text: &str) -> Result<()> {
+pub(crate) fn write_server_config(layout: &Layout, text: &str) -> Result<()> {
     layout.ensure(layout.jupyter_config())?;
     let file = layout.jupyter_server_config();
     if fs::read_to_string(&file).ok().as_deref() != Some(text) {
@@ -318,7 +326,7 @@ pub fn write_server_config(layout: &Layout, text: &str) -> Result<()> {
 /// The project's kernelspec for this venv and environment, or `None` when no kernel can run
 /// there (no synced venv, or no ipykernel in it). Its environment: the venv, labup's library
 /// folders (as `labup env` gives them, nothing inherited) and labup's Ollama for Jupyter AI.
-pub fn kernelspec(
+pub(crate) fn kernelspec(
     ws: &Workspace,
     parent: &BTreeMap<String, String>,
     gpu: &crate::gpu::Wiring,
@@ -350,7 +358,7 @@ pub fn kernelspec(
 }
 
 /// The IPython config file in the project kernelspec that gives `%%ai` its models.
-pub const AI_CONFIG: &str = "labup_ai_config.json";
+pub(crate) const AI_CONFIG: &str = "labup_ai_config.json";
 
 /// Config file names Jupyter servers read.
 const CONFIG_FILES: &[&str] = &[
@@ -378,7 +386,7 @@ const SECURITY_KEYS: &[&str] = &[
 
 /// Server config files outside labup's folder that a plain `jupyter lab` would read and labup's
 /// does not, each with the security settings it mentions.
-pub fn ignored_config(dirs: &[PathBuf]) -> Vec<(PathBuf, Vec<&'static str>)> {
+pub(crate) fn ignored_config(dirs: &[PathBuf]) -> Vec<(PathBuf, Vec<&'static str>)> {
     let mut out = Vec::new();
     for dir in dirs {
         for name in CONFIG_FILES {
@@ -400,7 +408,7 @@ fn mentions(text: &str, key: &str) -> bool {
 }
 
 /// The folders a plain `jupyter lab` reads server config from that labup's does not.
-pub fn foreign_config_dirs(user: Option<&UserDirs>, parent: &BTreeMap<String, String>) -> Vec<PathBuf> {
+pub(crate) fn foreign_config_dirs(user: Option<&UserDirs>, parent: &BTreeMap<String, String>) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = parent
         .get(CONFIG_PATH_VAR)
         .map(|v| v.split(':').filter(|p| !p.is_empty()).map(PathBuf::from).collect())
@@ -418,7 +426,7 @@ pub fn foreign_config_dirs(user: Option<&UserDirs>, parent: &BTreeMap<String, St
 
 /// The one-time notice about ignored config: `Some(text)` the first time these files (and their
 /// modification times) are seen for this workspace, `None` after that.
-pub fn ignored_notice(layout: &Layout, found: &[(PathBuf, Vec<&'static str>)]) -> Option<String> {
+pub(crate) fn ignored_notice(layout: &Layout, found: &[(PathBuf, Vec<&'static str>)]) -> Option<String> {
     if found.is_empty() {
         return None;
     }
@@ -446,7 +454,7 @@ pub fn ignored_notice(layout: &Layout, found: &[(PathBuf, Vec<&'static str>)]) -
 }
 
 /// The URL that opens JupyterLab, token included.
-pub fn url(port: u16, token: Option<&str>) -> String {
+pub(crate) fn url(port: u16, token: Option<&str>) -> String {
     match token {
         Some(t) => format!("http://127.0.0.1:{port}/lab?token={t}"),
         None => format!("http://127.0.0.1:{port}/lab"),
@@ -455,7 +463,7 @@ pub fn url(port: u16, token: Option<&str>) -> String {
 
 /// Whether `jpserver-<pid>.json` exists in `dir` for one of `pids` and names `port`: the server
 /// that answers `/api` is ours and has finished starting.
-pub fn runtime_file_names_port(dir: &Path, pids: &[i32], port: u16) -> bool {
+pub(crate) fn runtime_file_names_port(dir: &Path, pids: &[i32], port: u16) -> bool {
     pids.iter().any(|pid| {
         fs::read(dir.join(format!("jpserver-{pid}.json")))
             .ok()
@@ -466,7 +474,7 @@ pub fn runtime_file_names_port(dir: &Path, pids: &[i32], port: u16) -> bool {
 }
 
 /// Removes server files left by servers that no longer run (Jupyter leaves them on SIGKILL).
-pub fn clean_stale_runtime_files(dir: &Path) {
+pub(crate) fn clean_stale_runtime_files(dir: &Path) {
     let Ok(entries) = fs::read_dir(dir) else { return };
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();

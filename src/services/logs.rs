@@ -6,16 +6,16 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Size at which a log is rotated to `<name>.log.1`.
-pub const ROTATE_AT: u64 = 10 * 1024 * 1024;
+pub(crate) const ROTATE_AT: u64 = 10 * 1024 * 1024;
 
 /// Opens a log for appending (services write here directly).
-pub fn open_append(path: &Path) -> std::io::Result<File> {
+pub(crate) fn open_append(path: &Path) -> std::io::Result<File> {
     OpenOptions::new().create(true).append(true).open(path)
 }
 
 /// Rotates `path` when it is larger than `limit`: copies it to `path.1` and truncates it.
 /// Writers use O_APPEND, so they go on at the new end. Returns whether it rotated.
-pub fn rotate_if_large(path: &Path, limit: u64) -> std::io::Result<bool> {
+pub(crate) fn rotate_if_large(path: &Path, limit: u64) -> std::io::Result<bool> {
     let Ok(meta) = fs::metadata(path) else { return Ok(false) };
     if meta.len() <= limit {
         return Ok(false);
@@ -27,14 +27,14 @@ pub fn rotate_if_large(path: &Path, limit: u64) -> std::io::Result<bool> {
 }
 
 /// Appends one line labup writes itself (start and exit notes).
-pub fn note(path: &Path, line: &str) {
+pub(crate) fn note(path: &Path, line: &str) {
     if let Ok(mut f) = open_append(path) {
         let _ = writeln!(f, "--- labup: {line}");
     }
 }
 
 /// The last `n` lines of a file.
-pub fn tail(path: &Path, n: usize) -> Vec<String> {
+pub(crate) fn tail(path: &Path, n: usize) -> Vec<String> {
     let Ok(mut f) = File::open(path) else { return Vec::new() };
     let len = f.metadata().map_or(0, |m| m.len());
     let start = len.saturating_sub(256 * 1024);
@@ -48,7 +48,7 @@ pub fn tail(path: &Path, n: usize) -> Vec<String> {
 }
 
 /// Reads what was appended since `offset`; a file that shrank (rotated) is read from the start.
-pub fn read_from(path: &Path, offset: &mut u64) -> String {
+pub(crate) fn read_from(path: &Path, offset: &mut u64) -> String {
     let Ok(mut f) = File::open(path) else { return String::new() };
     let len = f.metadata().map_or(0, |m| m.len());
     if len < *offset {

@@ -15,7 +15,7 @@ use crate::envvars;
 use crate::error::Fail;
 
 /// The `ollama` program: `LABUP_OLLAMA`, else the first on PATH.
-pub fn binary() -> Result<PathBuf, Fail> {
+pub(crate) fn binary() -> Result<PathBuf, Fail> {
     if let Some(p) = envvars::get(envvars::LABUP_OLLAMA) {
         let path = PathBuf::from(&p);
         if path.is_file() {
@@ -33,7 +33,7 @@ pub fn binary() -> Result<PathBuf, Fail> {
 }
 
 /// The `ollama serve` command line and environment for a port (`$PORT` is filled in later).
-pub fn launch(binary: &std::path::Path) -> (Vec<String>, Vec<(String, String)>) {
+pub(crate) fn launch(binary: &std::path::Path) -> (Vec<String>, Vec<(String, String)>) {
     (
         vec![binary.display().to_string(), "serve".into()],
         // Loopback only: Ollama's API has no authentication.
@@ -43,7 +43,7 @@ pub fn launch(binary: &std::path::Path) -> (Vec<String>, Vec<(String, String)>) 
 
 /// A client for one Ollama server on the loopback.
 #[derive(Debug)]
-pub struct Client {
+pub(crate) struct Client {
     base: String,
     agent: ureq::Agent,
 }
@@ -72,18 +72,18 @@ struct ModelEntry {
 
 /// A model loaded in memory (`/api/ps`), for `labup status`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     /// Model name.
-    pub name: String,
+    pub(crate) name: String,
     /// Bytes in memory.
-    pub size: u64,
+    pub(crate) size: u64,
     /// Bytes of it in GPU memory.
-    pub size_vram: u64,
+    pub(crate) size_vram: u64,
 }
 
 impl Loaded {
     /// `100% GPU`, `CPU`, `40% GPU / 60% CPU`.
-    pub fn placement(&self) -> String {
+    pub(crate) fn placement(&self) -> String {
         if self.size_vram == 0 {
             return "CPU (not in GPU memory)".into();
         }
@@ -98,25 +98,25 @@ impl Loaded {
 
 impl Client {
     /// A client for 127.0.0.1:`port`.
-    pub fn new(port: u16, timeout: Option<Duration>) -> Client {
+    pub(crate) fn new(port: u16, timeout: Option<Duration>) -> Client {
         let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(timeout).build().into();
         Client { base: format!("http://127.0.0.1:{port}"), agent }
     }
 
     /// The server's version, when an Ollama server answers.
-    pub fn version(&self) -> Option<String> {
+    pub(crate) fn version(&self) -> Option<String> {
         let mut resp = self.agent.get(format!("{}/api/version", self.base)).call().ok()?;
         resp.body_mut().read_json::<Version>().ok().map(|v| v.version)
     }
 
     /// Models present locally.
-    pub fn tags(&self) -> Result<Vec<String>> {
+    pub(crate) fn tags(&self) -> Result<Vec<String>> {
         let mut resp = self.agent.get(format!("{}/api/tags", self.base)).call()?;
         Ok(resp.body_mut().read_json::<ModelList>()?.models.into_iter().map(|m| m.name).collect())
     }
 
     /// Models loaded in memory.
-    pub fn loaded(&self) -> Result<Vec<Loaded>> {
+    pub(crate) fn loaded(&self) -> Result<Vec<Loaded>> {
         let mut resp = self.agent.get(format!("{}/api/ps", self.base)).call()?;
         Ok(resp
             .body_mut()
@@ -128,7 +128,7 @@ impl Client {
     }
 
     /// Pulls `model`, calling `progress` for every line of the stream.
-    pub fn pull(&self, model: &str, mut progress: impl FnMut(&PullEvent)) -> Result<(), Fail> {
+    pub(crate) fn pull(&self, model: &str, mut progress: impl FnMut(&PullEvent)) -> Result<(), Fail> {
         let failed = |e: String| {
             Fail::new(format!("cannot pull the Ollama model `{model}`: {e}"))
                 .hint("check the name at https://ollama.com/library and the network, then run `labup up` again")
@@ -163,7 +163,7 @@ impl Client {
 
 /// One line of the `/api/pull` stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PullEvent {
+pub(crate) enum PullEvent {
     /// A status without byte counts (`pulling manifest`, `verifying sha256 digest`, `success`).
     Status(String),
     /// Bytes of one layer.
@@ -181,7 +181,7 @@ pub enum PullEvent {
 
 impl PullEvent {
     /// Parses one JSON line.
-    pub fn parse(line: &str) -> Result<PullEvent, String> {
+    pub(crate) fn parse(line: &str) -> Result<PullEvent, String> {
         #[derive(Deserialize)]
         struct Line {
             status: Option<String>,
@@ -204,13 +204,13 @@ impl PullEvent {
 
 /// Byte totals over every layer seen so far, for one progress bar per model.
 #[derive(Debug, Default)]
-pub struct PullProgress {
+pub(crate) struct PullProgress {
     layers: Vec<(String, u64, u64)>,
 }
 
 impl PullProgress {
     /// Takes one event; returns (done, total) bytes over all layers.
-    pub fn update(&mut self, event: &PullEvent) -> (u64, u64) {
+    pub(crate) fn update(&mut self, event: &PullEvent) -> (u64, u64) {
         if let PullEvent::Layer { digest, total, completed } = event {
             match self.layers.iter_mut().find(|l| &l.0 == digest) {
                 Some(l) => {
@@ -225,7 +225,7 @@ impl PullProgress {
 }
 
 /// Models in `wanted` that are not in `present`; a name without a tag means `:latest`.
-pub fn missing_models(wanted: &[String], present: &[String]) -> Vec<String> {
+pub(crate) fn missing_models(wanted: &[String], present: &[String]) -> Vec<String> {
     let norm = |m: &str| if m.contains(':') { m.to_string() } else { format!("{m}:latest") };
     let have: Vec<String> = present.iter().map(|m| norm(m)).collect();
     wanted.iter().filter(|w| !have.contains(&norm(w))).cloned().collect()
@@ -233,15 +233,15 @@ pub fn missing_models(wanted: &[String], present: &[String]) -> Vec<String> {
 
 /// An Ollama server labup found answering and uses without owning it.
 #[derive(Debug, Clone)]
-pub struct External {
+pub(crate) struct External {
     /// The service's name in the config.
-    pub name: String,
+    pub(crate) name: String,
     /// Its port.
-    pub port: u16,
+    pub(crate) port: u16,
     /// The server's version.
-    pub version: String,
+    pub(crate) version: String,
     /// Models to pull into it.
-    pub models: Vec<String>,
+    pub(crate) models: Vec<String>,
 }
 
 #[cfg(test)]

@@ -18,20 +18,20 @@ use super::proc::Identity;
 use crate::config::Restart;
 
 /// First backoff delay.
-pub const BACKOFF_START: Duration = Duration::from_secs(1);
+pub(crate) const BACKOFF_START: Duration = Duration::from_secs(1);
 /// Longest backoff delay.
-pub const BACKOFF_MAX: Duration = Duration::from_secs(30);
+pub(crate) const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// A ready run this long resets the backoff delay.
-pub const HEALTHY_RESET: Duration = Duration::from_secs(60);
+pub(crate) const HEALTHY_RESET: Duration = Duration::from_secs(60);
 /// A failure sooner than this after the start (or before ready) is quick.
-pub const QUICK_FAILURE: Duration = Duration::from_secs(10);
+pub(crate) const QUICK_FAILURE: Duration = Duration::from_secs(10);
 /// Quick failures in a row before giving up.
-pub const MAX_QUICK_FAILURES: u32 = 5;
+pub(crate) const MAX_QUICK_FAILURES: u32 = 5;
 
 /// What a service is doing, as `labup status` shows it (the `state` of `state.json`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Started, not yet ready.
     Starting,
     /// Readiness probe passed.
@@ -46,7 +46,7 @@ pub enum Phase {
 
 /// How a process ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Exit {
+pub(crate) enum Exit {
     /// Exited with this status.
     Code(i32),
     /// Killed by this signal.
@@ -57,7 +57,7 @@ pub enum Exit {
 
 impl Exit {
     /// The status for `state.json`'s `last_exit` (none after a signal).
-    pub fn code(self) -> Option<i32> {
+    pub(crate) fn code(self) -> Option<i32> {
         match self {
             Exit::Code(c) => Some(c),
             Exit::Signal(_) | Exit::Unknown => None,
@@ -65,7 +65,7 @@ impl Exit {
     }
 
     /// `exited with status 3`, `was killed by a signal` (the reason `status` shows).
-    pub fn reason(self) -> String {
+    pub(crate) fn reason(self) -> String {
         match self {
             Exit::Code(c) => format!("exited with status {c}"),
             Exit::Signal(_) | Exit::Unknown => "was killed by a signal".into(),
@@ -73,7 +73,7 @@ impl Exit {
     }
 
     /// `with status 3`, `by a signal` (the log note).
-    pub fn how(self) -> String {
+    pub(crate) fn how(self) -> String {
         match self.code() {
             Some(c) => format!("with status {c}"),
             None => "by a signal".into(),
@@ -83,22 +83,22 @@ impl Exit {
 
 /// A process group this supervisor runs (or adopted): plain facts, no handle.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Run {
+pub(crate) struct Run {
     /// The group leader.
-    pub id: Identity,
+    pub(crate) id: Identity,
     /// The port it was given.
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// Unix time of the start.
-    pub started_at: u64,
+    pub(crate) started_at: u64,
     /// When it was spawned (or adopted).
-    pub spawned: Instant,
+    pub(crate) spawned: Instant,
     /// When its readiness probe passed (adopted ready: when adopted).
-    pub ready_at: Option<Instant>,
+    pub(crate) ready_at: Option<Instant>,
 }
 
 /// What follows a stop, once the group is gone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Then {
+pub(crate) enum Then {
     /// Stay stopped (asked to stop).
     Stop,
     /// Start again, as a new start (asked to start while it was stopping).
@@ -112,7 +112,7 @@ pub enum Then {
 
 /// One service's state.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// Not running, not wanted.
     Stopped,
     /// Asked to start, waiting for its `after` services to be ready.
@@ -148,7 +148,7 @@ pub enum State {
 
 impl State {
     /// The running group, if any.
-    pub fn run(&self) -> Option<&Run> {
+    pub(crate) fn run(&self) -> Option<&Run> {
         match self {
             State::Starting(run) | State::Ready(run) | State::Stopping { run, .. } => Some(run),
             _ => None,
@@ -156,7 +156,7 @@ impl State {
     }
 
     /// Whether the user (or the policy) wants it running.
-    pub fn wanted(&self) -> bool {
+    pub(crate) fn wanted(&self) -> bool {
         match self {
             State::Waiting | State::Starting(_) | State::Ready(_) | State::Backoff { .. } => true,
             State::Stopping { then, .. } => *then != Then::Stop,
@@ -165,7 +165,7 @@ impl State {
     }
 
     /// How `status` shows it.
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         match self {
             State::Stopped => Phase::Stopped,
             State::Waiting | State::Starting(_) => Phase::Starting,
@@ -180,49 +180,49 @@ impl State {
 
 /// The restart counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Counters {
+pub(crate) struct Counters {
     /// Restarts so far (shown by `status`).
-    pub restarts: u32,
+    pub(crate) restarts: u32,
     /// Quick failures in a row.
-    pub quick_failures: u32,
+    pub(crate) quick_failures: u32,
     /// The next backoff delay.
-    pub delay: Duration,
+    pub(crate) delay: Duration,
 }
 
 impl Counters {
     /// Fresh counters that keep `restarts`.
-    pub fn new(restarts: u32) -> Counters {
+    pub(crate) fn new(restarts: u32) -> Counters {
         Counters { restarts, quick_failures: 0, delay: BACKOFF_START }
     }
 }
 
 /// A service's state and counters: the decisions of the restart policy.
 #[derive(Debug, Clone)]
-pub struct Policy {
+pub(crate) struct Policy {
     /// `restart =` of its spec.
-    pub restart: Restart,
+    pub(crate) restart: Restart,
     /// Where it is.
-    pub state: State,
+    pub(crate) state: State,
     /// The counters.
-    pub counters: Counters,
+    pub(crate) counters: Counters,
     /// Why it last failed, for `status`.
-    pub last_error: Option<String>,
+    pub(crate) last_error: Option<String>,
 }
 
 impl Policy {
     /// A stopped service with this restart setting.
-    pub fn new(restart: Restart) -> Policy {
+    pub(crate) fn new(restart: Restart) -> Policy {
         Policy { restart, state: State::Stopped, counters: Counters::new(0), last_error: None }
     }
 
     /// The current phase.
-    pub fn phase(&self) -> Phase {
+    pub(crate) fn phase(&self) -> Phase {
         self.state.phase()
     }
 
     /// Asked to run: a new start resets the quick-failure count and the delay; a pending
     /// backoff is cut short.
-    pub fn start(&mut self) {
+    pub(crate) fn start(&mut self) {
         if matches!(self.state, State::Stopped | State::Failed { .. }) {
             self.counters = Counters::new(self.counters.restarts);
         }
@@ -232,14 +232,14 @@ impl Policy {
     }
 
     /// Cannot start, and retrying will not help (port taken, a dependency failed).
-    pub fn refuse(&mut self, why: String) {
+    pub(crate) fn refuse(&mut self, why: String) {
         self.last_error = Some(why.clone());
         self.state = State::Failed { why };
     }
 
     /// The leader's group is gone after a stop that was to be judged: `exit` is how the leader
     /// ended, `run` the run that ended, `timed_out` why labup stopped it (a start timeout).
-    pub fn judge(&mut self, exit: Exit, run: Option<&Run>, timed_out: Option<String>, now: Instant) {
+    pub(crate) fn judge(&mut self, exit: Exit, run: Option<&Run>, timed_out: Option<String>, now: Instant) {
         let success = exit == Exit::Code(0) && timed_out.is_none();
         let why = timed_out.unwrap_or_else(|| exit.reason());
         let restart = match self.restart {
@@ -259,7 +259,7 @@ impl Policy {
     }
 
     /// The spawn itself failed: a quick failure, retried.
-    pub fn spawn_failed(&mut self, why: &str, now: Instant) {
+    pub(crate) fn spawn_failed(&mut self, why: &str, now: Instant) {
         self.failed(why, None, now, true);
     }
 

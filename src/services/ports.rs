@@ -11,35 +11,35 @@ use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener};
 
 /// Whether nothing listens on `port` on the loopback or all interfaces.
-pub fn is_free(port: u16) -> bool {
+pub(crate) fn is_free(port: u16) -> bool {
     TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() && listeners(port).is_empty()
 }
 
 /// A free port chosen by the kernel.
-pub fn free_port() -> std::io::Result<u16> {
+pub(crate) fn free_port() -> std::io::Result<u16> {
     Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
 }
 
 /// A listening socket on a port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
+pub(crate) struct Listener {
     /// Local address as text: `127.0.0.1`, `0.0.0.0`, `::`, `::1`.
-    pub address: String,
+    pub(crate) address: String,
     /// Socket inode, to find the owning process.
-    pub inode: u64,
+    pub(crate) inode: u64,
 }
 
 /// Every listening TCP socket on the host, read once: from the kernel's sock_diag netlink
 /// interface (LISTEN sockets only: microseconds), else from `/proc/net/tcp` and `tcp6` (which
 /// list every connection: milliseconds on a busy host). Ask once, then look ports up in it.
 #[derive(Debug, Clone, Default)]
-pub struct Listening {
+pub(crate) struct Listening {
     sockets: Vec<(u16, Listener)>,
 }
 
 impl Listening {
     /// The host's listening sockets now (Linux; none elsewhere).
-    pub fn now() -> Self {
+    pub(crate) fn now() -> Self {
         #[cfg(target_os = "linux")]
         if let Some(sockets) = sock_diag::listening() {
             return Self { sockets };
@@ -61,23 +61,25 @@ impl Listening {
     }
 
     /// The listeners on `port`.
-    pub fn on(&self, port: u16) -> impl Iterator<Item = &Listener> {
+    pub(crate) fn on(&self, port: u16) -> impl Iterator<Item = &Listener> {
         self.sockets.iter().filter(move |(p, _)| *p == port).map(|(_, l)| l)
     }
 
     /// The all-interfaces address something listens on at `port` (`0.0.0.0`, `::`), if any.
-    pub fn exposed(&self, port: u16) -> Option<String> {
+    pub(crate) fn exposed(&self, port: u16) -> Option<String> {
         self.on(port).map(|l| l.address.clone()).find(|a| a == "0.0.0.0" || a == "::")
     }
 }
 
 /// Listening TCP sockets on `port` (Linux; empty elsewhere).
-pub fn listeners(port: u16) -> Vec<Listener> {
+pub(crate) fn listeners(port: u16) -> Vec<Listener> {
     Listening::now().on(port).cloned().collect()
 }
 
-/// Parses `/proc/net/tcp`-format text for LISTEN (state 0A) sockets on `port`.
-pub fn parse_listeners(text: &str, v6: bool, port: u16) -> Vec<Listener> {
+/// Parses `/proc/net/tcp`-format text for LISTEN (state 0A) sockets on `port` (what the tests
+/// compare the kernel's answers with).
+#[cfg(test)]
+pub(crate) fn parse_listeners(text: &str, v6: bool, port: u16) -> Vec<Listener> {
     parse_all_listeners(text, v6).into_iter().filter(|(p, _)| *p == port).map(|(_, l)| l).collect()
 }
 
@@ -111,13 +113,8 @@ fn decode_address(hex: &str, v6: bool) -> Option<String> {
     }
 }
 
-/// Pids that have a socket with this inode open (needs permission to read their fds).
-pub fn pids_with_inode(inode: u64) -> Vec<i32> {
-    super::proc::socket_holders(&[inode])
-}
-
 /// Pids listening on `port`.
-pub fn listening_pids(port: u16) -> Vec<i32> {
+pub(crate) fn listening_pids(port: u16) -> Vec<i32> {
     let inodes: Vec<u64> = listeners(port).iter().map(|l| l.inode).collect();
     let mut pids = if inodes.is_empty() { Vec::new() } else { super::proc::socket_holders(&inodes) };
     pids.sort_unstable();
@@ -127,7 +124,7 @@ pub fn listening_pids(port: u16) -> Vec<i32> {
 
 /// Who holds the listening sockets on a port, asked about one process group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Holder {
+pub(crate) enum Holder {
     /// No listening socket on the port can be seen.
     Nobody,
     /// A member of the group holds one.
@@ -141,7 +138,7 @@ pub enum Holder {
 impl Holder {
     /// Whether a probe answered on the port may count as the group's: a stranger that can be
     /// seen is the only "no" (what cannot be seen gets the benefit of the doubt).
-    pub fn is_ours(&self) -> bool {
+    pub(crate) fn is_ours(&self) -> bool {
         !matches!(self, Self::Others(_))
     }
 }
@@ -149,14 +146,14 @@ impl Holder {
 /// Who holds `port`'s listeners, for the group `pgid` (a group the caller has identified):
 /// reads `/proc/net/tcp*` once and the fds of the group's live members; every process's fds
 /// only when none of them holds it.
-pub fn holder(port: u16, pgid: i32) -> Holder {
+pub(crate) fn holder(port: u16, pgid: i32) -> Holder {
     let inodes: Vec<u64> = listeners(port).iter().map(|l| l.inode).collect();
     decide(&inodes, || super::proc::group_sockets(pgid), super::proc::socket_holders)
 }
 
 /// Whether the listener on `port` belongs to the process group `pgid` (when the listener can
 /// be seen at all): a probe must reach the service's process, not a stranger on the port.
-pub fn is_ours(port: u16, pgid: i32) -> bool {
+pub(crate) fn is_ours(port: u16, pgid: i32) -> bool {
     holder(port, pgid).is_ours()
 }
 
@@ -180,7 +177,7 @@ fn decide(
 }
 
 /// "pid 123 (python -m http.server 8000)" or "another process" when it cannot be seen.
-pub fn describe_holder(port: u16) -> String {
+pub(crate) fn describe_holder(port: u16) -> String {
     match listening_pids(port).first() {
         Some(pid) => match super::proc::command_line(*pid) {
             Some(cmd) => format!("pid {pid} (`{cmd}`)"),

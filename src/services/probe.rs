@@ -14,20 +14,20 @@ use super::proc::{self, Identity};
 use super::{logs, ports};
 
 /// Connect limit of one network probe (a refused or silent port is answered fast).
-pub const TIMEOUT: Duration = Duration::from_millis(500);
+pub(crate) const TIMEOUT: Duration = Duration::from_millis(500);
 /// How long a probe waits for an HTTP answer once connected: it runs off the loop, so a server
 /// that is slow to answer (a busy machine, a first request that imports) is given time.
-pub const ANSWER_WITHIN: Duration = Duration::from_secs(2);
+pub(crate) const ANSWER_WITHIN: Duration = Duration::from_secs(2);
 
 /// One readiness check of a starting service.
 #[derive(Debug, Clone)]
-pub struct ProbeJob {
+pub(crate) struct ProbeJob {
     /// The service.
-    pub name: String,
+    pub(crate) name: String,
     /// Its group leader.
-    pub leader: Identity,
+    pub(crate) leader: Identity,
     /// What to check.
-    pub check: Check,
+    pub(crate) check: Check,
 }
 
 impl PartialEq for ProbeJob {
@@ -40,7 +40,7 @@ impl Eq for ProbeJob {}
 
 /// What makes a service ready.
 #[derive(Debug, Clone)]
-pub enum Check {
+pub(crate) enum Check {
     /// A 2xx/3xx from `http://127.0.0.1:port/path`, answered by our group (and for Jupyter a
     /// runtime file in `runtime_dir` naming the port).
     Http { port: u16, path: String, runtime_dir: Option<PathBuf> },
@@ -54,7 +54,7 @@ pub enum Check {
 
 impl Check {
     /// `http`, `tcp`, `log`, `started`.
-    pub fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         match self {
             Check::Http { .. } => "http",
             Check::Tcp { .. } => "tcp",
@@ -66,21 +66,21 @@ impl Check {
 
 /// A probe's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Probed {
+pub(crate) struct Probed {
     /// The service.
-    pub name: String,
+    pub(crate) name: String,
     /// The leader it probed (a result for an earlier run is ignored).
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Ready.
-    pub ready: bool,
+    pub(crate) ready: bool,
     /// Why not, for the error when the start times out.
-    pub why_not: String,
+    pub(crate) why_not: String,
     /// Where the log probe read up to.
-    pub offset: Option<u64>,
+    pub(crate) offset: Option<u64>,
 }
 
 /// Runs `job` on a worker thread; the result goes to `results`.
-pub fn spawn(job: ProbeJob, results: Sender<Probed>) {
+pub(crate) fn spawn(job: ProbeJob, results: Sender<Probed>) {
     let spawned = std::thread::Builder::new().name(format!("probe {}", job.name)).spawn(move || {
         let _ = results.send(run(&job));
     });
@@ -90,7 +90,7 @@ pub fn spawn(job: ProbeJob, results: Sender<Probed>) {
 }
 
 /// Runs one check now (blocking, bounded by [`TIMEOUT`] per network step).
-pub fn run(job: &ProbeJob) -> Probed {
+pub(crate) fn run(job: &ProbeJob) -> Probed {
     let leader = job.leader.pid;
     let mut offset = None;
     let outcome: Result<(), String> = match &job.check {
@@ -145,18 +145,20 @@ fn ours(port: u16, leader: i32) -> bool {
     ports::is_ours(port, leader)
 }
 
-/// GETs `path` from 127.0.0.1:`port`; any 2xx or 3xx status counts as ready.
-pub fn http(port: u16, path: &str, timeout: Duration) -> bool {
+/// GETs `path` from 127.0.0.1:`port`; any 2xx or 3xx status counts as ready (the probe's rule,
+/// which `Check::Http` applies to `http_status_within`).
+#[cfg(test)]
+pub(crate) fn http(port: u16, path: &str, timeout: Duration) -> bool {
     http_status(port, path, timeout).is_some_and(|s| (200..400).contains(&s))
 }
 
 /// The status code of a GET, if the server answered HTTP.
-pub fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
+pub(crate) fn http_status(port: u16, path: &str, timeout: Duration) -> Option<u16> {
     http_status_within(port, path, timeout, timeout)
 }
 
 /// The status code of a GET: connecting within `connect`, the whole answer within `answer`.
-pub fn http_status_within(port: u16, path: &str, connect: Duration, answer: Duration) -> Option<u16> {
+pub(crate) fn http_status_within(port: u16, path: &str, connect: Duration, answer: Duration) -> Option<u16> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut stream = TcpStream::connect_timeout(&addr, connect).ok()?;
     let deadline = std::time::Instant::now() + answer;
@@ -182,19 +184,19 @@ pub fn http_status_within(port: u16, path: &str, connect: Duration, answer: Dura
 }
 
 /// `HTTP/1.1 200 OK` → 200.
-pub fn parse_status(line: &str) -> Option<u16> {
+pub(crate) fn parse_status(line: &str) -> Option<u16> {
     let mut parts = line.split_whitespace();
     parts.next().filter(|v| v.starts_with("HTTP/"))?;
     parts.next()?.parse().ok()
 }
 
 /// Whether 127.0.0.1:`port` accepts a connection.
-pub fn tcp(port: u16, timeout: Duration) -> bool {
+pub(crate) fn tcp(port: u16, timeout: Duration) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), timeout).is_ok()
 }
 
 /// Whether the text appended to a log since `offset` has a line matching `re`.
-pub fn log_matches(text: &str, re: &regex::Regex) -> bool {
+pub(crate) fn log_matches(text: &str, re: &regex::Regex) -> bool {
     text.lines().any(|l| re.is_match(l))
 }
 

@@ -21,18 +21,18 @@ use serde::{Deserialize, Serialize};
 
 /// A process as recorded when it was started.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Identity {
+pub(crate) struct Identity {
     /// Process id (also its process group id: services lead their own group).
-    pub pid: i32,
+    pub(crate) pid: i32,
     /// Start time: clock ticks since boot (Linux), microseconds since the epoch (macOS).
-    pub start_time: u64,
+    pub(crate) start_time: u64,
     /// The boot it was started in.
-    pub boot_id: String,
+    pub(crate) boot_id: String,
 }
 
 /// Whether a process still runs or has exited and waits to be reaped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Life {
+pub(crate) enum Life {
     /// Running, sleeping, stopped: anything but dead.
     Live,
     /// Exited; only its table entry is left until its parent reaps it.
@@ -41,13 +41,13 @@ pub enum Life {
 
 /// What the process table says about one process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
+pub(crate) struct Stat {
     /// Live or a zombie.
-    pub life: Life,
+    pub(crate) life: Life,
     /// Its process group.
-    pub pgrp: i32,
+    pub(crate) pgrp: i32,
     /// When it started (the unit depends on the platform; only equality matters).
-    pub start_time: u64,
+    pub(crate) start_time: u64,
 }
 
 /// The host's process table.
@@ -64,13 +64,13 @@ fn table() -> &'static darwin::Darwin {
 
 /// The current boot's id (`/proc/sys/kernel/random/boot_id`, `kern.boottime` on macOS; empty
 /// where there is none).
-pub fn boot_id() -> String {
+pub(crate) fn boot_id() -> String {
     static BOOT_ID: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BOOT_ID.get_or_init(|| table().boot_id()).clone()
 }
 
 /// State, group and start time of a process, zombies included.
-pub fn stat(pid: i32) -> Option<Stat> {
+pub(crate) fn stat(pid: i32) -> Option<Stat> {
     table().stat(pid)
 }
 
@@ -82,13 +82,13 @@ fn group_in(pgid: i32) -> Vec<i32> {
 /// The identity of a process, now: a zombie too (it has exited but its entry, start time
 /// included, stays until it is reaped), so a service whose command daemonises and exits at
 /// once is still identified, and the grandchild left in its group is found by its group.
-pub fn identify(pid: i32) -> Option<Identity> {
+pub(crate) fn identify(pid: i32) -> Option<Identity> {
     let stat = stat(pid)?;
     Some(Identity { pid, start_time: stat.start_time, boot_id: boot_id() })
 }
 
 /// Whether the recorded process still runs (same pid, start time and boot, not a zombie).
-pub fn is_alive(id: &Identity) -> bool {
+pub(crate) fn is_alive(id: &Identity) -> bool {
     id.boot_id == boot_id() && stat(id.pid).is_some_and(|now| now.life == Life::Live && now.start_time == id.start_time)
 }
 
@@ -98,7 +98,7 @@ pub fn is_alive(id: &Identity) -> bool {
 /// leader's pid with another start time, our group had emptied before that pid was reused:
 /// nothing is ours. If the leader is still there (same start time) or gone altogether, every
 /// process in its group descends from it.
-pub fn group_members(leader: &Identity) -> Vec<i32> {
+pub(crate) fn group_members(leader: &Identity) -> Vec<i32> {
     if leader.boot_id != boot_id() {
         return Vec::new();
     }
@@ -110,7 +110,7 @@ pub fn group_members(leader: &Identity) -> Vec<i32> {
 
 /// Sends `signal` to the group of `leader` if (and only if) that group still has members that
 /// are verifiably ours. Returns whether a signal was sent.
-pub fn signal_group(leader: &Identity, signal: Signal) -> bool {
+pub(crate) fn signal_group(leader: &Identity, signal: Signal) -> bool {
     if group_members(leader).is_empty() {
         return false;
     }
@@ -119,7 +119,7 @@ pub fn signal_group(leader: &Identity, signal: Signal) -> bool {
 
 /// Stops a group: SIGTERM, up to `grace` for it to empty (calling `reap` meanwhile so our own
 /// zombie children are collected), then SIGKILL. Returns true when the group is gone.
-pub fn stop_group(leader: &Identity, grace: Duration, mut reap: impl FnMut()) -> bool {
+pub(crate) fn stop_group(leader: &Identity, grace: Duration, mut reap: impl FnMut()) -> bool {
     signal_group(leader, Signal::SIGTERM);
     let deadline = Instant::now() + grace;
     loop {
@@ -145,29 +145,30 @@ pub fn stop_group(leader: &Identity, grace: Duration, mut reap: impl FnMut()) ->
 }
 
 /// Seconds since the Unix epoch.
-pub fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// The command line of a process, for messages.
-pub fn command_line(pid: i32) -> Option<String> {
+pub(crate) fn command_line(pid: i32) -> Option<String> {
     table().command_line(pid)
 }
 
 /// The process group of a pid.
-pub fn pgrp(pid: i32) -> Option<i32> {
+#[cfg(test)]
+pub(crate) fn pgrp(pid: i32) -> Option<i32> {
     stat(pid).map(|s| s.pgrp)
 }
 
 /// The socket inodes that live members of group `pgid` hold open: only the group's own fds
 /// are read (empty where the platform has no such table).
-pub fn group_sockets(pgid: i32) -> Vec<u64> {
+pub(crate) fn group_sockets(pgid: i32) -> Vec<u64> {
     group_in(pgid).into_iter().flat_map(|pid| table().socket_inodes(pid)).collect()
 }
 
 /// Every pid on the host holding a socket with one of these inodes: reads every process's fds,
 /// so only for messages and for a port whose holder is not in the group asked about.
-pub fn socket_holders(inodes: &[u64]) -> Vec<i32> {
+pub(crate) fn socket_holders(inodes: &[u64]) -> Vec<i32> {
     table().holders(inodes)
 }
 

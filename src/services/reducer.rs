@@ -18,11 +18,11 @@ use super::state::{Record, RunState};
 use crate::config::{Port, Ready};
 
 /// How often a starting service is probed (at most one probe in flight each).
-pub const PROBE_EVERY: Duration = Duration::from_millis(40);
+pub(crate) const PROBE_EVERY: Duration = Duration::from_millis(40);
 
 /// Something that happened.
 #[derive(Debug, Clone)]
-pub enum Event {
+pub(crate) enum Event {
     /// A client's request.
     Request(Request),
     /// The spawn of `name` succeeded; its log was `log_len` bytes long after the start note.
@@ -47,7 +47,7 @@ pub enum Event {
 
 /// Where a spawned service's port comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PortPlan {
+pub(crate) enum PortPlan {
     /// No port.
     None,
     /// A free port, the previous one when it is still free.
@@ -58,20 +58,20 @@ pub enum PortPlan {
 
 /// What the effects need to spawn a service.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SpawnJob {
+pub(crate) struct SpawnJob {
     /// The spec.
-    pub spec: Spec,
+    pub(crate) spec: Spec,
     /// Its port.
-    pub port: PortPlan,
+    pub(crate) port: PortPlan,
     /// `<NAME>_PORT` of the other services whose port is known.
-    pub peers: Vec<(String, String)>,
+    pub(crate) peers: Vec<(String, String)>,
     /// Its log.
-    pub log: PathBuf,
+    pub(crate) log: PathBuf,
 }
 
 /// Something the supervisor must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Spawn a service; the effects answer with `Spawned`, `SpawnFailed` or `Refused`.
     Spawn(SpawnJob),
     /// Signal a process group.
@@ -88,19 +88,19 @@ pub enum Action {
 
 /// One supervised service.
 #[derive(Debug, Clone)]
-pub struct Service {
+pub(crate) struct Service {
     /// What it runs.
-    pub spec: Spec,
+    pub(crate) spec: Spec,
     /// Its state and restart counters.
-    pub policy: Policy,
+    pub(crate) policy: Policy,
     /// The port it was last given.
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// How its leader last ended.
-    pub last_exit: Option<Exit>,
+    pub(crate) last_exit: Option<Exit>,
     /// Where the log probe reads on.
-    pub probe_offset: u64,
+    pub(crate) probe_offset: u64,
     /// Where the foreground log printer reads on.
-    pub print_offset: u64,
+    pub(crate) print_offset: u64,
     probing: bool,
     last_probe: Option<Instant>,
     /// The `ready = { log = … }` regex, compiled once per spec.
@@ -109,7 +109,7 @@ pub struct Service {
 
 impl Service {
     /// A stopped service; `log_len` is where its log ends now.
-    pub fn new(spec: Spec, log_len: u64) -> Service {
+    pub(crate) fn new(spec: Spec, log_len: u64) -> Service {
         let mut s = Service {
             policy: Policy::new(spec.restart),
             spec: spec.clone(),
@@ -135,7 +135,7 @@ impl Service {
     }
 
     /// What `state.json` records.
-    pub fn record(&self) -> Record {
+    pub(crate) fn record(&self) -> Record {
         let run = self.policy.state.run();
         Record {
             spec: self.spec.clone(),
@@ -152,26 +152,26 @@ impl Service {
 
 /// Every service and what the supervisor as a whole is doing.
 #[derive(Debug, Clone)]
-pub struct Reducer {
+pub(crate) struct Reducer {
     /// The log folder.
-    pub logs: PathBuf,
+    pub(crate) logs: PathBuf,
     /// Services by name.
-    pub services: BTreeMap<String, Service>,
+    pub(crate) services: BTreeMap<String, Service>,
     /// Exit once nothing runs (after a stop of everything).
-    pub exit_when_idle: bool,
+    pub(crate) exit_when_idle: bool,
     /// Why it is shutting down (a signal): new starts are refused as busy.
-    pub shutting_down: Option<String>,
+    pub(crate) shutting_down: Option<String>,
 }
 
 impl Reducer {
     /// No services yet.
-    pub fn new(logs: PathBuf) -> Reducer {
+    pub(crate) fn new(logs: PathBuf) -> Reducer {
         Reducer { logs, services: BTreeMap::new(), exit_when_idle: false, shutting_down: None }
     }
 
     /// Takes over a service a previous supervisor recorded; `alive`: its group still has
     /// members (identity verified). Its log ends at `log_len`.
-    pub fn adopt(&mut self, rec: Record, alive: bool, log_len: u64, now: Instant) -> Vec<Action> {
+    pub(crate) fn adopt(&mut self, rec: Record, alive: bool, log_len: u64, now: Instant) -> Vec<Action> {
         let mut svc = Service::new(rec.spec.clone(), log_len);
         svc.last_exit = rec.last_exit.map(Exit::Code);
         svc.policy.counters = Counters::new(rec.restarts);
@@ -191,7 +191,7 @@ impl Reducer {
     }
 
     /// Feeds one event at time `now`.
-    pub fn on(&mut self, event: Event, now: Instant) -> Vec<Action> {
+    pub(crate) fn on(&mut self, event: Event, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
         match event {
             Event::Request(request) => {
@@ -393,18 +393,18 @@ impl Reducer {
     }
 
     /// `state.json`, with this supervisor's identity.
-    pub fn state(&self, me: Option<Identity>) -> RunState {
+    pub(crate) fn state(&self, me: Option<Identity>) -> RunState {
         RunState { supervisor: me, services: self.services.iter().map(|(n, s)| (n.clone(), s.record())).collect() }
     }
 
     /// Whether every one of `names` is ready (and there is at least one).
-    pub fn all_ready(&self, names: &[String]) -> bool {
+    pub(crate) fn all_ready(&self, names: &[String]) -> bool {
         !names.is_empty()
             && names.iter().all(|n| self.services.get(n).is_some_and(|s| matches!(s.policy.state, State::Ready(_))))
     }
 
     /// Services that failed for good, with why.
-    pub fn failed(&self) -> Vec<(String, String)> {
+    pub(crate) fn failed(&self) -> Vec<(String, String)> {
         self.services
             .iter()
             .filter_map(|(n, s)| match &s.policy.state {
@@ -415,12 +415,12 @@ impl Reducer {
     }
 
     /// Whether there are services and none is wanted any more.
-    pub fn nothing_wanted(&self) -> bool {
+    pub(crate) fn nothing_wanted(&self) -> bool {
         !self.services.is_empty() && self.services.values().all(|s| !s.policy.state.wanted())
     }
 
     /// Whether nothing runs or waits to start.
-    pub fn idle(&self) -> bool {
+    pub(crate) fn idle(&self) -> bool {
         self.services.values().all(|s| s.policy.state.run().is_none() && s.policy.state != State::Waiting)
     }
 }
@@ -568,10 +568,10 @@ fn probe_job(
     ProbeJob { name: name.to_string(), leader: run.id.clone(), check }
 }
 
-pub use crate::config::port_var;
+pub(crate) use crate::config::port_var;
 
 /// `3 s`, `1.5 s`.
-pub fn seconds(ms: u64) -> String {
+pub(crate) fn seconds(ms: u64) -> String {
     if ms.is_multiple_of(1000) {
         format!("{} s", ms / 1000)
     } else {

@@ -17,27 +17,27 @@ use crate::project::Workspace;
 /// What the built-in kinds need beyond the config, found by the caller (effects) so planning
 /// stays pure.
 #[derive(Debug, Clone, Default)]
-pub struct Context {
+pub(crate) struct Context {
     /// The workspace's Jupyter token, when a Jupyter service is planned.
-    pub jupyter_token: Option<String>,
+    pub(crate) jupyter_token: Option<String>,
     /// labup runs as root (Jupyter then needs `--allow-root`).
-    pub as_root: bool,
+    pub(crate) as_root: bool,
     /// The user's JupyterLab folders and the variables for Jupyter and its kernels.
-    pub jupyter: jupyter::Extras,
+    pub(crate) jupyter: jupyter::Extras,
     /// The `ollama` program, when an Ollama service must be started.
-    pub ollama: Option<PathBuf>,
+    pub(crate) ollama: Option<PathBuf>,
     /// Services that already answer outside labup (an Ollama server the user runs): not
     /// started, and `after` on them is already satisfied.
-    pub external: Vec<String>,
+    pub(crate) external: Vec<String>,
     /// What the synced venv is ([`venv_identity`]): services that run from it carry it, so a
     /// sync that rebuilds or changes the venv makes them a changed service.
-    pub venv: Option<String>,
+    pub(crate) venv: Option<String>,
 }
 
 /// The identity of the venv as its last sync left it: the base interpreter and the stamp of
 /// `site-packages` the marker recorded (a rebuild or any install or removal changes it; a sync
 /// that changes nothing keeps it). `None` without a marker.
-pub fn venv_identity(venv: &Path) -> Option<String> {
+pub(crate) fn venv_identity(venv: &Path) -> Option<String> {
     let m = crate::python::fingerprint::read(venv)?;
     let (size, mtime) = m.site_packages?;
     Some(format!("{} site-packages {size} {mtime}", m.interpreter.display()))
@@ -45,43 +45,43 @@ pub fn venv_identity(venv: &Path) -> Option<String> {
 
 /// One service, ready to spawn.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Spec {
+pub(crate) struct Spec {
     /// Name from the config.
-    pub name: String,
+    pub(crate) name: String,
     /// `command`, `jupyter`, `ollama`.
-    pub kind: String,
+    pub(crate) kind: String,
     /// Program and arguments.
-    pub argv: Vec<String>,
+    pub(crate) argv: Vec<String>,
     /// Variables to set (`Some`) or remove (`None`) on top of the supervisor's environment.
-    pub env: BTreeMap<String, Option<String>>,
+    pub(crate) env: BTreeMap<String, Option<String>>,
     /// Working directory.
-    pub cwd: PathBuf,
+    pub(crate) cwd: PathBuf,
     /// Port: fixed, auto, or none.
-    pub port: Option<Port>,
+    pub(crate) port: Option<Port>,
     /// Readiness probe.
-    pub ready: Option<Ready>,
+    pub(crate) ready: Option<Ready>,
     /// Restart policy.
-    pub restart: Restart,
+    pub(crate) restart: Restart,
     /// Services that must be ready first.
-    pub after: Vec<String>,
+    pub(crate) after: Vec<String>,
     /// SIGTERM → SIGKILL grace, milliseconds.
-    pub stop_timeout_ms: u64,
+    pub(crate) stop_timeout_ms: u64,
     /// Start → ready limit, milliseconds.
-    pub start_timeout_ms: u64,
+    pub(crate) start_timeout_ms: u64,
     /// Jupyter: ready also needs `jpserver-<pid>.json` here, naming the port.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub runtime_dir: Option<PathBuf>,
+    pub(crate) runtime_dir: Option<PathBuf>,
     /// Open in the browser once it is started and ready.
     #[serde(default)]
-    pub open: bool,
+    pub(crate) open: bool,
     /// The venv it runs from ([`venv_identity`]); `None` for what does not use it (Ollama).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub venv: Option<String>,
+    pub(crate) venv: Option<String>,
 }
 
 impl Spec {
     /// Builds the spec of a configured service.
-    pub fn new(ws: &Workspace, service: &Service, env: &ChildEnv, ctx: &Context) -> Result<Spec, Fail> {
+    pub(crate) fn new(ws: &Workspace, service: &Service, env: &ChildEnv, ctx: &Context) -> Result<Spec, Fail> {
         let config = &ws.config;
         let mut vars: BTreeMap<String, Option<String>> =
             env.entries.iter().map(|e| (e.name.clone(), e.value.clone())).collect();
@@ -133,7 +133,7 @@ impl Spec {
     /// that alone must not restart Jupyter and kill its kernels. A change labup makes (the venv
     /// rebuilt or its packages changed, libraries) or the config makes (command, env, port…)
     /// still counts.
-    pub fn same_service(&self, other: &Spec) -> bool {
+    pub(crate) fn same_service(&self, other: &Spec) -> bool {
         let strip = |s: &Spec| {
             let mut s = s.clone();
             s.env.remove("PATH");
@@ -143,7 +143,7 @@ impl Spec {
     }
 
     /// Its log file in `log_dir` (the workspace's `.labup/logs`).
-    pub fn log_path(&self, log_dir: &Path) -> PathBuf {
+    pub(crate) fn log_path(&self, log_dir: &Path) -> PathBuf {
         crate::project::log_file(log_dir, &self.name)
     }
 }
@@ -155,7 +155,7 @@ fn first_path_entry(spec: &Spec) -> Option<&str> {
 
 /// The services to start for `wanted` names (all enabled when empty), dependencies included, in
 /// `after` order.
-pub fn select<'a>(config: &'a Config, wanted: &[String]) -> Result<Vec<&'a Service>, Fail> {
+pub(crate) fn select<'a>(config: &'a Config, wanted: &[String]) -> Result<Vec<&'a Service>, Fail> {
     let known: Vec<&str> = config.services.iter().map(|s| s.name.as_str()).collect();
     for name in wanted {
         if !known.contains(&name.as_str()) {
@@ -190,7 +190,7 @@ pub fn select<'a>(config: &'a Config, wanted: &[String]) -> Result<Vec<&'a Servi
 }
 
 /// The specs of `selected` services, leaving out the external ones.
-pub fn plan(ws: &Workspace, selected: &[&Service], env: &ChildEnv, ctx: &Context) -> Result<Vec<Spec>, Fail> {
+pub(crate) fn plan(ws: &Workspace, selected: &[&Service], env: &ChildEnv, ctx: &Context) -> Result<Vec<Spec>, Fail> {
     selected.iter().filter(|s| !ctx.external.contains(&s.name)).map(|s| Spec::new(ws, s, env, ctx)).collect()
 }
 

@@ -30,8 +30,7 @@ use super::state::{RunDir, RunState};
 use crate::error::Fail;
 use crate::project::Layout;
 
-pub use super::effects::expand_port;
-pub use super::reducer::port_var;
+pub(crate) use super::reducer::port_var;
 
 const TICK: Duration = Duration::from_millis(20);
 /// How often log sizes are checked for rotation.
@@ -41,22 +40,22 @@ const LOCK_WAIT: Duration = Duration::from_secs(60);
 
 /// Feeds the reducer and carries out its actions.
 #[derive(Debug)]
-pub struct Driver<E: Effects> {
+pub(crate) struct Driver<E: Effects> {
     /// The decisions.
-    pub reducer: Reducer,
+    pub(crate) reducer: Reducer,
     /// The world.
-    pub effects: E,
+    pub(crate) effects: E,
     rotation_checked: Option<Instant>,
 }
 
 impl<E: Effects> Driver<E> {
     /// A driver with no services, logs in `logs`.
-    pub fn new(logs: std::path::PathBuf, effects: E) -> Driver<E> {
+    pub(crate) fn new(logs: std::path::PathBuf, effects: E) -> Driver<E> {
         Driver { reducer: Reducer::new(logs), effects, rotation_checked: None }
     }
 
     /// Takes over what a previous supervisor recorded: the groups still alive are adopted.
-    pub fn adopt(&mut self, previous: RunState, now: Instant) {
+    pub(crate) fn adopt(&mut self, previous: RunState, now: Instant) {
         for (_, rec) in previous.services {
             let alive = rec.process.as_ref().is_some_and(|id| !self.effects.group_gone(id));
             let log_len = self.effects.log_len(&rec.spec.log_path(&self.reducer.logs));
@@ -66,7 +65,7 @@ impl<E: Effects> Driver<E> {
     }
 
     /// A client's request; the reply to send back.
-    pub fn request(&mut self, request: Request, now: Instant) -> Reply {
+    pub(crate) fn request(&mut self, request: Request, now: Instant) -> Reply {
         let new: Vec<String> = match &request {
             Request::Start { specs } | Request::Restart { specs } => {
                 specs.iter().filter(|s| !self.reducer.services.contains_key(&s.name)).map(|s| s.name.clone()).collect()
@@ -83,7 +82,7 @@ impl<E: Effects> Driver<E> {
     }
 
     /// Feeds one event and everything its actions lead to; the reply, if a request was answered.
-    pub fn feed(&mut self, event: Event, now: Instant) -> Option<Reply> {
+    pub(crate) fn feed(&mut self, event: Event, now: Instant) -> Option<Reply> {
         let mut queue = VecDeque::from([event]);
         let mut reply = None;
         while let Some(event) = queue.pop_front() {
@@ -116,7 +115,7 @@ impl<E: Effects> Driver<E> {
     }
 
     /// One turn of the loop: probe results, exits, emptied groups, log rotation, then time.
-    pub fn tick(&mut self, now: Instant) {
+    pub(crate) fn tick(&mut self, now: Instant) {
         for probed in self.effects.probe_results() {
             self.feed(Event::Probed(probed), now);
         }
@@ -175,17 +174,17 @@ struct Supervisor {
 
 /// How a foreground supervisor ended.
 #[derive(Debug, Default)]
-pub struct Ended {
+pub(crate) struct Ended {
     /// Services that gave up (or could not start), with why: the foreground exits non-zero so a
     /// container's restart policy takes over. Empty after a requested stop.
-    pub failed: Vec<(String, String)>,
+    pub(crate) failed: Vec<(String, String)>,
     /// The signal that asked for the stop, if one did.
-    pub signal: Option<&'static str>,
+    pub(crate) signal: Option<&'static str>,
 }
 
 /// Runs the detached supervisor until it is told to stop everything; it receives its specs on
 /// the socket.
-pub fn run(layout: &Layout) -> Result<()> {
+pub(crate) fn run(layout: &Layout) -> Result<()> {
     serve(layout, Vec::new(), None).map(|_| ())
 }
 
@@ -194,7 +193,7 @@ pub fn run(layout: &Layout) -> Result<()> {
 /// SIGINT, SIGHUP) or `labup stop` asks it to stop, or a service gives up (then every other one
 /// is stopped too). As PID 1 of a container (or as the child subreaper it makes itself) it reaps
 /// every orphan that is reparented to it, never the status of a child it manages.
-pub fn foreground(layout: &Layout, initial: Vec<Spec>, on_ready: &mut dyn FnMut(&RunState)) -> Result<Ended> {
+pub(crate) fn foreground(layout: &Layout, initial: Vec<Spec>, on_ready: &mut dyn FnMut(&RunState)) -> Result<Ended> {
     reaper::become_subreaper();
     serve(layout, initial, Some(on_ready))
 }

@@ -19,9 +19,9 @@ use crate::services::proc::{self, Identity};
 
 /// The registry folder of a project.
 #[derive(Debug, Clone)]
-pub struct Registry {
+pub(crate) struct Registry {
     /// `.labup/shells`.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     layout: Layout,
 }
 
@@ -29,12 +29,12 @@ const STARTED: &str = "started.json";
 
 impl Registry {
     /// The registry of a workspace (not created).
-    pub fn of(layout: &Layout) -> Registry {
+    pub(crate) fn of(layout: &Layout) -> Registry {
         Registry { dir: layout.shells(), layout: layout.clone() }
     }
 
     /// Creates the folder and takes the registry lock.
-    pub fn lock(&self) -> Result<LockFile> {
+    pub(crate) fn lock(&self) -> Result<LockFile> {
         self.layout.ensure(self.dir.clone())?;
         LockFile::acquire(&self.layout.shells_lock(), |_| {})
     }
@@ -44,17 +44,17 @@ impl Registry {
     }
 
     /// Records an open shell.
-    pub fn register(&self, shell: &Identity) -> Result<()> {
+    pub(crate) fn register(&self, shell: &Identity) -> Result<()> {
         fsutil::atomic_write(&self.entry(shell.pid), &serde_json::to_vec(shell)?)
     }
 
     /// Forgets a shell.
-    pub fn unregister(&self, pid: i32) {
+    pub(crate) fn unregister(&self, pid: i32) {
         let _ = fs::remove_file(self.entry(pid));
     }
 
     /// The shells still open, removing the entries of those that are gone.
-    pub fn live(&self) -> Vec<Identity> {
+    pub(crate) fn live(&self) -> Vec<Identity> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir).into_iter().flatten().flatten() {
             let path = entry.path();
@@ -74,19 +74,19 @@ impl Registry {
     }
 
     /// The services shell entries started.
-    pub fn started(&self) -> BTreeSet<String> {
+    pub(crate) fn started(&self) -> BTreeSet<String> {
         fs::read(self.dir.join(STARTED)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
     }
 
     /// Adds services an entry started.
-    pub fn add_started(&self, names: &BTreeSet<String>) -> Result<()> {
+    pub(crate) fn add_started(&self, names: &BTreeSet<String>) -> Result<()> {
         let mut all = self.started();
         all.extend(names.iter().cloned());
         fsutil::atomic_write(&self.dir.join(STARTED), &serde_json::to_vec(&all)?)
     }
 
     /// Forgets the started services (they were stopped).
-    pub fn clear_started(&self) -> Result<()> {
+    pub(crate) fn clear_started(&self) -> Result<()> {
         match fs::remove_file(self.dir.join(STARTED)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 Err(e).with_context(|| format!("failed to remove {}", self.dir.join(STARTED).display()))
@@ -98,7 +98,7 @@ impl Registry {
 
 /// What the last shell's exit stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum StopPlan {
+pub(crate) enum StopPlan {
     /// Nothing that autostart started still runs.
     Nothing,
     /// Everything running was started by autostart: stop it all, supervisor included.
@@ -108,7 +108,7 @@ pub enum StopPlan {
 }
 
 /// Services that shells started and that still run; `All` when nothing else runs.
-pub fn stop_plan(started: &BTreeSet<String>, running: &BTreeSet<String>) -> StopPlan {
+pub(crate) fn stop_plan(started: &BTreeSet<String>, running: &BTreeSet<String>) -> StopPlan {
     let ours: Vec<String> = running.intersection(started).cloned().collect();
     if ours.is_empty() {
         StopPlan::Nothing

@@ -1,13 +1,13 @@
 //! Shell integration: `labup hook` activation code, the interpreter wrappers it puts on PATH,
 //! and the registry of shells that started services on entry (`[shell] autostart`).
 
-pub mod autostart;
-pub mod script;
-pub mod wrappers;
+pub(crate) mod autostart;
+pub(crate) mod script;
+pub(crate) mod wrappers;
 
 /// The shells `labup hook` writes code for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Shell {
+pub(crate) enum Shell {
     /// `eval "$(labup hook bash)"`.
     Bash,
     /// `eval "$(labup hook zsh)"`.
@@ -17,12 +17,12 @@ pub enum Shell {
 }
 
 /// `'text'` for sh, bash and zsh: nothing inside single quotes is special but `'` itself.
-pub fn sh_quote(text: &str) -> String {
+pub(crate) fn sh_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// `'text'` for fish, where `\'` and `\\` are the escapes inside single quotes.
-pub fn fish_quote(text: &str) -> String {
+pub(crate) fn fish_quote(text: &str) -> String {
     format!("'{}'", text.replace('\\', r"\\").replace('\'', r"\'"))
 }
 

@@ -13,23 +13,23 @@ use super::{fish_quote, sh_quote, Shell};
 
 /// What the activation code does.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Activation {
+pub(crate) struct Activation {
     /// The project folder (passed to the autostart subcommands: the shell may `cd` away).
-    pub root: PathBuf,
+    pub(crate) root: PathBuf,
     /// The venv folder.
-    pub venv: PathBuf,
+    pub(crate) venv: PathBuf,
     /// The interpreter wrappers folder, put first on PATH when the workspace needs libraries.
-    pub wrappers: Option<PathBuf>,
+    pub(crate) wrappers: Option<PathBuf>,
     /// The folder of the `pip` that acts on the venv, put right after the venv's `bin`.
-    pub pip: Option<PathBuf>,
+    pub(crate) pip: Option<PathBuf>,
     /// The prompt marker's name (already reduced to harmless characters).
-    pub prompt: String,
+    pub(crate) prompt: String,
     /// With `[shell] autostart`: how to call labup on entry and exit.
-    pub autostart: Option<String>,
+    pub(crate) autostart: Option<String>,
 }
 
 /// Reduces a project name to characters no prompt language expands (`$`, `%`, `\`, backticks).
-pub fn prompt_name(name: &str) -> String {
+pub(crate) fn prompt_name(name: &str) -> String {
     let clean: String = name
         .chars()
         .map(|c| if c.is_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '@') { c } else { '_' })
@@ -42,7 +42,7 @@ pub fn prompt_name(name: &str) -> String {
 }
 
 /// The activation code for `shell`.
-pub fn render(a: &Activation, shell: Shell) -> String {
+pub(crate) fn render(a: &Activation, shell: Shell) -> String {
     match shell {
         Shell::Bash | Shell::Zsh => posix(a, shell),
         Shell::Fish => fish(a),

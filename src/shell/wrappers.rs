@@ -33,11 +33,11 @@ use crate::project::Workspace;
 
 /// Written last into the wrappers folder: what the wrappers were made for. Also marks the
 /// folder as labup's, so interpreter discovery skips it.
-pub const MANIFEST: &str = ".labup-wrappers";
+pub(crate) const MANIFEST: &str = ".labup-wrappers";
 
 /// labup's own library folders for children (`LD_LIBRARY_PATH` of `labup env`: the
 /// `LABUP_LIBRARY_PATH` entries and the driver link folder), or `None` when there is nothing to add.
-pub fn library_path(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Option<String> {
+pub(crate) fn library_path(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Option<String> {
     let mut own = parent.clone();
     own.remove("LD_LIBRARY_PATH");
     let env = ChildEnv::workspace(ws, &own, gpu);
@@ -45,13 +45,13 @@ pub fn library_path(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wir
 }
 
 /// The manifest's first lines: what decides whether existing wrappers still fit this shell.
-pub fn header(libs: &str, venv: &Path) -> String {
+pub(crate) fn header(libs: &str, venv: &Path) -> String {
     format!("library-path {libs}\nvenv {}\n", venv.display())
 }
 
 /// How the wrappers on disk compare with what this environment needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// No library folders to add: no wrappers wanted.
     NotNeeded,
     /// Wanted but never written (or for another library path or venv).
@@ -63,7 +63,7 @@ pub enum State {
 }
 
 /// Compares the manifest with the library path this environment needs (a file read, no writes).
-pub fn state(ws: &Workspace, parent: &BTreeMap<String, String>) -> State {
+pub(crate) fn state(ws: &Workspace, parent: &BTreeMap<String, String>) -> State {
     let config = &ws.config;
     let Some(libs) = library_path(ws, parent, &crate::gpu::existing_wiring(ws)) else {
         return State::NotNeeded;
@@ -76,7 +76,7 @@ pub fn state(ws: &Workspace, parent: &BTreeMap<String, String>) -> State {
 }
 
 /// The wrapper script for one program of the venv.
-pub fn script(libs: &str, target: &Path) -> String {
+pub(crate) fn script(libs: &str, target: &Path) -> String {
     let libs_q = sh_quote(libs);
     format!(
         "#!/bin/sh\n\
@@ -108,7 +108,7 @@ fn programs(bin: &Path) -> Vec<String> {
 
 /// What [`refresh`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refresh {
+pub(crate) enum Refresh {
     /// Nothing to wrap, and no wrappers left behind.
     None,
     /// The wrappers already fit.
@@ -121,7 +121,7 @@ pub enum Refresh {
 
 /// Makes `.labup/shell/bin` fit the venv and the library path (called after a sync); a read and
 /// a compare when nothing changed.
-pub fn refresh(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Result<Refresh> {
+pub(crate) fn refresh(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) -> Result<Refresh> {
     let config = &ws.config;
     let folder = ws.layout.shell_bin();
     let bin = config.python.venv.join("bin");
@@ -161,7 +161,7 @@ pub fn refresh(ws: &Workspace, parent: &BTreeMap<String, String>, gpu: &Wiring) 
 /// `pip install` in a labup shell would reach the base interpreter's pip and install there. A pip
 /// the user puts into the venv comes first on PATH and wins.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PipRunner {
+pub(crate) enum PipRunner {
     /// uv's pip interface (`uv pip install … --python <venv>`): what installs when uv does.
     Uv(PathBuf),
     /// The base interpreter's pip (`python -m pip --python <venv> …`): the pip installer's way.
@@ -171,7 +171,7 @@ pub enum PipRunner {
 /// The `pip` script: acts on `venv`, and on the first `pip install` says (once: `note` is
 /// created) that the venv is exact, so the next `labup sync` removes what the requirements do
 /// not list.
-pub fn pip_script(runner: &PipRunner, venv: &Path, shown: &str, note: &Path) -> String {
+pub(crate) fn pip_script(runner: &PipRunner, venv: &Path, shown: &str, note: &Path) -> String {
     let python = sh_quote(&venv.join("bin").join("python").display().to_string());
     let note = sh_quote(&note.display().to_string());
     let message = sh_quote(&format!(
@@ -206,7 +206,7 @@ pub fn pip_script(runner: &PipRunner, venv: &Path, shown: &str, note: &Path) -> 
 
 /// Makes `.labup/shell/pip` fit the venv and the runner (a read and a compare when it does);
 /// removes it when there is no venv.
-pub fn refresh_pip(ws: &Workspace, runner: &PipRunner) -> Result<()> {
+pub(crate) fn refresh_pip(ws: &Workspace, runner: &PipRunner) -> Result<()> {
     let config = &ws.config;
     let folder = ws.layout.shell_pip();
     if !config.python.venv.join("bin").is_dir() {

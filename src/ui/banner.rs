@@ -8,20 +8,20 @@ use crate::gpu::{torch, Host};
 
 /// What the banner shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Banner {
+pub(crate) struct Banner {
     /// Project name.
-    pub project: String,
+    pub(crate) project: String,
     /// `linux x86_64`, `wsl x86_64`, `macos aarch64`.
-    pub platform: String,
+    pub(crate) platform: String,
     /// The venv's Python version.
-    pub python: String,
+    pub(crate) python: String,
     /// `NVIDIA driver 550.144.03` or `no NVIDIA GPU`.
-    pub gpu: String,
+    pub(crate) gpu: String,
 }
 
 impl Banner {
     /// The lines, without colour.
-    pub fn lines(&self) -> Vec<String> {
+    pub(crate) fn lines(&self) -> Vec<String> {
         vec![
             format!("labup · {}", self.project),
             format!("  platform  {}", self.platform),
@@ -32,7 +32,7 @@ impl Banner {
 }
 
 /// `linux x86_64`, `nixos x86_64`, `wsl x86_64`, `macos aarch64`.
-pub fn platform_line(platform: Platform) -> String {
+pub(crate) fn platform_line(platform: Platform) -> String {
     let name = match platform {
         Platform::Linux => "linux",
         Platform::Nixos => "nixos",
@@ -43,7 +43,7 @@ pub fn platform_line(platform: Platform) -> String {
 }
 
 /// The GPU line from the driver's files (no NVML: the banner must stay instant).
-pub fn gpu_line(host: &Host, platform: Platform) -> String {
+pub(crate) fn gpu_line(host: &Host, platform: Platform) -> String {
     let version = detect::version_from_files(host, envvars::get(envvars::LABUP_CUDA_DRIVER_VERSION).as_deref());
     match (version, platform) {
         (Some((v, _)), _) => match torch::cuda_max(&v) {

@@ -8,7 +8,7 @@ use crate::envvars;
 
 /// The stream a piece of output goes to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stream {
+pub(crate) enum Stream {
     /// Data, tables, the foreground log.
     Stdout,
     /// Progress, messages, errors.
@@ -17,21 +17,21 @@ pub enum Stream {
 
 /// Which of the two streams are terminals.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Terminals {
+pub(crate) struct Terminals {
     /// stdout is a terminal.
-    pub stdout: bool,
+    pub(crate) stdout: bool,
     /// stderr is a terminal.
-    pub stderr: bool,
+    pub(crate) stderr: bool,
 }
 
 impl Terminals {
     /// The streams as they are now.
-    pub fn now() -> Terminals {
+    pub(crate) fn now() -> Terminals {
         Terminals { stdout: std::io::stdout().is_terminal(), stderr: std::io::stderr().is_terminal() }
     }
 
     /// Whether `stream` is a terminal.
-    pub fn has(self, stream: Stream) -> bool {
+    pub(crate) fn has(self, stream: Stream) -> bool {
         match stream {
             Stream::Stdout => self.stdout,
             Stream::Stderr => self.stderr,
@@ -41,18 +41,18 @@ impl Terminals {
 
 /// The decision, pure: colour on `stream` when that stream is a terminal and `NO_COLOR` is unset
 /// or empty. labup has no `CLICOLOR_FORCE`: output that is not a terminal is never coloured.
-pub fn wanted(stream: Stream, terminals: Terminals, no_color: Option<&std::ffi::OsStr>) -> bool {
+pub(crate) fn wanted(stream: Stream, terminals: Terminals, no_color: Option<&std::ffi::OsStr>) -> bool {
     terminals.has(stream) && no_color.is_none_or(|v| v.is_empty())
 }
 
 /// Whether output written to `stream` is coloured, from the terminal and the environment.
-pub fn enabled(stream: Stream) -> bool {
+pub(crate) fn enabled(stream: Stream) -> bool {
     // `var_os`: a value that is not UTF-8 still turns colour off.
     wanted(stream, Terminals::now(), std::env::var_os(envvars::NO_COLOR).as_deref())
 }
 
 /// `text` in the ANSI style `code` (`"32"`, `"1;31"`) when `on`, else as it is.
-pub fn paint(text: &str, code: &str, on: bool) -> String {
+pub(crate) fn paint(text: &str, code: &str, on: bool) -> String {
     if on {
         format!("\x1b[{code}m{text}\x1b[0m")
     } else {

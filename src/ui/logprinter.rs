@@ -11,25 +11,29 @@ const PALETTE: [&str; 6] = ["36", "35", "33", "32", "34", "31"];
 
 /// Prints the new output of a set of services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LogPrinter {
+pub(crate) struct LogPrinter {
     color: bool,
 }
 
 impl LogPrinter {
     /// A printer that colours its prefixes when `color`.
-    pub fn new(color: bool) -> LogPrinter {
+    pub(crate) fn new(color: bool) -> LogPrinter {
         LogPrinter { color }
     }
 
     /// A printer for stdout, coloured when stdout is a terminal and `NO_COLOR` allows it.
-    pub fn stdout() -> LogPrinter {
+    pub(crate) fn stdout() -> LogPrinter {
         LogPrinter::new(color::enabled(Stream::Stdout))
     }
 
     /// Writes `chunks`, one `(service, new text)` for every service in a fixed order (quiet ones
     /// with empty text): the names set the width and each position its colour, so neither shifts
     /// when a service falls silent. A last line without its newline is printed as a line.
-    pub fn write<N: AsRef<str>, T: AsRef<str>>(&self, out: &mut impl Write, chunks: &[(N, T)]) -> io::Result<()> {
+    pub(crate) fn write<N: AsRef<str>, T: AsRef<str>>(
+        &self,
+        out: &mut impl Write,
+        chunks: &[(N, T)],
+    ) -> io::Result<()> {
         let width = chunks.iter().map(|(name, _)| name.as_ref().chars().count()).max().unwrap_or(0);
         for (i, (name, text)) in chunks.iter().enumerate() {
             let prefix = format!("{:width$} |", name.as_ref());
@@ -43,7 +47,7 @@ impl LogPrinter {
 
     /// [`LogPrinter::write`] to stdout. A closed or full stdout loses the lines, never the
     /// supervisor (which `println!` would panic).
-    pub fn print<N: AsRef<str>, T: AsRef<str>>(&self, chunks: &[(N, T)]) {
+    pub(crate) fn print<N: AsRef<str>, T: AsRef<str>>(&self, chunks: &[(N, T)]) {
         let _ = self.write(&mut io::stdout().lock(), chunks);
     }
 }

@@ -6,31 +6,31 @@ use std::time::Duration;
 
 use crate::envvars;
 
-pub mod banner;
-pub mod color;
-pub mod logprinter;
-pub mod progress;
+pub(crate) mod banner;
+pub(crate) mod color;
+pub(crate) mod logprinter;
+pub(crate) mod progress;
 
-pub use color::{paint, Stream};
-pub use logprinter::LogPrinter;
-pub use progress::{Spinners, Step};
+pub(crate) use color::{paint, Stream};
+pub(crate) use logprinter::LogPrinter;
+pub(crate) use progress::{Spinners, Step};
 
 /// How chatty and how fancy stderr is.
 #[derive(Debug, Clone, Copy)]
-pub struct Ui {
+pub(crate) struct Ui {
     /// `-q`: only errors.
-    pub quiet: bool,
+    pub(crate) quiet: bool,
     /// `-v`: the commands labup runs and their output.
-    pub verbose: bool,
+    pub(crate) verbose: bool,
     /// ANSI colour on stderr.
-    pub color: bool,
+    pub(crate) color: bool,
     /// Spinners on stderr.
-    pub progress: bool,
+    pub(crate) progress: bool,
 }
 
 impl Ui {
     /// Settles output from the flags, the terminal and the environment.
-    pub fn new(quiet: bool, verbose: bool) -> Ui {
+    pub(crate) fn new(quiet: bool, verbose: bool) -> Ui {
         let color = color::enabled(Stream::Stderr);
         let no_progress = envvars::get(envvars::LABUP_NO_PROGRESS).is_some();
         let progress = progress::wanted(color::Terminals::now().stderr, quiet, verbose, no_progress);
@@ -41,48 +41,48 @@ impl Ui {
 
     /// A step with a spinner (on a TTY); finish it with [`Step::done`]. Dropped unfinished (an
     /// error on the way), it takes its spinner away.
-    pub fn step(&self, message: impl Into<String>) -> Step {
+    pub(crate) fn step(&self, message: impl Into<String>) -> Step {
         Step::start(*self, message.into())
     }
 
     /// One spinner per service (on a TTY), cleared when dropped.
-    pub fn spinners<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Spinners {
+    pub(crate) fn spinners<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Spinners {
         Spinners::new(self, names)
     }
 
     /// A download bar with `prefix` (on a TTY), cleared when dropped.
-    pub fn bytes_bar(&self, prefix: impl Into<String>) -> indicatif::ProgressBar {
+    pub(crate) fn bytes_bar(&self, prefix: impl Into<String>) -> indicatif::ProgressBar {
         progress::bytes(self, prefix.into())
     }
 
     /// A log line (hidden by `-q`). Like every line here, it is printed above a spinner that
     /// is drawn, not through it.
-    pub fn info(&self, message: impl AsRef<str>) {
+    pub(crate) fn info(&self, message: impl AsRef<str>) {
         if !self.quiet {
             progress::above(|| eprintln!("{}", message.as_ref()));
         }
     }
 
     /// A warning (shown even with `-q`).
-    pub fn warn(&self, message: impl AsRef<str>) {
+    pub(crate) fn warn(&self, message: impl AsRef<str>) {
         progress::above(|| eprintln!("{} {}", self.paint("warning:", "1;33"), message.as_ref()));
     }
 
     /// A line only `-v` shows.
-    pub fn debug(&self, message: impl AsRef<str>) {
+    pub(crate) fn debug(&self, message: impl AsRef<str>) {
         if self.verbose {
             progress::above(|| eprintln!("{}", self.paint(message.as_ref(), "2")));
         }
     }
 
     /// `text` in an ANSI style when colour is on (for stderr).
-    pub fn paint(&self, text: &str, code: &str) -> String {
+    pub(crate) fn paint(&self, text: &str, code: &str) -> String {
         paint(text, code, self.color)
     }
 }
 
 /// `1 package`, `3 packages`.
-pub fn count(n: usize, noun: &str) -> String {
+pub(crate) fn count(n: usize, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -91,7 +91,7 @@ pub fn count(n: usize, noun: &str) -> String {
 }
 
 /// `12ms`, `1.4s`, `2m05s`.
-pub fn format_duration(d: Duration) -> String {
+pub(crate) fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
     if ms < 1000 {
         format!("{ms}ms")

@@ -16,13 +16,13 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Whether spinners are drawn, pure: only on a terminal, never with `-q` or `-v` (their lines
 /// would tear the spinner) or `LABUP_NO_PROGRESS`.
-pub fn wanted(stderr_terminal: bool, quiet: bool, verbose: bool, no_progress: bool) -> bool {
+pub(crate) fn wanted(stderr_terminal: bool, quiet: bool, verbose: bool, no_progress: bool) -> bool {
     stderr_terminal && !quiet && !verbose && !no_progress
 }
 
 /// The look of each kind of progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Look {
+pub(crate) enum Look {
     /// One step of a command: `⠋ Syncing .venv 1s`.
     Step,
     /// One line per service: `⠋ jupyter starting 3s`.
@@ -33,7 +33,7 @@ pub enum Look {
 
 impl Look {
     /// The indicatif template.
-    pub fn template(self) -> &'static str {
+    pub(crate) fn template(self) -> &'static str {
         match self {
             Look::Step => "{spinner:.cyan} {msg} {elapsed:.dim}",
             Look::Service => "{spinner:.cyan} {prefix:.bold} {msg} {elapsed:.dim}",
@@ -42,7 +42,7 @@ impl Look {
     }
 
     /// The indicatif style.
-    pub fn style(self) -> ProgressStyle {
+    pub(crate) fn style(self) -> ProgressStyle {
         match self {
             Look::Step | Look::Service => {
                 ProgressStyle::with_template(self.template()).unwrap_or_else(|_| ProgressStyle::default_spinner())
@@ -130,7 +130,7 @@ fn bar(len: Option<u64>, target: ProgressDrawTarget, look: Look) -> ProgressBar 
 /// [`Step::done`]; dropped without that (an error on the way), it clears its spinner and
 /// prints nothing, since the error says what happened.
 #[derive(Debug)]
-pub struct Step {
+pub(crate) struct Step {
     ui: Ui,
     bar: ProgressBar,
     started: Instant,
@@ -160,7 +160,7 @@ impl Step {
     }
 
     /// Ends the step with a summary line and its duration.
-    pub fn done(mut self, message: impl AsRef<str>) {
+    pub(crate) fn done(mut self, message: impl AsRef<str>) {
         self.finish();
         let took = super::format_duration(self.started.elapsed());
         self.ui.info(format!(
@@ -172,7 +172,7 @@ impl Step {
     }
 
     /// Ends the step without a line (the error says what happened); the same as dropping it.
-    pub fn abandon(self) {}
+    pub(crate) fn abandon(self) {}
 
     fn finish(&mut self) {
         if let Some(token) = self.shown.take() {
@@ -192,7 +192,7 @@ impl Drop for Step {
 
 /// One spinner per service, drawn together; dropped, it clears every spinner still drawn.
 #[derive(Debug)]
-pub struct Spinners {
+pub(crate) struct Spinners {
     bars: BTreeMap<String, ProgressBar>,
     multi: MultiProgress,
     shown: Option<u64>,
@@ -200,7 +200,7 @@ pub struct Spinners {
 
 impl Spinners {
     /// A spinner for each name, drawn while `ui` shows progress.
-    pub fn new<'a>(ui: &Ui, names: impl IntoIterator<Item = &'a str>) -> Spinners {
+    pub(crate) fn new<'a>(ui: &Ui, names: impl IntoIterator<Item = &'a str>) -> Spinners {
         let mut spinners = Spinners::drawn_on(target(ui), names);
         if ui.progress {
             spinners.shown = Some(show(Live::Group(spinners.multi.clone())));
@@ -224,21 +224,21 @@ impl Spinners {
     }
 
     /// Sets what `name`'s spinner says.
-    pub fn message(&self, name: &str, message: String) {
+    pub(crate) fn message(&self, name: &str, message: String) {
         if let Some(bar) = self.bars.get(name) {
             bar.set_message(message);
         }
     }
 
     /// Takes `name`'s spinner off the terminal (its outcome is printed as a line instead).
-    pub fn finish(&self, name: &str) {
+    pub(crate) fn finish(&self, name: &str) {
         if let Some(bar) = self.bars.get(name) {
             bar.finish_and_clear();
         }
     }
 
     /// Takes every spinner off the terminal.
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         for bar in self.bars.values() {
             bar.finish_and_clear();
         }
@@ -257,7 +257,7 @@ impl Drop for Spinners {
 
 /// A download bar (`prefix`, bytes done of total, rate, time left) that clears itself when
 /// dropped; hidden unless `ui` shows progress.
-pub fn bytes(ui: &Ui, prefix: String) -> ProgressBar {
+pub(crate) fn bytes(ui: &Ui, prefix: String) -> ProgressBar {
     let bytes = bar(Some(0), target(ui), Look::Bytes);
     bytes.set_prefix(prefix);
     bytes

@@ -3,7 +3,7 @@
 #[test]
 fn readme_documents_every_environment_variable() {
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-    for (name, _, _) in labup::envvars::ALL {
+    for (name, _, _) in labup::testing::ENV_VARS {
         assert!(readme.contains(&format!("`{name}`")), "README.md does not document `{name}`");
     }
 }

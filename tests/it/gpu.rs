@@ -58,7 +58,7 @@ impl Host {
         let refs: Vec<(&str, &str)> = entries.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
         let path = self.path("/etc/ld.so.cache");
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(path, labup::gpu::ldcache::build(&refs)).unwrap();
+        std::fs::write(path, labup::testing::ld_cache(&refs)).unwrap();
         self
     }
 
@@ -422,7 +422,7 @@ fn gke_pod(h: &Host, version: &str) {
     h.file("/usr/lib/x86_64-linux-gnu/libc.so.6", "");
     let path = h.path("/etc/ld.so.cache");
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(path, labup::gpu::ldcache::build(&[("libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6")])).unwrap();
+    std::fs::write(path, labup::testing::ld_cache(&[("libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6")])).unwrap();
 }
 
 #[test]

@@ -90,7 +90,7 @@ fn init_flake_in_a_project_with_a_labup_toml_adds_only_the_flake() {
     p.file("labup.toml", "[project]\nname = \"mine\"\n");
     let out = p.labup(&["init", "--flake"]).ok();
     assert_eq!(read(&p, "labup.toml"), "[project]\nname = \"mine\"\n", "the user's config is kept");
-    assert_eq!(read(&p, "flake.nix"), labup::init::FLAKE);
+    assert_eq!(read(&p, "flake.nix"), labup::testing::FLAKE);
     assert!(out.stderr.contains("kept labup.toml"), "{}", out.stderr);
     assert!(out.stderr.contains("wrote flake.nix"), "{}", out.stderr);
     assert!(

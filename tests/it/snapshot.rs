@@ -11,7 +11,7 @@
 use crate::support::{shared, Output, Project};
 
 /// The filters every snapshot gets, most specific first.
-pub fn filters(p: &Project) -> Vec<(String, String)> {
+pub(crate) fn filters(p: &Project) -> Vec<(String, String)> {
     let s = shared();
     let mut paths = vec![
         (s.wheels.display().to_string(), "[WHEELS]"),
@@ -46,7 +46,7 @@ pub fn filters(p: &Project) -> Vec<(String, String)> {
 }
 
 /// insta settings with `extra` filters (regex, replacement; applied first) and [`filters`].
-pub fn settings(p: &Project, extra: &[(&str, &str)]) -> insta::Settings {
+pub(crate) fn settings(p: &Project, extra: &[(&str, &str)]) -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
     settings.set_omit_expression(true);
     settings.set_snapshot_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/snapshots"));
@@ -57,7 +57,7 @@ pub fn settings(p: &Project, extra: &[(&str, &str)]) -> insta::Settings {
 }
 
 /// The text a snapshot holds: exit code, stdout, stderr.
-pub fn render(out: &Output) -> String {
+pub(crate) fn render(out: &Output) -> String {
     format!("exit code: {}\n----- stdout -----\n{}\n----- stderr -----\n{}", out.code, out.stdout, out.stderr)
 }
 

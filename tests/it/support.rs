@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 /// Things every test shares: the fixture wheels, the real interpreter, uv, a cache.
-pub struct Shared {
+pub(crate) struct Shared {
     /// Folder of fixture wheels (alpha 1.0/2.0, beta → alpha, gamma, delta with a script).
     pub wheels: PathBuf,
     /// The real interpreter (`sys.executable` of `python3`).
@@ -23,7 +23,7 @@ pub struct Shared {
 }
 
 /// Builds the shared fixtures once per test run.
-pub fn shared() -> &'static Shared {
+pub(crate) fn shared() -> &'static Shared {
     static SHARED: OnceLock<Shared> = OnceLock::new();
     SHARED.get_or_init(|| {
         let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
@@ -43,7 +43,7 @@ pub fn shared() -> &'static Shared {
 
 impl Shared {
     /// `3.11` for the real interpreter.
-    pub fn python_minor(&self) -> String {
+    pub(crate) fn python_minor(&self) -> String {
         let p = self.python.display().to_string();
         output(&p, &["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
     }
@@ -56,15 +56,15 @@ fn output(program: &str, args: &[&str]) -> String {
 }
 
 /// The first `name` on PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// `labup.local.toml` that switches the embedded default's Jupyter off.
-pub const JUPYTER_OFF: &str = "[services.jupyter]\nkind = \"jupyter\"\nenabled = false\n";
+pub(crate) const JUPYTER_OFF: &str = "[services.jupyter]\nkind = \"jupyter\"\nenabled = false\n";
 
 /// A project folder and the environment labup runs with in it.
-pub struct Project {
+pub(crate) struct Project {
     dir: tempfile::TempDir,
     /// Variables set for every labup run.
     pub env: BTreeMap<String, String>,
@@ -72,7 +72,7 @@ pub struct Project {
 
 /// The result of one labup run.
 #[derive(Debug)]
-pub struct Output {
+pub(crate) struct Output {
     /// Exit code.
     pub code: i32,
     /// Standard output.
@@ -84,27 +84,27 @@ pub struct Output {
 impl Output {
     /// Asserts exit 0 and returns self.
     #[track_caller]
-    pub fn ok(self) -> Output {
+    pub(crate) fn ok(self) -> Output {
         assert_eq!(self.code, 0, "labup failed:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
 
     /// Asserts this exit code.
     #[track_caller]
-    pub fn code(self, code: i32) -> Output {
+    pub(crate) fn code(self, code: i32) -> Output {
         assert_eq!(self.code, code, "unexpected exit code:\nstdout: {}\nstderr: {}", self.stdout, self.stderr);
         self
     }
 
     /// Stdout parsed as JSON.
     #[track_caller]
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.stdout))
     }
 
     /// Asserts stderr contains `text`.
     #[track_caller]
-    pub fn stderr_has(self, text: &str) -> Output {
+    pub(crate) fn stderr_has(self, text: &str) -> Output {
         assert!(self.stderr.contains(text), "stderr lacks {text:?}:\n{}", self.stderr);
         self
     }
@@ -112,7 +112,7 @@ impl Output {
 
 impl Project {
     /// An empty project using the real interpreter and uv.
-    pub fn new() -> Project {
+    pub(crate) fn new() -> Project {
         let s = shared();
         let dir = tempfile::Builder::new().prefix("labup-it-").tempdir().expect("temp dir");
         let mut env = BTreeMap::new();
@@ -131,23 +131,23 @@ impl Project {
     }
 
     /// Keeps the embedded default's Jupyter on (it installs JupyterLab from PyPI).
-    pub fn with_jupyter(&self) -> &Project {
+    pub(crate) fn with_jupyter(&self) -> &Project {
         let _ = std::fs::remove_file(self.path("labup.local.toml"));
         self
     }
 
     /// The project folder.
-    pub fn root(&self) -> &Path {
+    pub(crate) fn root(&self) -> &Path {
         self.dir.path()
     }
 
     /// A path inside the project.
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// Writes a file (creating folders).
-    pub fn file(&self, rel: &str, text: &str) -> &Project {
+    pub(crate) fn file(&self, rel: &str, text: &str) -> &Project {
         let p = self.path(rel);
         std::fs::create_dir_all(p.parent().expect("parent")).expect("mkdir");
         std::fs::write(p, text).expect("write");
@@ -155,31 +155,31 @@ impl Project {
     }
 
     /// Writes `requirements.txt` that installs from the fixture wheels only.
-    pub fn requirements(&self, lines: &str) -> &Project {
+    pub(crate) fn requirements(&self, lines: &str) -> &Project {
         let head = format!("--no-index\n--find-links {}\n", shared().wheels.display());
         self.file("requirements.txt", &(head + lines))
     }
 
     /// Sets a variable for later runs.
-    pub fn set(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Project {
+    pub(crate) fn set(&mut self, key: &str, value: impl AsRef<std::ffi::OsStr>) -> &mut Project {
         self.env.insert(key.into(), value.as_ref().to_string_lossy().into_owned());
         self
     }
 
     /// Removes a variable for later runs.
-    pub fn unset(&mut self, key: &str) -> &mut Project {
+    pub(crate) fn unset(&mut self, key: &str) -> &mut Project {
         self.env.remove(key);
         self
     }
 
     /// A labup command ready to spawn, in the project folder.
-    pub fn command(&self, args: &[&str]) -> Command {
+    pub(crate) fn command(&self, args: &[&str]) -> Command {
         self.command_under(&[], args)
     }
 
     /// `wrapper… labup args…` (e.g. `unshare --pid --fork --mount-proc`), with labup's
     /// environment, in the project folder.
-    pub fn command_under(&self, wrapper: &[&str], args: &[&str]) -> Command {
+    pub(crate) fn command_under(&self, wrapper: &[&str], args: &[&str]) -> Command {
         let labup = env!("CARGO_BIN_EXE_labup");
         let mut cmd = match wrapper.split_first() {
             Some((program, rest)) => {
@@ -204,7 +204,7 @@ impl Project {
     }
 
     /// Runs labup to completion.
-    pub fn labup(&self, args: &[&str]) -> Output {
+    pub(crate) fn labup(&self, args: &[&str]) -> Output {
         let out = self.command(args).output().expect("run labup");
         Output {
             code: out.status.code().unwrap_or(-1),
@@ -215,12 +215,12 @@ impl Project {
 
     /// `labup sync --json` that must succeed; returns the JSON.
     #[track_caller]
-    pub fn sync(&self) -> serde_json::Value {
+    pub(crate) fn sync(&self) -> serde_json::Value {
         self.labup(&["sync", "--json"]).ok().json()
     }
 
     /// What the venv's own Python says is installed (name → version).
-    pub fn installed(&self) -> BTreeMap<String, String> {
+    pub(crate) fn installed(&self) -> BTreeMap<String, String> {
         let script = "import importlib.metadata as m, json; \
                       print(json.dumps({d.metadata['Name'].lower(): d.version for d in m.distributions()}))";
         let out = Command::new(self.path(".venv/bin/python")).args(["-c", script]).output().expect("venv python");
@@ -229,7 +229,7 @@ impl Project {
     }
 
     /// Installs a fixture package into the venv behind labup's back (with uv), as a user would.
-    pub fn install_by_hand(&self, package: &str) {
+    pub(crate) fn install_by_hand(&self, package: &str) {
         let status = Command::new(&shared().uv)
             .args(["pip", "install", "--quiet", "--no-index", "--find-links"])
             .arg(&shared().wheels)
@@ -242,7 +242,7 @@ impl Project {
     }
 
     /// Every path under the project (relative), to check that nothing was written.
-    pub fn listing(&self) -> Vec<String> {
+    pub(crate) fn listing(&self) -> Vec<String> {
         fn walk(dir: &Path, root: &Path, out: &mut Vec<String>) {
             for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
                 let p = e.path();
@@ -269,7 +269,7 @@ impl Drop for Project {
 }
 
 /// Process ids in process group `pgid`, from `ps` (independent of labup's own /proc code).
-pub fn group_pids(pgid: i64) -> Vec<i64> {
+pub(crate) fn group_pids(pgid: i64) -> Vec<i64> {
     let out = Command::new("ps").args(["-e", "-o", "pid=,pgid=,stat="]).output().expect("ps");
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -282,7 +282,7 @@ pub fn group_pids(pgid: i64) -> Vec<i64> {
 }
 
 /// Polls `cond` every 20 ms for up to `secs` seconds.
-pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     while std::time::Instant::now() < deadline {
         if cond() {
@@ -294,7 +294,7 @@ pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
 }
 
 /// GET a URL on 127.0.0.1 and return the status code (a test client independent of labup's probe).
-pub fn http_get(url: &str) -> Option<u16> {
+pub(crate) fn http_get(url: &str) -> Option<u16> {
     let script = format!(
         "import urllib.request, urllib.error\ntry:\n    print(urllib.request.urlopen({url:?}, timeout=5).status)\nexcept urllib.error.HTTPError as e:\n    print(e.code)"
     );
@@ -303,13 +303,13 @@ pub fn http_get(url: &str) -> Option<u16> {
 }
 
 /// `{"alpha": "1.0", …}` from pairs.
-pub fn pkgs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(crate) fn pkgs(items: &[(&str, &str)]) -> BTreeMap<String, String> {
     items.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect()
 }
 
 /// Wraps a program in a script that appends one line to `log` per start, then runs it:
 /// a test stub that counts how often labup starts Python or uv.
-pub fn counting_wrapper(dir: &Path, name: &str, real: &Path, log: &Path) -> PathBuf {
+pub(crate) fn counting_wrapper(dir: &Path, name: &str, real: &Path, log: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).expect("mkdir");
@@ -323,7 +323,7 @@ pub fn counting_wrapper(dir: &Path, name: &str, real: &Path, log: &Path) -> Path
 /// Writes a local package at `rel` (pyproject.toml with the tests' own PEP 517/660 backend,
 /// `tests/fixtures/local_backend.py`, and `<name>/__init__.py` = `body`): real pip and real uv
 /// build it, offline.
-pub fn local_package(dir: &Path, name: &str, version: &str, deps: &[&str], body: &str) {
+pub(crate) fn local_package(dir: &Path, name: &str, version: &str, deps: &[&str], body: &str) {
     let deps: Vec<String> = deps.iter().map(|d| format!("{d:?}")).collect();
     std::fs::create_dir_all(dir.join(name)).expect("mkdir");
     std::fs::write(
@@ -340,7 +340,7 @@ pub fn local_package(dir: &Path, name: &str, version: &str, deps: &[&str], body:
 }
 
 /// Builds the wheel of the local package in `pkg` into `out` with its backend; returns its path.
-pub fn build_wheel(pkg: &Path, out: &Path) -> PathBuf {
+pub(crate) fn build_wheel(pkg: &Path, out: &Path) -> PathBuf {
     std::fs::create_dir_all(out).expect("mkdir");
     let script = format!("import labup_backend as b; print(b.build_wheel({:?}))", out.display().to_string());
     let out_name = Command::new(&shared().python).args(["-c", &script]).current_dir(pkg).output().expect("python");
@@ -349,7 +349,7 @@ pub fn build_wheel(pkg: &Path, out: &Path) -> PathBuf {
 }
 
 /// Makes `dir` a git repository with one commit of everything in it.
-pub fn git_commit_all(dir: &Path) {
+pub(crate) fn git_commit_all(dir: &Path) {
     for args in [&["init", "-q"][..], &["add", "-A"], &["commit", "-q", "-m", "fixture"]] {
         let status = Command::new("git")
             .args(args)
@@ -367,7 +367,7 @@ pub fn git_commit_all(dir: &Path) {
 impl Project {
     /// Runs Python code with the venv's interpreter; returns its stdout (trimmed).
     #[track_caller]
-    pub fn venv_python(&self, code: &str) -> String {
+    pub(crate) fn venv_python(&self, code: &str) -> String {
         let out = Command::new(self.path(".venv/bin/python")).args(["-c", code]).output().expect("venv python");
         assert!(out.status.success(), "venv python failed: {}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
