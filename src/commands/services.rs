@@ -167,7 +167,7 @@ pub(crate) fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines:
     };
     names.sort();
     if let Some(s) = service {
-        if !run.logs.join(format!("{s}.log")).is_file() {
+        if !crate::project::log_file(&run.logs, s).is_file() {
             return Err(Fail::usage(format!("no log for `{s}` in {}", run.logs.display()))
                 .hint("`labup status` lists the services; a service has a log once it started")
                 .into());
@@ -184,7 +184,7 @@ pub(crate) fn show_logs(root: &Path, service: Option<&str>, follow: bool, lines:
     };
     let mut offsets = Vec::new();
     for name in &names {
-        let path = run.logs.join(format!("{name}.log"));
+        let path = crate::project::log_file(&run.logs, name);
         for line in logs::tail(&path, lines) {
             emit(name, &line);
         }
