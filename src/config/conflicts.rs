@@ -12,7 +12,7 @@ use std::path::{Component, Path};
 
 use toml::Spanned;
 
-use super::load::{line_col, pointed, Source};
+use super::location::{line_col, pointed, Source};
 use super::raw::{At, Port, RawFile, RawPython, RawService, Ready};
 use crate::error::Fail;
 

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use toml::Spanned;
 
 use super::conflicts;
+use super::location::{pointed, Source};
 use super::raw::{self, At, RawFile, RawService, ServiceKind};
 use crate::error::Fail;
 
@@ -15,15 +16,6 @@ pub(super) const DEFAULT_TOML: &str = include_str!("default.toml");
 
 /// The file names labup reads, in merge order.
 pub(crate) const FILE_NAMES: [&str; 2] = ["labup.toml", "labup.local.toml"];
-
-/// One source of configuration text, kept for error locations.
-#[derive(Debug)]
-pub(super) struct Source {
-    /// The path shown in messages.
-    pub(crate) display: String,
-    /// The file's text.
-    pub(crate) text: String,
-}
 
 /// Everything the loader produced: the merged file and the sources it came from.
 #[derive(Debug)]
@@ -192,20 +184,6 @@ fn located(source: &Source, span: Range<usize>, message: &str) -> Fail {
     fail
 }
 
-/// `file:line:col: message` and the source line with a caret under `span`, the message as is.
-pub(super) fn pointed(source: &Source, span: Range<usize>, message: &str) -> Fail {
-    let (line, col) = line_col(&source.text, span.start);
-    let text_line = source.text.lines().nth(line - 1).unwrap_or_default();
-    let width = source.text[span].lines().next().map_or(1, |l| l.chars().count().max(1));
-    let gutter = " ".repeat(line.to_string().len());
-    let snippet = format!(
-        "{gutter} |\n{line} | {text_line}\n{gutter} | {}{}",
-        " ".repeat(col - 1),
-        "^".repeat(width.min(text_line.chars().count().saturating_sub(col - 1).max(1)))
-    );
-    Fail::usage(format!("{}:{line}:{col}: {message}\n{snippet}", source.display))
-}
-
 /// Rewrites serde's wording for TOML readers and derives a hint from the names it lists.
 fn explain(message: &str, section: Option<&str>) -> (String, Option<String>) {
     let message = message.trim();
@@ -249,15 +227,6 @@ pub(crate) fn nearest<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
-/// 1-based line and column (in characters) of a byte offset.
-pub(super) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 /// The table header (`[a.b]`) in force at a byte offset, if any.
 fn section_at(text: &str, offset: usize) -> Option<String> {
     let offset = offset.min(text.len());
@@ -293,12 +262,6 @@ mod tests {
 
     fn err(text: &str) -> Fail {
         parse(&src(text), 1).and_then(|raw| validate(&raw, &[src(""), src(text)])).unwrap_err()
-    }
-
-    #[test]
-    fn line_and_column_are_one_based() {
-        assert_eq!(line_col("a\nbc\n", 0), (1, 1));
-        assert_eq!(line_col("a\nbc\n", 3), (2, 2));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 
 mod conflicts;
 mod load;
+mod location;
 pub(crate) mod raw;
 
 use std::collections::{BTreeMap, BTreeSet};

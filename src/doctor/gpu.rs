@@ -66,7 +66,7 @@ pub(crate) fn detect(ws: &Workspace, parent: &BTreeMap<String, String>, root: &P
     dirs.push(host_path(root, "/run/opengl-driver/lib"));
     dirs.push(host_path(root, "/usr/lib/wsl/lib"));
     dirs.extend(super::resolve::host_dirs(root));
-    dirs.push(host_path(root, crate::gpu::driverdir::USR_LOCAL_NVIDIA_LIB));
+    dirs.push(host_path(root, crate::gpu::detect::USR_LOCAL_NVIDIA_LIB));
     facts.driver_dir = dirs.into_iter().find(|d| d.join("libcuda.so.1").exists());
     if let Some(dir) = &facts.driver_dir {
         let mut versions: Vec<String> = std::fs::read_dir(dir)

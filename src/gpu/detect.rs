@@ -42,6 +42,10 @@ pub(crate) enum Source {
 pub(crate) const WSL_LIB: &str = "/usr/lib/wsl/lib";
 /// NixOS's driver library folder.
 pub(crate) const NIXOS_LIB: &str = "/run/opengl-driver/lib";
+/// Where GKE-style container runtimes (and the GPU machines some sessions are lent) mount the
+/// driver's libraries, without an ld cache entry (they set `LD_LIBRARY_PATH`, which labup does
+/// not pass on).
+pub(crate) const USR_LOCAL_NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
 
 /// The kind of host.
 pub(crate) fn platform(host: &Host) -> Platform {
@@ -69,7 +73,22 @@ pub(crate) fn version_from_files(host: &Host, override_version: Option<&str>) ->
     if let Some(v) = read("/proc/driver/nvidia/version").as_deref().and_then(parse_procfs) {
         return Some((v, Source::Procfs));
     }
-    super::driverdir::version_from_mounted_library(host).map(|v| (v, Source::Library))
+    version_from_mounted_library(host).map(|v| (v, Source::Library))
+}
+
+/// The driver version named by the one `libcuda.so.<version>` in `/usr/local/nvidia/lib64`,
+/// for a container that sees neither `/sys/module/nvidia` nor `/proc/driver/nvidia`.
+pub(crate) fn version_from_mounted_library(host: &Host) -> Option<String> {
+    let versions: Vec<String> = std::fs::read_dir(host.path(USR_LOCAL_NVIDIA_LIB))
+        .ok()?
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_prefix("libcuda.so.").map(str::to_string))
+        .filter(|v| is_version(v))
+        .collect();
+    match versions.as_slice() {
+        [one] => Some(one.clone()),
+        _ => None,
+    }
 }
 
 /// The version in `/proc/driver/nvidia/version`'s `NVRM version:` line.

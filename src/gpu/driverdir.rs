@@ -4,14 +4,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::detect::{Platform, NIXOS_LIB, WSL_LIB};
+use super::detect::{Platform, NIXOS_LIB, USR_LOCAL_NVIDIA_LIB, WSL_LIB};
 use super::{ldcache, links, Host};
 
-/// Where GKE-style container runtimes (and the GPU machines some sessions are lent) mount the
-/// driver's libraries, without an ld cache entry (they set `LD_LIBRARY_PATH`, which labup does
-/// not pass on).
-pub(crate) const USR_LOCAL_NVIDIA_LIB: &str = "/usr/local/nvidia/lib64";
-/// … and its tools (`nvidia-smi`).
+/// … and its tools (`nvidia-smi`), beside the libraries in `detect::USR_LOCAL_NVIDIA_LIB`.
 pub(crate) const USR_LOCAL_NVIDIA_BIN: &str = "/usr/local/nvidia/bin";
 
 /// How the driver's folder is laid out on this host, as `labup gpu` names it.
@@ -98,21 +94,6 @@ pub(crate) fn candidates(
         out.push(Candidate { dir: d.clone(), how: "from `[gpu] driver-dirs`".into(), layout: Layout::Configured });
     }
     out
-}
-
-/// The driver version named by the one `libcuda.so.<version>` in `/usr/local/nvidia/lib64`,
-/// for a container that sees neither `/sys/module/nvidia` nor `/proc/driver/nvidia`.
-pub(crate) fn version_from_mounted_library(host: &Host) -> Option<String> {
-    let versions: Vec<String> = std::fs::read_dir(host.path(USR_LOCAL_NVIDIA_LIB))
-        .ok()?
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("libcuda.so.").map(str::to_string))
-        .filter(|v| super::version::is_version(v))
-        .collect();
-    match versions.as_slice() {
-        [one] => Some(one.clone()),
-        _ => None,
-    }
 }
 
 /// The first candidate with libraries of the running version; else the first with any
