@@ -189,7 +189,7 @@ fn explain(message: &str, section: Option<&str>) -> (String, Option<String>) {
     let message = message.trim();
     let names: Vec<&str> = message.split('`').skip(1).step_by(2).collect();
     let within = section.map(|s| format!(" in [{s}]")).unwrap_or_default();
-    if let Some(rest) = message.strip_prefix("unknown field ") {
+    if message.starts_with("unknown field ") {
         let key = names.first().copied().unwrap_or_default();
         let known = &names[1.min(names.len())..];
         let hint = match nearest(key, known) {
@@ -197,7 +197,6 @@ fn explain(message: &str, section: Option<&str>) -> (String, Option<String>) {
             None if known.is_empty() => Some(format!("[{}] takes no keys", section.unwrap_or("this table"))),
             None => Some(format!("known keys{within}: {}", known.join(", "))),
         };
-        let _ = rest;
         return (format!("unknown key `{key}`{within}"), hint);
     }
     if message.starts_with("unknown variant ") {
