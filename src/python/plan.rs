@@ -7,6 +7,7 @@
 //! `uv pip sync --dry-run` (for the exact packages); nothing resolves, downloads or writes.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
@@ -36,8 +37,11 @@ pub(crate) struct Planner<'a> {
     pub(crate) sources: Sources,
     /// The base interpreter (found, not started).
     pub(crate) interp: Interpreter,
-    /// The torch backend and where the installer finds it, when torch is an input or set.
-    pub(crate) torch: Option<TorchPlan>,
+    /// The torch backend, when torch is an input or set.
+    choice: Option<torch::Choice>,
+    /// … and where the installer finds it: found on first use, so the no-op check never reads
+    /// the index settings (requirement files, uv.toml, pip.conf) it does not need.
+    torch: OnceCell<Option<TorchPlan>>,
 }
 
 /// The PyTorch wheels a sync installs: the backend, why, and the index they come from.
@@ -221,23 +225,31 @@ impl<'a> Planner<'a> {
         let config = &ws.config;
         let sources = Sources::detect(config)?;
         let interp = interpreter::for_venv(config.python.version.as_deref(), &config.python.venv)?;
-        let torch = gpu::torch_for_sync(ws, &sources).map(|choice| {
-            let route = gpu::torch_route(config, &sources, &choice.backend);
-            TorchPlan { choice, route }
-        });
+        let choice = gpu::torch_for_sync(ws, &sources);
         let base = config;
-        let config = sync::for_backend(config, torch.as_ref().map(|t| &t.choice.backend));
-        Ok(Planner { base, layout: &ws.layout, config, sources, interp, torch })
+        let config = sync::for_backend(config, choice.as_ref().map(|c| &c.backend));
+        Ok(Planner { base, layout: &ws.layout, config, sources, interp, choice, torch: OnceCell::new() })
     }
 
     /// The torch backend, as the installer, the lock's name and the fingerprints take it.
     pub(crate) fn backend(&self) -> Option<&torch::Backend> {
-        self.torch.as_ref().map(|t| &t.choice.backend)
+        self.choice.as_ref().map(|c| &c.backend)
+    }
+
+    /// The torch backend and where the installer finds it.
+    pub(crate) fn torch(&self) -> Option<&TorchPlan> {
+        self.torch
+            .get_or_init(|| {
+                let choice = self.choice.clone()?;
+                let route = gpu::torch_route(self.base, &self.sources, &choice.backend);
+                Some(TorchPlan { choice, route })
+            })
+            .as_ref()
     }
 
     /// Where the installer looks for torch.
     pub(crate) fn route(&self) -> Option<&torch::Route> {
-        self.torch.as_ref().map(|t| &t.route)
+        self.torch().map(|t| &t.route)
     }
 
     /// The fast check (no Python started): the marker matches and the venv is healthy.
@@ -247,7 +259,7 @@ impl<'a> Planner<'a> {
 
     /// The plan. `ui`: show the interpreter check as a step.
     pub(crate) fn plan(&self, ui: Option<&Ui>) -> Result<Plan> {
-        let torch = self.torch.clone();
+        let torch = self.torch().cloned();
         if let Some(marker) = self.up_to_date() {
             // The marker's fingerprint covers the lock's text and the requirements.
             let lock = if self.sources.is_empty() { LockPlan::None } else { LockPlan::Current };

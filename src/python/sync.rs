@@ -232,7 +232,7 @@ impl<'a> Run<'a> {
 
     /// Says where torch comes from, when it is an input.
     fn say_torch(&self) {
-        let Some(t) = &self.planner.torch else { return };
+        let Some(t) = self.planner.torch() else { return };
         let c = &t.choice;
         self.ui.info(match &t.route {
             torch::Route::Yours(what) => format!("torch from your own index settings ({what})"),
