@@ -49,7 +49,7 @@ server.serve_forever()
 MANY = 20
 
 
-def many_services(python, env, runs):
+def many_services(env, runs):
     """(no-op up, status --json, [(up from stopped, slowest own start)]) with MANY services."""
     project = tempfile.mkdtemp(prefix="labup-bench-up20-")
     with open(os.path.join(project, "service.py"), "w") as f:
@@ -116,7 +116,7 @@ def main():
     finally:
         subprocess.run([LABUP, "stop"], cwd=project, env=env, capture_output=True)
         shutil.rmtree(project, ignore_errors=True)
-    many_up, many_status, many_starts = many_services(python, env, args.runs)
+    many_up, many_status, many_starts = many_services(env, args.runs)
 
     print(f"no-op  labup sync   {noop_sync * 1000:7.1f} ms")
     print(f"no-op  labup up     {noop_up * 1000:7.1f} ms   up / sync = {noop_up / noop_sync:4.1f} (goal: up <= 25 ms)")

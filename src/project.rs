@@ -72,8 +72,6 @@ fn same_dir(a: &Path, b: &Path) -> bool {
 /// state folder. Built once per command (in `commands`) and passed down; nothing below rebuilds it.
 #[derive(Debug, Clone)]
 pub(crate) struct Workspace {
-    /// The project folder.
-    pub(crate) root: PathBuf,
     /// `labup.toml` (+ `labup.local.toml`), or the embedded default.
     pub(crate) config: Config,
     /// Every path under `.labup/`.
@@ -86,9 +84,14 @@ impl Workspace {
         Ok(Workspace::new(Config::load(root)?))
     }
 
+    /// The project folder (the configuration's).
+    pub(crate) fn root(&self) -> &Path {
+        &self.config.root
+    }
+
     /// The workspace of an already loaded configuration.
     pub(crate) fn new(config: Config) -> Workspace {
-        Workspace { root: config.root.clone(), layout: Layout::of(&config.root), config }
+        Workspace { layout: Layout::of(&config.root), config }
     }
 }
 

@@ -182,22 +182,22 @@ fn running(layout: &Layout) -> BTreeSet<String> {
 fn start(root: &Path) -> Result<ExitCode> {
     // A session of its own: Ctrl-C at the new prompt or closing the terminal does not reach it.
     let _ = nix::unistd::setsid();
-    let layout = Layout::of(root);
-    let before = running(&layout);
+    let ws = Workspace::load(root)?;
+    let layout = &ws.layout;
+    let before = running(layout);
     // Only what is not running: `up` restarts a service whose environment changed, and this
     // shell's differs from the one that started the others (by hand, or from another shell).
-    let config = Config::load(root)?;
     let missing: Vec<String> =
-        config.enabled_services().map(|s| s.name.clone()).filter(|n| !before.contains(n)).collect();
+        ws.config.enabled_services().map(|s| s.name.clone()).filter(|n| !before.contains(n)).collect();
     let mut args: Vec<&str> = if missing.is_empty() { vec!["sync"] } else { vec!["up", "--json"] };
     args.extend(missing.iter().map(String::as_str));
     let out = labup_here(root, &args)?;
-    let after = running(&layout);
+    let after = running(layout);
     let started: BTreeSet<String> = after.difference(&before).cloned().collect();
     layout.ensure(layout.logs())?;
     let log = layout.autostart_log();
     let _ = std::fs::write(&log, &out.stderr);
-    let registry = Registry::of(&layout);
+    let registry = Registry::of(layout);
     {
         let _lock = registry.lock()?;
         registry.add_started(&started)?;

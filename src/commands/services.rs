@@ -11,7 +11,7 @@ use anyhow::Result;
 
 use crate::error::Fail;
 use crate::project::Layout;
-use crate::services::client::{self, Wait};
+use crate::services::client;
 use crate::services::logs;
 use crate::services::policy::Phase;
 use crate::services::spec::Spec;
@@ -67,7 +67,6 @@ pub(super) fn wait_for(run: &RunDir, specs: &[Spec], ui: &Ui) -> Result<RunState
             );
             std::process::exit(130);
         }
-        Wait::On
     })
 }
 

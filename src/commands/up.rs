@@ -190,7 +190,7 @@ fn prepare<'a>(ws: &'a Workspace, names: &[String], locked: bool, dry_run: bool,
     // An Ollama server labup uses without running it: its port reaches the others as well.
     for spec in &mut specs {
         for e in &external {
-            spec.env.entry(supervisor::port_var(&e.name)).or_insert_with(|| Some(e.port.to_string()));
+            spec.env.entry(crate::config::port_var(&e.name)).or_insert_with(|| Some(e.port.to_string()));
         }
     }
     Ok(Prepared { ws, python, specs, external, notes })
@@ -318,7 +318,7 @@ fn stop_orphans(ws: &Workspace, run: &RunDir, ui: &Ui) -> Result<()> {
         // Its supervisor was killed: a new one adopts what runs, then stops it cleanly.
         run.create()?;
         let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
-        ensure_supervisor(&ws.root, run)?;
+        ensure_supervisor(ws.root(), run)?;
     }
     let state = run.read();
     client::stop_and_wait(run, &state, &orphans)?;
@@ -369,7 +369,7 @@ pub(super) fn restart_on_new_venv(ws: &Workspace, ui: &Ui) -> Result<()> {
     p.specs.retain(|s| stale.contains(&s.name));
     {
         let _guard = LockFile::acquire(&run.client_lock(), |_| {})?;
-        ensure_supervisor(&ws.root, &run)?;
+        ensure_supervisor(ws.root(), &run)?;
         client::send(&run, &Request::Restart { specs: p.specs.clone() })?;
     }
     let state = wait_for(&run, &p.specs, ui)?;

@@ -375,11 +375,8 @@ impl Default for TorchBackend {
 impl<'de> Deserialize<'de> for TorchBackend {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.');
-        let ok = matches!(s.as_str(), "auto" | "cpu" | "xpu" | "pypi")
-            || s.strip_prefix("cu").is_some_and(|t| t.len() == 3 && digits(t) && !t.contains('.'))
-            || s.strip_prefix("rocm").is_some_and(digits);
-        if !ok {
+        // The names `gpu::torch::Backend` reads, and `auto`: one rule for both.
+        if s != "auto" && crate::gpu::torch::Backend::parse(&s).is_none() {
             return Err(de::Error::custom(format!(
                 "invalid torch backend \"{s}\": use \"auto\", \"cpu\", a CUDA index like \"cu126\", \"rocm6.3\", or \"pypi\" (PyPI's own wheels)"
             )));

@@ -200,7 +200,7 @@ impl Context {
     /// The venv's python as a command with the child environment.
     pub(crate) fn venv_python(&self, args: &[&str]) -> duct::Expression {
         let python = crate::python::interpreter::venv_python(&self.ws.config.python.venv);
-        let mut expr = duct::cmd(python, args).dir(&self.ws.root);
+        let mut expr = duct::cmd(python, args).dir(self.ws.root());
         for e in &self.child.entries {
             expr = match &e.value {
                 Some(v) => expr.env(&e.name, v),

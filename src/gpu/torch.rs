@@ -139,6 +139,7 @@ impl serde::Serialize for Backend {
     }
 }
 
+#[cfg(test)]
 impl PartialEq<&str> for Backend {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other

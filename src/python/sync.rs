@@ -351,7 +351,8 @@ impl<'a> Run<'a> {
     fn compile(&self, engine: &Engine, info: &Info, upgrade: bool) -> Result<String> {
         let config = self.config;
         let lock_path = &config.python.lock;
-        let inputs_file = self.inputs_file(engine)?;
+        // Reading uv.lock (`uv export`) is part of the resolution: its failure gets the same hint.
+        let inputs_file = self.inputs_file(engine).map_err(|e| self.during(e, Stage::Resolution))?;
         // In `.labup/tmp`: an interrupted resolution leaves nothing in the project.
         let out = self.tmp.join("lock-resolve.txt");
         let _ = fs::remove_file(&out);
@@ -402,11 +403,14 @@ impl<'a> Run<'a> {
         let step = self.ui.step(format!("Syncing {}", display_path(venv_dir)));
         fingerprint::clear(venv_dir)?;
         let before = venv::installed(venv_dir);
-        let result =
-            self.run_install(engine, lock).map_err(|e| self.during(e, Stage::Install)).and_then(|_| match engine {
+        // The pip removal is part of the install: its failure gets the same hint.
+        let result = self
+            .run_install(engine, lock)
+            .and_then(|_| match engine {
                 Engine::Pip => self.pip_remove_extras(lock),
                 Engine::Uv(_) => Ok(()),
-            });
+            })
+            .map_err(|e| self.during(e, Stage::Install));
         if let Err(e) = result {
             step.abandon();
             return Err(e);

@@ -98,24 +98,16 @@ pub(crate) fn ensure_supervisor(root: &Path, run: &RunDir) -> Result<()> {
     }
 }
 
-/// What a waiting caller wants next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Wait {
-    /// Keep waiting.
-    On,
-    /// Stop waiting now.
-    Done,
-}
-
 /// Reads `state.json` until every spec is settled (ready, stopped or failed, or its first start
-/// failed), the time is up (the longest start timeout plus a minute), or `observe` says done.
+/// failed) or the time is up (the longest start timeout plus a minute).
 /// `observe` sees each state read (a spinner, an interrupt).
-pub(crate) fn wait_ready(run: &RunDir, specs: &[Spec], mut observe: impl FnMut(&RunState) -> Wait) -> Result<RunState> {
+pub(crate) fn wait_ready(run: &RunDir, specs: &[Spec], mut observe: impl FnMut(&RunState)) -> Result<RunState> {
     let limit = specs.iter().map(|s| s.start_timeout_ms).max().unwrap_or(60_000) + 60_000;
     let deadline = Instant::now() + Duration::from_millis(limit);
     loop {
         let state = run.read();
-        if observe(&state) == Wait::Done || specs.iter().all(|s| settled(&state, s)) {
+        observe(&state);
+        if specs.iter().all(|s| settled(&state, s)) {
             return Ok(state);
         }
         if run.live_supervisor(&state).is_none() && state.supervisor.is_some() {

@@ -218,7 +218,7 @@ fn expand_vars(argv: &[String], vars: &[(String, String)]) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::services::reducer::port_var;
+    use crate::config::port_var;
 
     #[test]
     fn port_is_expanded_in_arguments() {

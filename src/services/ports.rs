@@ -124,7 +124,7 @@ pub(crate) fn listening_pids(port: u16) -> Vec<i32> {
 
 /// Who holds the listening sockets on a port, asked about one process group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Holder {
+enum Holder {
     /// No listening socket on the port can be seen.
     Nobody,
     /// A member of the group holds one.
@@ -146,7 +146,7 @@ impl Holder {
 /// Who holds `port`'s listeners, for the group `pgid` (a group the caller has identified):
 /// reads `/proc/net/tcp*` once and the fds of the group's live members; every process's fds
 /// only when none of them holds it.
-pub(crate) fn holder(port: u16, pgid: i32) -> Holder {
+fn holder(port: u16, pgid: i32) -> Holder {
     let inodes: Vec<u64> = listeners(port).iter().map(|l| l.inode).collect();
     decide(&inodes, || super::proc::group_sockets(pgid), super::proc::socket_holders)
 }

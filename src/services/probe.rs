@@ -95,7 +95,7 @@ pub(crate) fn run(job: &ProbeJob) -> Probed {
     let mut offset = None;
     let outcome: Result<(), String> = match &job.check {
         Check::Http { port, path, runtime_dir } => http_ready(*port, path, leader, &job.leader, runtime_dir.as_ref()),
-        Check::Tcp { port } if tcp(*port, TIMEOUT) && ours(*port, leader) => Ok(()),
+        Check::Tcp { port } if tcp(*port, TIMEOUT) && ports::is_ours(*port, leader) => Ok(()),
         Check::Tcp { port } => Err(format!("nothing accepted connections on port {port} (127.0.0.1; the TCP probe)")),
         Check::Log { log, offset: from, re, source } => {
             let mut at = *from;
@@ -122,7 +122,9 @@ fn http_ready(port: u16, path: &str, leader: i32, id: &Identity, runtime_dir: Op
     match http_status_within(port, path, TIMEOUT, ANSWER_WITHIN) {
         None => Err(format!("nothing answered the HTTP probe {url}")),
         Some(code) if !(200..400).contains(&code) => Err(format!("the HTTP probe {url} got status {code}")),
-        Some(_) if !ours(port, leader) => Err(format!("{url} is answered by another process, not this service")),
+        Some(_) if !ports::is_ours(port, leader) => {
+            Err(format!("{url} is answered by another process, not this service"))
+        }
         Some(_) => {
             let named = runtime_dir.is_none_or(|dir| {
                 let mut pids = vec![leader];
@@ -136,13 +138,6 @@ fn http_ready(port: u16, path: &str, leader: i32, id: &Identity, runtime_dir: Op
             }
         }
     }
-}
-
-/// Whether the listener on `port` belongs to the process group led by `leader` (when the
-/// listener can be seen at all): a probe must reach our process, not a stranger on the port.
-/// Only the group's own fds are read (`ports::holder`), not every process's on the host.
-fn ours(port: u16, leader: i32) -> bool {
-    ports::is_ours(port, leader)
 }
 
 /// GETs `path` from 127.0.0.1:`port`; any 2xx or 3xx status counts as ready (the probe's rule,

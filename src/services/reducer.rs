@@ -328,24 +328,30 @@ impl Reducer {
     fn tick(&mut self, now: Instant, out: &mut Vec<Action>) {
         let names: Vec<String> = self.services.keys().cloned().collect();
         for name in names {
-            let blocked = self.blocked(&name);
-            let peers = self.peers(&name);
-            let logs = self.logs.clone();
+            // Only a service that may spawn now needs its dependencies' states and their ports.
+            let may_spawn = self.services.get(&name).is_some_and(|s| match s.policy.state {
+                State::Waiting => true,
+                State::Backoff { until } => now >= until,
+                _ => false,
+            });
+            let (blocked, peers) =
+                if may_spawn { (self.blocked(&name), self.peers(&name)) } else { (None, Vec::new()) };
+            let logs = &self.logs;
             let Some(svc) = self.services.get_mut(&name) else { continue };
             match &mut svc.policy.state {
                 State::Waiting => match blocked {
                     Some(Ok(())) => {}
                     Some(Err(why)) => svc.policy.refuse(format!("cannot start: {why}")),
-                    None => out.push(Action::Spawn(spawn_job(svc, peers, &logs))),
+                    None => out.push(Action::Spawn(spawn_job(svc, peers, logs))),
                 },
                 State::Backoff { until } if now >= *until => {
                     svc.policy.counters.restarts += 1;
-                    out.push(Action::Spawn(spawn_job(svc, peers, &logs)));
+                    out.push(Action::Spawn(spawn_job(svc, peers, logs)));
                 }
                 State::Starting(run)
                     if !svc.probing && svc.last_probe.is_none_or(|t| now.duration_since(t) >= PROBE_EVERY) =>
                 {
-                    let job = probe_job(&name, run, svc.probe_offset, &svc.spec, svc.log_re.clone(), &logs);
+                    let job = probe_job(&name, run, svc.probe_offset, &svc.spec, svc.log_re.clone(), logs);
                     svc.probing = true;
                     out.push(Action::StartProbe(job));
                 }
@@ -386,7 +392,7 @@ impl Reducer {
                     _ => None,
                 };
                 let running = s.policy.state.run().and_then(|r| r.port);
-                Some((port_var(n), running.or(fixed)?.to_string()))
+                Some((crate::config::port_var(n), running.or(fixed)?.to_string()))
             })
             .filter(|(k, _)| !me.spec.env.contains_key(k))
             .collect()
@@ -567,8 +573,6 @@ fn probe_job(
     };
     ProbeJob { name: name.to_string(), leader: run.id.clone(), check }
 }
-
-pub(crate) use crate::config::port_var;
 
 /// `3 s`, `1.5 s`.
 pub(crate) fn seconds(ms: u64) -> String {

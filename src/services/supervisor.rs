@@ -30,8 +30,6 @@ use super::state::{RunDir, RunState};
 use crate::error::Fail;
 use crate::project::Layout;
 
-pub(crate) use super::reducer::port_var;
-
 const TICK: Duration = Duration::from_millis(20);
 /// How often log sizes are checked for rotation.
 const ROTATION_EVERY: Duration = Duration::from_secs(5);
@@ -223,6 +221,10 @@ fn lock(run: &RunDir, foreground: bool) -> Result<Option<File>> {
                 "another labup supervisor{named} holds {} but neither answers nor exits",
                 run.supervisor_lock().display()
             ))
+            .hint(match pid {
+                Some(p) => format!("it is stuck: end it yourself (`kill {p}`), then run the command again"),
+                None => "a process that is not labup's holds the lock: find it with `fuser -v` on that file".into(),
+            })
             .into());
         }
         std::thread::sleep(TICK);

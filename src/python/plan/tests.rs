@@ -162,8 +162,9 @@ fn mark_synced(planner: &Planner, python: &Info) -> Marker {
 #[test]
 fn a_torch_backend_plans_against_its_own_lock_and_is_a_noop_once_synced() {
     let (_dir, ws) = project(&[("requirements.txt", "alpha\n")]);
-    fs::write(ws.root.join("labup.toml"), "[services.jupyter]\nenabled = false\n[python]\ntorch = \"cpu\"\n").unwrap();
-    let ws = Workspace::load(&ws.root).unwrap();
+    fs::write(ws.root().join("labup.toml"), "[services.jupyter]\nenabled = false\n[python]\ntorch = \"cpu\"\n")
+        .unwrap();
+    let ws = Workspace::load(ws.root()).unwrap();
     let config = &ws.config;
     let planner = Planner::new(&ws).unwrap();
     assert_eq!(planner.backend(), Some(&torch::Backend::Cpu));
